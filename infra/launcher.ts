@@ -1,0 +1,204 @@
+/**
+ * `npm start`: brings up NATS and PostgreSQL (unless NATS_URL / DATABASE_URL point elsewhere), then every
+ * service as its own child process (or all in this process with --single), restarts crashed ones with
+ * backoff, prints status and the gateway URL, and on Ctrl-C / SIGTERM stops everything it started.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../shared/config.js';
+import { type HostedService, hostService, loadServiceConfig } from '../shared/service/host.js';
+import { type NatsServerHandle, startNatsServer } from './nats.js';
+import { pickPort } from './ports.js';
+import { type PostgresHandle, startEmbeddedPostgres } from './postgres.js';
+import { benchmarkingRange, ensureBlackholeRoutes } from './routes.js';
+import { allServices } from './services.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const say = (line: string) => process.stdout.write(`[crowbar] ${line}\n`);
+
+const { values: args } = parseArgs({
+  options: {
+    single: { type: 'boolean', default: false },
+    wizard: { type: 'boolean', default: false },
+    'state-dir': { type: 'string' },
+    logs: { type: 'boolean', default: false },
+  },
+});
+
+const stateDir = args['state-dir'] ?? process.env.CROWBAR_STATE_DIR ?? `${root}.state`;
+const env: Record<string, string | undefined> = { ...process.env };
+const cleanups: (() => Promise<void>)[] = [];
+let shuttingDown = false;
+
+async function main() {
+  // Check every service's configuration before starting anything.
+  for (const def of allServices)
+    loadServiceConfig(def, {
+      ...env,
+      NATS_URL: env.NATS_URL ?? 'nats://127.0.0.1:1',
+      DATABASE_URL: env.DATABASE_URL ?? 'postgres://x@127.0.0.1/x',
+    });
+
+  mkdirSync(`${stateDir}/logs`, { recursive: true });
+  say(`state directory ${stateDir}`);
+  for (const note of ensureBlackholeRoutes([benchmarkingRange])) say(note);
+
+  if (!env.NATS_URL) {
+    const nats: NatsServerHandle = await startNatsServer({
+      dir: `${stateDir}/nats`,
+      port: await pickPort(4322),
+      log: say,
+    });
+    cleanups.push(() => nats.stop());
+    env.NATS_URL = nats.url;
+    say(`nats-server (JetStream) at ${nats.url}, pid ${nats.pid}`);
+  } else say(`using NATS at ${env.NATS_URL}`);
+
+  if (!env.DATABASE_URL) {
+    say('starting embedded PostgreSQL …');
+    const pgh: PostgresHandle = await startEmbeddedPostgres({
+      dir: `${stateDir}/postgres`,
+      port: await pickPort(5433),
+      database: 'crowbar',
+      persistent: true,
+      log: say,
+    });
+    cleanups.push(() => pgh.stop());
+    env.DATABASE_URL = pgh.url;
+    say(`embedded PostgreSQL at ${pgh.url.replace(/:[^:@/]+@/, ':***@')}`);
+  } else say('using PostgreSQL from DATABASE_URL');
+
+  const port = Number(env.CROWBAR_HTTP_PORT ?? 3000);
+  if (args.single) await runSingle();
+  else for (const def of allServices) superviseChild(def.name);
+  await reportHealth(port);
+}
+
+/** All services in this process, each with its own NATS connection; they still talk only over NATS. */
+async function runSingle() {
+  const hosted: HostedService[] = [];
+  cleanups.push(async () => {
+    for (const h of hosted.reverse()) await h.stop('launcher stopping');
+  });
+  for (const def of allServices) {
+    const log = createWriteStream(`${stateDir}/logs/${def.name}.log`, { flags: 'a' });
+    hosted.push(await hostService(def, { env, log: { destination: log } }));
+  }
+  say('all services running in one process (--single)');
+}
+
+interface Child {
+  name: string;
+  proc: ChildProcess | null;
+  restarts: number;
+  startedAt: number;
+  log: WriteStream;
+}
+const children = new Map<string, Child>();
+
+function superviseChild(name: string) {
+  const c: Child = children.get(name) ?? {
+    name,
+    proc: null,
+    restarts: 0,
+    startedAt: 0,
+    log: createWriteStream(`${stateDir}/logs/${name}.log`, { flags: 'a' }),
+  };
+  children.set(name, c);
+  const proc = spawn(process.execPath, ['--import', 'tsx', `${root}services/${name}/index.ts`], {
+    cwd: root,
+    env: { ...env, CROWBAR_PARENT_PIPE: '1' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  c.proc = proc;
+  c.startedAt = Date.now();
+  proc.stdout?.pipe(c.log, { end: false });
+  proc.stderr?.on('data', (chunk: Buffer) => {
+    c.log.write(chunk);
+    if (args.logs || c.restarts === 0) process.stderr.write(`[${name}] ${chunk.toString()}`);
+  });
+  if (args.logs) proc.stdout?.on('data', (chunk: Buffer) => process.stdout.write(chunk));
+  proc.once('exit', (code, signal) => {
+    c.proc = null;
+    if (shuttingDown) return;
+    // Backoff grows with quick successive crashes and resets after a minute of good running.
+    if (Date.now() - c.startedAt > 60_000) c.restarts = 0;
+    const delay = Math.min(30_000, 500 * 2 ** c.restarts);
+    c.restarts++;
+    say(`${name} exited (${signal ?? `code ${code}`}); restarting in ${(delay / 1000).toFixed(1)} s`);
+    setTimeout(() => !shuttingDown && superviseChild(name), delay);
+  });
+}
+
+async function stopChildren() {
+  await Promise.all(
+    [...children.values()].map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          const p = c.proc;
+          if (!p || p.exitCode !== null) return resolve();
+          p.once('exit', () => resolve());
+          p.kill('SIGTERM');
+          setTimeout(() => p.kill('SIGKILL'), 8000).unref();
+        }),
+    ),
+  );
+}
+
+async function fetchHealth(
+  port: number,
+): Promise<{ up: number; total: number; services: { service: string; status: string }[] } | null> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${port}/api/v2/health`, { signal: AbortSignal.timeout(3000) });
+    return (await r.json()) as never;
+  } catch {
+    return null;
+  }
+}
+
+/** Prints progress until every service is healthy, then one line whenever the count changes. */
+async function reportHealth(port: number) {
+  const started = Date.now();
+  let last = '';
+  for (;;) {
+    if (shuttingDown) return;
+    const h = await fetchHealth(port);
+    const line = h ? `${h.up}/${h.total} services healthy` : 'gateway not answering yet';
+    if (line !== last) {
+      const down = h?.services.filter((s) => s.status !== 'up').map((s) => s.service) ?? [];
+      say(
+        `${line}${down.length ? ` (waiting for ${down.join(', ')})` : ''} after ${((Date.now() - started) / 1000).toFixed(1)} s`,
+      );
+      if (h && h.up === h.total) {
+        say(`gateway: http://127.0.0.1:${port}/api/v2  (health: /api/v2/health, logs: ${stateDir}/logs)`);
+        say('press Ctrl-C to stop');
+      }
+      last = line;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+async function shutdown(reason: string) {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  say(`stopping (${reason}) …`);
+  await stopChildren();
+  for (const c of cleanups.reverse()) await c().catch((e: unknown) => say(`cleanup failed: ${String(e)}`));
+  say('stopped');
+  process.exit(0);
+}
+
+process.on('SIGINT', () => void shutdown('SIGINT'));
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+
+main().catch(async (err: unknown) => {
+  if (err instanceof ConfigError) say(err.message);
+  else say(`failed to start: ${err instanceof Error ? err.message : String(err)}`);
+  shuttingDown = true;
+  await stopChildren();
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  process.exit(1);
+});

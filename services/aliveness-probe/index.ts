@@ -1,0 +1,4 @@
+import { runMain } from '../../shared/service/main.js';
+import { alivenessProbeService } from './service.js';
+
+await runMain(alivenessProbeService, process);

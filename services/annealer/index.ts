@@ -1,0 +1,4 @@
+import { runMain } from '../../shared/service/main.js';
+import { annealerService } from './service.js';
+
+await runMain(annealerService, process);

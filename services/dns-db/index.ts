@@ -1,0 +1,4 @@
+import { runMain } from '../../shared/service/main.js';
+import { dnsDbService } from './service.js';
+
+await runMain(dnsDbService, process);

@@ -1,0 +1,46 @@
+import { type ServerType, serve } from '@hono/node-server';
+import { z } from 'zod';
+import { intFromEnv } from '../../shared/config.js';
+import type { ServiceDef } from '../../shared/service/host.js';
+import { createApp } from './app.js';
+
+const gatewayConfig = z.object({
+  CROWBAR_HTTP_HOST: z.string().min(1).default('0.0.0.0'),
+  CROWBAR_HTTP_PORT: intFromEnv(0, 65535).default(3000),
+});
+
+export const gatewayService: ServiceDef<typeof gatewayConfig> = {
+  name: 'gateway',
+  config: gatewayConfig,
+  async start({ config, bus, log, clock, instance, version }) {
+    const startedAt = clock.now();
+    const app = createApp({
+      bus,
+      log,
+      clock,
+      self: async () => ({
+        service: 'gateway',
+        instance,
+        version,
+        status: 'up',
+        startedAt: startedAt.toISOString(),
+        uptimeSeconds: (clock.now().getTime() - startedAt.getTime()) / 1000,
+        detail: {},
+      }),
+    });
+    const server: ServerType = await new Promise((resolve, reject) => {
+      const s = serve(
+        { fetch: app.fetch, hostname: config.CROWBAR_HTTP_HOST, port: config.CROWBAR_HTTP_PORT },
+        () => resolve(s),
+      );
+      s.once('error', reject);
+    });
+    const addr = server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : config.CROWBAR_HTTP_PORT;
+    log.info({ url: `http://${config.CROWBAR_HTTP_HOST}:${port}` }, 'gateway listening');
+    return {
+      detail: () => ({ port }),
+      stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
+  },
+};

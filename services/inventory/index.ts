@@ -1,0 +1,4 @@
+import { runMain } from '../../shared/service/main.js';
+import { inventoryService } from './service.js';
+
+await runMain(inventoryService, process);

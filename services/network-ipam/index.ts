@@ -1,0 +1,4 @@
+import { runMain } from '../../shared/service/main.js';
+import { networkIpamService } from './service.js';
+
+await runMain(networkIpamService, process);

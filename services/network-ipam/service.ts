@@ -1,0 +1,25 @@
+import { fileURLToPath } from 'node:url';
+import { startOutboxRelay } from '../../shared/db/outbox.js';
+import { noConfig, type ServiceDef } from '../../shared/service/host.js';
+import { outbox } from './db/schema.js';
+
+export const networkIpamService: ServiceDef<typeof noConfig> = {
+  name: 'network-ipam',
+  config: noConfig,
+  schema: {
+    name: 'network_ipam',
+    migrationsFolder: fileURLToPath(new URL('./db/migrations', import.meta.url)),
+  },
+  async start({ database, bus, log }) {
+    const relay = startOutboxRelay({
+      database: database!,
+      table: outbox,
+      channel: 'network_ipam_outbox',
+      bus,
+      log,
+    });
+    return {
+      stop: () => relay.stop(),
+    };
+  },
+};

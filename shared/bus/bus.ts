@@ -1,0 +1,222 @@
+import { randomUUID } from 'node:crypto';
+import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { z } from 'zod';
+import {
+  type CommandDef,
+  type EventDef,
+  type RpcDef,
+  type StreamDecl,
+  wireType,
+} from '../catalogue/index.js';
+import { CrowbarError, errorFromBody, toErrorBody, UnavailableError, ValidationError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { type Envelope, envelopeSchema, type Lineage } from './envelope.js';
+import { applyStreams } from './streams.js';
+
+export interface BusOptions {
+  url: string;
+  prefix: string;
+  /** Name of the sending service instance, stamped as `source` on every envelope. */
+  source: string;
+  log: Logger;
+  streams?: readonly StreamDecl[];
+  now?: () => Date;
+}
+
+export interface PublishOptions extends Lineage {
+  /** De-duplication key: a publish retried with the same id is stored once. Defaults to the envelope id. */
+  msgId?: string;
+}
+
+export interface RpcOptions extends Lineage {
+  timeoutMs?: number;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+export function encodeEnvelope(env: Envelope): Uint8Array {
+  return enc.encode(JSON.stringify(env));
+}
+
+/** Parses and checks an envelope; throws ValidationError naming what is wrong. */
+export function decodeEnvelope(bytes: Uint8Array): Envelope {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(dec.decode(bytes));
+  } catch (cause) {
+    throw new ValidationError('message is not JSON', { cause, field: 'envelope' });
+  }
+  const r = envelopeSchema.safeParse(raw);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    throw new ValidationError(`malformed envelope: ${i?.path.join('.') || 'envelope'}: ${i?.message}`, {
+      field: i?.path.join('.') || 'envelope',
+    });
+  }
+  return r.data as Envelope;
+}
+
+/** Validates a payload against its schema; the error names the first offending field. */
+export function parsePayload<S extends z.ZodType>(schema: S, data: unknown, what: string): z.infer<S> {
+  const r = schema.safeParse(data);
+  if (r.success) return r.data;
+  const i = r.error.issues[0];
+  const field = i?.path.join('.') || 'data';
+  throw new ValidationError(`invalid ${what}: ${field}: ${i?.message}`, { field });
+}
+
+/**
+ * The one door to NATS. Publishes events and commands as envelopes, answers and asks RPCs.
+ * Consuming lives in consume.ts.
+ */
+export class Bus {
+  readonly prefix: string;
+  readonly source: string;
+  readonly log: Logger;
+  private readonly now: () => Date;
+  private readonly subs = new Set<Subscription>();
+
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly js: JetStreamClient,
+    readonly jsm: JetStreamManager,
+    opts: BusOptions,
+  ) {
+    this.prefix = opts.prefix;
+    this.source = opts.source;
+    this.log = opts.log;
+    this.now = opts.now ?? (() => new Date());
+  }
+
+  static async connect(opts: BusOptions): Promise<Bus> {
+    let nc: NatsConnection;
+    try {
+      nc = await connect({
+        servers: opts.url,
+        name: opts.source,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+        waitOnFirstConnect: false,
+        timeout: 5000,
+      });
+    } catch (cause) {
+      throw new UnavailableError(`cannot reach NATS at ${opts.url}`, { cause });
+    }
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect' || s.type === 'reconnect')
+          opts.log.warn({ nats: s.type }, 'nats connection status');
+      }
+    })();
+    const jsm = await jetstreamManager(nc).catch((cause: unknown) => {
+      void nc.close();
+      throw new UnavailableError(`NATS at ${opts.url} has no JetStream (start nats-server with -js)`, {
+        cause,
+      });
+    });
+    const bus = new Bus(nc, jetstream(nc), jsm, opts);
+    if (opts.streams) await applyStreams(jsm, opts.prefix, opts.streams);
+    return bus;
+  }
+
+  subject(relative: string): string {
+    return `${this.prefix}.${relative}`;
+  }
+
+  envelope<T>(type: string, data: T, lineage: Lineage = {}): Envelope<T> {
+    const id = randomUUID();
+    return {
+      id,
+      type,
+      time: this.now().toISOString(),
+      source: this.source,
+      correlationId: lineage.correlationId ?? id,
+      causationId: lineage.causationId ?? null,
+      data,
+    };
+  }
+
+  /** Publishes a fact or a command into its stream; resolves once JetStream has stored it. */
+  async publish<S extends z.ZodType>(
+    def: EventDef<S> | CommandDef<S>,
+    data: z.input<S>,
+    opts: PublishOptions = {},
+  ): Promise<Envelope<z.infer<S>>> {
+    const payload = parsePayload(def.schema, data, `${def.type} payload`);
+    const env = this.envelope(wireType(def), payload, opts);
+    await this.js.publish(this.subject(def.subject), encodeEnvelope(env), { msgID: opts.msgId ?? env.id });
+    return env;
+  }
+
+  /** Publishes an already-built envelope (used by the outbox relay, which stores envelopes). */
+  async publishEnvelope(subject: string, env: Envelope, msgId: string): Promise<{ duplicate: boolean }> {
+    const ack = await this.js.publish(this.subject(subject), encodeEnvelope(env), { msgID: msgId });
+    return { duplicate: ack.duplicate };
+  }
+
+  /** Asks one instance of the owning service; throws the named error it answered with. */
+  async request<Q extends z.ZodType, R extends z.ZodType>(
+    def: RpcDef<Q, R>,
+    data: z.input<Q>,
+    opts: RpcOptions = {},
+  ): Promise<z.infer<R>> {
+    const payload = parsePayload(def.request, data, `${def.type} request`);
+    const env = this.envelope(wireType(def), payload, opts);
+    let reply: Uint8Array;
+    try {
+      const m = await this.nc.request(this.subject(def.subject), encodeEnvelope(env), {
+        timeout: opts.timeoutMs ?? 5000,
+      });
+      reply = m.data;
+    } catch (cause) {
+      throw new UnavailableError(`${def.service} did not answer ${def.type}`, { cause });
+    }
+    const body = JSON.parse(dec.decode(reply)) as {
+      ok: boolean;
+      data?: unknown;
+      error?: Parameters<typeof errorFromBody>[0];
+    };
+    if (!body.ok) throw errorFromBody(body.error ?? { code: 'internal', message: 'empty error reply' });
+    return parsePayload(def.response, body.data, `${def.type} response`);
+  }
+
+  /** Answers an RPC; instances of one service share the work through a queue group. */
+  serve<Q extends z.ZodType, R extends z.ZodType>(
+    def: RpcDef<Q, R>,
+    handler: (req: z.infer<Q>, env: Envelope<z.infer<Q>>) => Promise<z.input<R>>,
+  ): Subscription {
+    const sub = this.nc.subscribe(this.subject(def.subject), {
+      queue: def.service,
+      callback: (err, msg) => {
+        if (err) {
+          this.log.error({ err, subject: def.subject }, 'rpc subscription failed');
+          return;
+        }
+        void (async () => {
+          let out: { ok: true; data: unknown } | { ok: false; error: ReturnType<typeof toErrorBody> };
+          try {
+            const env = decodeEnvelope(msg.data);
+            const req = parsePayload(def.request, env.data, `${def.type} request`);
+            const res = await handler(req, { ...env, data: req });
+            out = { ok: true, data: parsePayload(def.response, res, `${def.type} response`) };
+          } catch (e) {
+            if (!(e instanceof CrowbarError) || !e.permanent)
+              this.log.error({ err: e, rpc: def.type }, 'rpc handler failed');
+            out = { ok: false, error: toErrorBody(e) };
+          }
+          if (msg.reply) msg.respond(enc.encode(JSON.stringify(out)));
+        })();
+      },
+    });
+    this.subs.add(sub);
+    return sub;
+  }
+
+  /** Drains subscriptions and closes the connection; pending publishes finish first. */
+  async close(): Promise<void> {
+    if (this.nc.isClosed()) return;
+    await this.nc.drain().catch(() => this.nc.close());
+  }
+}

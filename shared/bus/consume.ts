@@ -1,0 +1,179 @@
+import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import { headers } from '@nats-io/transport-node';
+import type { z } from 'zod';
+import { type CommandDef, type ConsumerDecl, type EventDef, system, wireType } from '../catalogue/index.js';
+import { CrowbarError, ValidationError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { type Bus, decodeEnvelope, parsePayload } from './bus.js';
+import type { Envelope } from './envelope.js';
+import { applyConsumer, streamName } from './streams.js';
+
+/** What a handler decided. Returning nothing means ack. */
+export type Outcome =
+  | { outcome: 'ack' }
+  | { outcome: 'retry'; delayMs: number; reason: string }
+  | { outcome: 'reject'; reason: string };
+export const ack = (): Outcome => ({ outcome: 'ack' });
+export const retry = (delayMs: number, reason: string): Outcome => ({ outcome: 'retry', delayMs, reason });
+export const reject = (reason: string): Outcome => ({ outcome: 'reject', reason });
+
+export interface HandlerContext {
+  log: Logger;
+  /** Delivery attempt, 1 for the first. */
+  attempt: number;
+  /** Tells JetStream the work is still going so it is not redelivered; call during long work. */
+  keepAlive(): void;
+}
+
+type Def = EventDef | CommandDef;
+export type Handler<D extends Def> = (
+  data: z.infer<D['schema']>,
+  env: Envelope<z.infer<D['schema']>>,
+  ctx: HandlerContext,
+) => Promise<Outcome | undefined> | Promise<void>;
+
+/** One handler per message type the consumer's filter admits: a missing one is a compile error. */
+export type Handlers<Ds extends readonly Def[]> = {
+  [K in keyof Ds]: Ds[K] extends Def ? [Ds[K], Handler<Ds[K]>] : never;
+};
+
+export interface ConsumeOptions<Ds extends readonly Def[]> {
+  decl: ConsumerDecl;
+  handlers: Handlers<Ds>;
+  /** Messages handled at once by this process. */
+  concurrency?: number;
+  log: Logger;
+}
+
+export interface ConsumerHandle {
+  stop(): Promise<void>;
+  /** Counters for status reports. */
+  stats: { handled: number; retried: number; deadLettered: number };
+}
+
+const backoffMs = (attempt: number) =>
+  Math.min(30_000, 250 * 2 ** Math.max(0, attempt - 1)) * (0.8 + Math.random() * 0.4);
+
+/**
+ * Runs a durable consumer. Each message is decoded, validated against the catalogue and handed to its
+ * handler. Malformed messages and permanent errors are dead-lettered at once; other failures are retried
+ * with backoff until `decl.maxDeliver`, then dead-lettered. A message that comes back after its bound
+ * (its worker died each time) is dead-lettered without running the handler again.
+ */
+export async function consume<const Ds extends readonly Def[]>(
+  bus: Bus,
+  opts: ConsumeOptions<Ds>,
+): Promise<ConsumerHandle> {
+  const { decl, log } = opts;
+  await applyConsumer(bus.jsm, bus.prefix, decl);
+  const table = new Map<string, [Def, Handler<Def>]>();
+  for (const pair of opts.handlers as unknown as [Def, Handler<Def>][]) table.set(wireType(pair[0]), pair);
+  const concurrency = opts.concurrency ?? 16;
+  const stats = { handled: 0, retried: 0, deadLettered: 0 };
+  const consumer = await bus.js.consumers.get(streamName(bus.prefix, decl.stream), decl.durable);
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: Math.max(concurrency * 2, 64) });
+  const inflight = new Set<Promise<void>>();
+  let slotFree: (() => void) | null = null;
+
+  const deadLetter = async (m: JsMsg, reason: string, env: Envelope | null) => {
+    stats.deadLettered++;
+    log.warn(
+      { subject: m.subject, deliveries: m.info.deliveryCount, reason, messageId: env?.id ?? null },
+      'message dead-lettered',
+    );
+    const deadSubject = `dead.${decl.stream.toLowerCase()}.${decl.durable}`;
+    const msgId = `dead:${decl.stream}:${m.info.streamSequence}`;
+    // Keep the original bytes so nothing is lost, then announce it as an event.
+    await bus.js.publish(bus.subject(deadSubject), m.data, {
+      msgID: msgId,
+      headers: deadHeaders(m.subject, reason, m.info.deliveryCount),
+    });
+    await bus.publish(
+      system.messageDeadLettered,
+      {
+        stream: decl.stream,
+        consumer: decl.durable,
+        subject: m.subject,
+        deliveries: m.info.deliveryCount,
+        reason,
+        messageId: env?.id ?? null,
+      },
+      { msgId: `${msgId}:event`, ...(env ? { correlationId: env.correlationId, causationId: env.id } : {}) },
+    );
+    m.term(reason.slice(0, 200));
+  };
+
+  const handle = async (m: JsMsg) => {
+    const attempt = m.info.deliveryCount;
+    let env: Envelope | null = null;
+    try {
+      env = decodeEnvelope(m.data);
+      if (attempt > decl.maxDeliver) {
+        await deadLetter(m, `no outcome after ${decl.maxDeliver} deliveries (worker died or timed out)`, env);
+        return;
+      }
+      const pair = table.get(env.type);
+      if (!pair) throw new ValidationError(`no handler for message type ${env.type}`, { field: 'type' });
+      const data = parsePayload(pair[0].schema, env.data, `${env.type} payload`);
+      const ctxLog = log.child({ msgType: env.type, messageId: env.id, correlationId: env.correlationId });
+      const out =
+        (await pair[1](data, { ...env, data }, { log: ctxLog, attempt, keepAlive: () => m.working() })) ??
+        ack();
+      if (out.outcome === 'ack') {
+        stats.handled++;
+        m.ack();
+      } else if (out.outcome === 'reject') {
+        await deadLetter(m, `rejected: ${out.reason}`, env);
+      } else if (attempt >= decl.maxDeliver) {
+        await deadLetter(m, `gave up after ${attempt} attempts: ${out.reason}`, env);
+      } else {
+        stats.retried++;
+        m.nak(out.delayMs);
+      }
+    } catch (err) {
+      const permanent = err instanceof CrowbarError && err.permanent;
+      const reason = err instanceof Error ? err.message : String(err);
+      if (permanent) {
+        await deadLetter(m, `rejected: ${reason}`, env).catch((e: unknown) =>
+          log.error({ err: e }, 'dead-letter failed'),
+        );
+      } else if (attempt >= decl.maxDeliver) {
+        await deadLetter(m, `gave up after ${attempt} attempts: ${reason}`, env).catch((e: unknown) =>
+          log.error({ err: e }, 'dead-letter failed'),
+        );
+      } else {
+        stats.retried++;
+        log.warn({ err, subject: m.subject, attempt }, 'handler failed; will retry');
+        m.nak(backoffMs(attempt));
+      }
+    }
+  };
+
+  const loop = (async () => {
+    for await (const m of messages) {
+      const p = handle(m).finally(() => {
+        inflight.delete(p);
+        slotFree?.();
+      });
+      inflight.add(p);
+      while (inflight.size >= concurrency) await new Promise<void>((r) => (slotFree = r));
+    }
+  })();
+
+  return {
+    stats,
+    async stop() {
+      await messages.close().catch(() => undefined);
+      await loop.catch(() => undefined);
+      await Promise.allSettled([...inflight]);
+    },
+  };
+}
+
+function deadHeaders(subject: string, reason: string, deliveries: number) {
+  const h = headers();
+  h.set('Crowbar-Original-Subject', subject);
+  h.set('Crowbar-Reason', reason.slice(0, 500).replace(/[\r\n]/g, ' '));
+  h.set('Crowbar-Deliveries', String(deliveries));
+  return h;
+}

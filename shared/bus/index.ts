@@ -1,0 +1,4 @@
+export * from './bus.js';
+export * from './consume.js';
+export * from './envelope.js';
+export * from './streams.js';

@@ -1,0 +1,102 @@
+import type { z } from 'zod';
+
+/**
+ * The three kinds of message Crowbar sends:
+ * - event: a fact, past tense, kept in the EVENTS stream for replay;
+ * - command: work for one service, kept in that service's work-queue stream until acked;
+ * - rpc: a synchronous question answered by one instance of a service.
+ * Subjects are relative; the bus adds the installation prefix (`crowbar.` by default).
+ */
+export interface EventDef<S extends z.ZodType = z.ZodType> {
+  kind: 'event';
+  type: string;
+  version: number;
+  subject: string;
+  stream: 'EVENTS';
+  schema: S;
+  example: z.input<S>;
+}
+
+export interface CommandDef<S extends z.ZodType = z.ZodType> {
+  kind: 'command';
+  type: string;
+  version: number;
+  subject: string;
+  stream: string;
+  schema: S;
+  example: z.input<S>;
+}
+
+export interface RpcDef<Q extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType> {
+  kind: 'rpc';
+  type: string;
+  version: number;
+  /** Owning service; the subject is rpc.<service>.<method>.v<version>. */
+  service: string;
+  subject: string;
+  request: Q;
+  response: R;
+  example: z.input<Q>;
+  exampleResponse: z.input<R>;
+}
+
+export type MessageDef = EventDef | CommandDef | RpcDef;
+
+export function event<S extends z.ZodType>(
+  type: string,
+  version: number,
+  schema: S,
+  example: z.input<S>,
+): EventDef<S> {
+  return {
+    kind: 'event',
+    type,
+    version,
+    subject: `evt.${type}.v${version}`,
+    stream: 'EVENTS',
+    schema,
+    example,
+  };
+}
+
+export function command<S extends z.ZodType>(
+  stream: string,
+  type: string,
+  version: number,
+  schema: S,
+  example: z.input<S>,
+): CommandDef<S> {
+  return {
+    kind: 'command',
+    type,
+    version,
+    subject: `cmd.${stream.toLowerCase()}.${type}.v${version}`,
+    stream,
+    schema,
+    example,
+  };
+}
+
+export function rpc<Q extends z.ZodType, R extends z.ZodType>(
+  service: string,
+  method: string,
+  version: number,
+  request: Q,
+  response: R,
+  examples: { request: z.input<Q>; response: z.input<R> },
+): RpcDef<Q, R> {
+  return {
+    kind: 'rpc',
+    type: `${service}.${method}`,
+    version,
+    service,
+    subject: `rpc.${service}.${method}.v${version}`,
+    request,
+    response,
+    example: examples.request,
+    exampleResponse: examples.response,
+  };
+}
+
+/** Wire name of a message type: `<type>.v<version>`, carried in every envelope. */
+export const wireType = (d: { type: string; version: number }) => `${d.type}.v${d.version}`;

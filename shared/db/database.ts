@@ -1,0 +1,64 @@
+import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
+import { migrate } from 'drizzle-orm/node-postgres/migrator';
+import pg from 'pg';
+import { UnavailableError } from '../errors.js';
+
+export type Db = NodePgDatabase<Record<string, never>>;
+
+export interface Database {
+  pool: pg.Pool;
+  db: Db;
+  close(): Promise<void>;
+}
+
+/** A pool and its drizzle handle. Callers own it and close it. */
+export function openDatabase(url: string, opts: { max?: number; applicationName?: string } = {}): Database {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.max ?? 10,
+    application_name: opts.applicationName ?? 'crowbar',
+    connectionTimeoutMillis: 10_000,
+  });
+  // An idle client that loses its server must not take the process down.
+  pool.on('error', () => undefined);
+  return {
+    pool,
+    db: drizzle(pool),
+    close: () => pool.end(),
+  };
+}
+
+/** Fails with one sentence when PostgreSQL cannot be reached. */
+export async function checkReachable(db: Database, url: string): Promise<void> {
+  try {
+    await db.pool.query('select 1');
+  } catch (cause) {
+    throw new UnavailableError(`cannot reach PostgreSQL at ${redactUrl(url)}: ${(cause as Error).message}`, {
+      cause,
+    });
+  }
+}
+
+export const redactUrl = (url: string) => url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+
+/**
+ * Applies one service's drizzle-kit migrations to its own schema. The journal lives in that schema, and
+ * an advisory lock per schema lets several instances of a service start at once.
+ */
+export async function migrateSchema(url: string, schema: string, migrationsFolder: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url, application_name: `crowbar-migrate-${schema}` });
+  await client.connect();
+  try {
+    await client.query('select pg_advisory_lock(hashtext($1))', [`crowbar-migrate:${schema}`]);
+    await migrate(drizzle(client), {
+      migrationsFolder,
+      migrationsSchema: schema,
+      migrationsTable: '__migrations',
+    });
+  } finally {
+    await client
+      .query('select pg_advisory_unlock(hashtext($1))', [`crowbar-migrate:${schema}`])
+      .catch(() => undefined);
+    await client.end();
+  }
+}

@@ -1,0 +1,133 @@
+import { asc, inArray, sql } from 'drizzle-orm';
+import { bigserial, jsonb, type PgSchema, text, timestamp } from 'drizzle-orm/pg-core';
+import type { Bus } from '../bus/bus.js';
+import type { Envelope } from '../bus/envelope.js';
+import type { Logger } from '../log.js';
+import type { Database, Db } from './database.js';
+
+/**
+ * A transactional outbox: a service writes its state change and the events describing it in one
+ * transaction; the relay publishes them afterwards (message id = envelope id, so a re-publish after a
+ * crash is dropped by JetStream's de-duplication).
+ */
+export const outboxTable = (schema: PgSchema) =>
+  schema.table('outbox', {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    subject: text('subject').notNull(),
+    envelope: jsonb('envelope').$type<Envelope>().notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  });
+export type OutboxTable = ReturnType<typeof outboxTable>;
+
+/** Rows to add inside the caller's transaction. */
+export interface OutboxEntry {
+  subject: string;
+  envelope: Envelope;
+}
+
+export async function enqueueOutbox(
+  tx: Pick<Db, 'insert' | 'execute'>,
+  table: OutboxTable,
+  entries: OutboxEntry[],
+  channel: string,
+) {
+  if (entries.length === 0) return;
+  await tx.insert(table).values(entries);
+  await tx.execute(sql`select pg_notify(${channel}, '')`);
+}
+
+export interface OutboxRelay {
+  /** Publish what is waiting now; resolves when the outbox is empty (or a publish failed). */
+  flush(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** Publishes outbox rows in id order, woken by NOTIFY and by a slow timer in case a notify is lost. */
+export function startOutboxRelay(deps: {
+  database: Database;
+  table: OutboxTable;
+  channel: string;
+  bus: Bus;
+  log: Logger;
+  pollMs?: number;
+}): OutboxRelay {
+  const { database, table, bus, log } = deps;
+  let stopped = false;
+  let running: Promise<number> | null = null;
+  let again = false;
+
+  const drainOnce = async (): Promise<number> => {
+    let total = 0;
+    for (;;) {
+      const n = await database.db.transaction(async (tx) => {
+        const rows = await tx
+          .select()
+          .from(table)
+          .orderBy(asc(table.id))
+          .limit(200)
+          .for('update', { skipLocked: true });
+        if (rows.length === 0) return 0;
+        await Promise.all(rows.map((r) => bus.publishEnvelope(r.subject, r.envelope, r.envelope.id)));
+        await tx.delete(table).where(
+          inArray(
+            table.id,
+            rows.map((r) => r.id),
+          ),
+        );
+        return rows.length;
+      });
+      total += n;
+      if (n === 0) return total;
+    }
+  };
+
+  const flush = (): Promise<number> => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      let total = 0;
+      do {
+        again = false;
+        try {
+          total += await drainOnce();
+        } catch (err) {
+          log.warn({ err }, 'outbox relay could not publish; will retry');
+          break;
+        }
+      } while (again && !stopped);
+      return total;
+    })().finally(() => {
+      running = null;
+    });
+    return running;
+  };
+
+  let listener: import('pg').PoolClient | null = null;
+  void (async () => {
+    try {
+      listener = await database.pool.connect();
+      listener.on('notification', () => void flush());
+      listener.on('error', () => undefined);
+      await listener.query(`listen "${deps.channel}"`);
+      void flush();
+    } catch (err) {
+      log.warn({ err }, 'outbox relay cannot LISTEN; polling only');
+    }
+  })();
+  const timer = setInterval(() => void flush(), deps.pollMs ?? 1000);
+
+  return {
+    flush,
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running?.catch(() => undefined);
+      if (listener) {
+        await listener.query(`unlisten "${deps.channel}"`).catch(() => undefined);
+        listener.release();
+      }
+    },
+  };
+}

@@ -1,0 +1,52 @@
+import { randomBytes } from 'node:crypto';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import pg from 'pg';
+import { inject } from 'vitest';
+
+/**
+ * Per-file isolation: a fresh database and a fresh bus prefix (so fresh streams and consumers).
+ * Call `cleanup()` in afterAll; it drops both.
+ */
+export interface TestEnv {
+  databaseUrl: string;
+  natsUrl: string;
+  prefix: string;
+  /** Environment for hostService / child processes. */
+  env: Record<string, string>;
+  cleanup(): Promise<void>;
+}
+
+export async function createTestEnv(): Promise<TestEnv> {
+  const adminUrl = inject('pgAdminUrl');
+  const natsUrl = inject('natsUrl');
+  const tag = randomBytes(5).toString('hex');
+  const dbName = `crowbar_test_${tag}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`create database ${dbName}`);
+  await admin.end();
+  const databaseUrl = adminUrl.replace(/\/[^/]*$/, `/${dbName}`);
+  const prefix = `t${tag}`;
+  return {
+    databaseUrl,
+    natsUrl,
+    prefix,
+    env: { DATABASE_URL: databaseUrl, NATS_URL: natsUrl, CROWBAR_BUS_PREFIX: prefix, LOG_LEVEL: 'silent' },
+    async cleanup() {
+      const nc = await connect({ servers: natsUrl });
+      try {
+        const jsm = await jetstreamManager(nc);
+        for await (const name of jsm.streams.names()) {
+          if (name.startsWith(`${prefix.toUpperCase()}_`)) await jsm.streams.delete(name);
+        }
+      } finally {
+        await nc.close();
+      }
+      const c = new pg.Client({ connectionString: adminUrl });
+      await c.connect();
+      await c.query(`drop database if exists ${dbName} with (force)`);
+      await c.end();
+    },
+  };
+}
