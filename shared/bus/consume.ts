@@ -100,7 +100,8 @@ export async function consume<const Ds extends readonly Def[]>(
       },
       { msgId: `${msgId}:event`, ...(env ? { correlationId: env.correlationId, causationId: env.id } : {}) },
     );
-    m.term(reason.slice(0, 200));
+    // No reason string: nats-server 2.9 ignores a +TERM that carries one.
+    m.term();
   };
 
   const handle = async (m: JsMsg) => {

@@ -47,7 +47,8 @@ export async function applyConsumer(jsm: JetStreamManager, prefix: string, d: Co
   const config = {
     durable_name: d.durable,
     ack_policy: AckPolicy.Explicit,
-    filter_subjects: d.filterSubjects.map((s) => `${prefix}.${s}`),
+    // One filter subject per consumer: Debian's nats-server (2.9) has no filter_subjects.
+    filter_subject: `${prefix}.${d.filterSubject}`,
     ack_wait: nanos(d.ackWaitMs),
     max_deliver: d.maxDeliver + 1,
     max_ack_pending: 10_000,

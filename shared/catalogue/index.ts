@@ -35,7 +35,8 @@ export const streams: StreamDecl[] = [
 export interface ConsumerDecl {
   stream: string;
   durable: string;
-  filterSubjects: string[];
+  /** Subject (wildcards allowed) this consumer reads; one per consumer. */
+  filterSubject: string;
   ackWaitMs: number;
   maxDeliver: number;
 }
@@ -44,7 +45,7 @@ export const consumers = {
   diag: (owner: string): ConsumerDecl => ({
     stream: 'DIAG',
     durable: `diag-${owner}`,
-    filterSubjects: [diag.ping.subject],
+    filterSubject: diag.ping.subject,
     ackWaitMs: 30_000,
     maxDeliver: 5,
   }),

@@ -1,0 +1,147 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Bus, consume, encodeEnvelope, reject, retry, streamName } from '../shared/bus/index.js';
+import { type ConsumerDecl, diag, rpc, streams, system } from '../shared/catalogue/index.js';
+import { NotFoundError } from '../shared/errors.js';
+import { createLogger } from '../shared/log.js';
+import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { z } from 'zod';
+
+let t: TestEnv;
+let bus: Bus;
+const log = createLogger('test', { level: process.env.TEST_LOG ?? 'silent' });
+
+beforeAll(async () => {
+  t = await createTestEnv();
+  bus = await Bus.connect({ url: t.natsUrl, prefix: t.prefix, source: 'bus-test', log, streams });
+});
+afterAll(async () => {
+  await bus?.close();
+  await t?.cleanup();
+});
+
+const decl = (durable: string, maxDeliver = 3): ConsumerDecl => ({
+  stream: 'DIAG',
+  durable,
+  filterSubject: diag.ping.subject,
+  ackWaitMs: 5000,
+  maxDeliver,
+});
+
+async function until<T>(what: string, f: () => T | Promise<T>, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Work-queue streams allow one consumer per subject, so each test removes its own when done. */
+async function drop(h: { stop(): Promise<void> }, durable: string) {
+  await h.stop();
+  await bus.jsm.consumers.delete(streamName(t.prefix, 'DIAG'), durable);
+}
+
+async function deadCount() {
+  const info = await bus.jsm.streams.info(streamName(t.prefix, 'DEAD'));
+  return info.state.messages;
+}
+
+describe('bus', () => {
+  it('applies stream declarations idempotently', async () => {
+    const again = await Bus.connect({ url: t.natsUrl, prefix: t.prefix, source: 'bus-test-2', log, streams });
+    await again.close();
+    const info = await bus.jsm.streams.info(streamName(t.prefix, 'EVENTS'));
+    expect(info.config.subjects).toEqual([`${t.prefix}.evt.>`]);
+  });
+
+  it('stores a publish retried with the same message id once', async () => {
+    const before = (await bus.jsm.streams.info(streamName(t.prefix, 'EVENTS'))).state.messages;
+    for (let i = 0; i < 3; i++) await bus.publish(diag.ponged, { seq: 7, by: 'x' }, { msgId: 'pong-7' });
+    await bus.publish(diag.ponged, { seq: 8, by: 'x' }, { msgId: 'pong-8' });
+    const after = (await bus.jsm.streams.info(streamName(t.prefix, 'EVENTS'))).state.messages;
+    expect(after - before).toBe(2);
+  });
+
+  it('refuses to publish an invalid payload, naming the field', async () => {
+    await expect(bus.publish(diag.ping, { seq: -1 } as never)).rejects.toThrow(/seq/);
+  });
+
+  it('dead-letters a malformed message and keeps serving the next one', async () => {
+    const seen: number[] = [];
+    const h = await consume(bus, {
+      decl: decl('malformed'),
+      log,
+      handlers: [[diag.ping, async (d) => void seen.push(d.seq)]],
+    });
+    const deadBefore = await deadCount();
+    const subject = bus.subject(diag.ping.subject);
+    await bus.js.publish(subject, new TextEncoder().encode('{not json'));
+    await bus.js.publish(subject, encodeEnvelope(bus.envelope('diag.ping.v1', { seq: 'one' })));
+    await bus.publish(diag.ping, { seq: 42 });
+    await until('valid message handled', () => seen.includes(42));
+    await until('two dead letters', async () => (await deadCount()) - deadBefore === 2);
+    expect(h.stats.deadLettered).toBe(2);
+    expect(seen).toEqual([42]);
+    await drop(h, 'malformed');
+  });
+
+  it('retries a failing handler up to the bound, then dead-letters it with an event', async () => {
+    let attempts = 0;
+    const events: string[] = [];
+    const watcher = bus.nc.subscribe(bus.subject(system.messageDeadLettered.subject), {
+      callback: (_e, m) => events.push(new TextDecoder().decode(m.data)),
+    });
+    const h = await consume(bus, {
+      decl: decl('flaky', 3),
+      log,
+      handlers: [
+        [
+          diag.ping,
+          async (d) => {
+            if (d.seq === 1) {
+              attempts++;
+              return retry(10, 'downstream busy');
+            }
+            return undefined;
+          },
+        ],
+      ],
+    });
+    await bus.publish(diag.ping, { seq: 1 });
+    await until("dead-letter event", () => events.length === 1);
+    expect(attempts).toBe(3);
+    expect(JSON.parse(events[0]!).data.reason).toMatch(/gave up after 3 attempts: downstream busy/);
+    watcher.unsubscribe();
+    await drop(h, 'flaky');
+  });
+
+  it('rejects on request without retrying', async () => {
+    let calls = 0;
+    const h = await consume(bus, {
+      decl: decl('rejecting', 5),
+      log,
+      handlers: [[diag.ping, async () => (calls++, reject('not for us'))]],
+    });
+    const before = await deadCount();
+    await bus.publish(diag.ping, { seq: 3 });
+    await until('dead letter', async () => (await deadCount()) > before);
+    expect(calls).toBe(1);
+    await drop(h, 'rejecting');
+  });
+
+  it('answers request/reply and carries named errors back', async () => {
+    const echo = rpc('inventory', 'echo-test', 1, z.object({ word: z.string() }), z.object({ upper: z.string() }), {
+      request: { word: 'a' },
+      response: { upper: 'A' },
+    });
+    bus.serve(echo, async (q) => {
+      if (q.word === 'missing') throw new NotFoundError('no such word', { field: 'word' });
+      return { upper: q.word.toUpperCase() };
+    });
+    await expect(bus.request(echo, { word: 'hi' })).resolves.toEqual({ upper: 'HI' });
+    await expect(bus.request(echo, { word: 'missing' })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(bus.request(echo, { word: 3 } as never)).rejects.toThrow(/word/);
+  });
+});
