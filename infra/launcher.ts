@@ -4,7 +4,15 @@
  * backoff, prints status and the gateway URL, and on Ctrl-C / SIGTERM stops everything it started.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  type WriteStream,
+  writeFileSync,
+} from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../shared/config.js';
@@ -70,10 +78,20 @@ async function main() {
     say(`embedded PostgreSQL at ${pgh.url.replace(/:[^:@/]+@/, ':***@')}`);
   } else say('using PostgreSQL from DATABASE_URL');
 
+  if (!env.CROWBAR_ADMIN_TOKEN) env.CROWBAR_ADMIN_TOKEN = operatorToken();
   const port = Number(env.CROWBAR_HTTP_PORT ?? 3000);
   if (args.single) await runSingle();
   else for (const def of allServices) superviseChild(def.name);
   await reportHealth(port);
+}
+
+/** The admin token, generated once per installation and kept in the state dir (mode 0600). */
+function operatorToken(): string {
+  const file = `${stateDir}/operator-token`;
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const token = randomBytes(24).toString('base64url');
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  return token;
 }
 
 /** All services in this process, each with its own NATS connection; they still talk only over NATS. */
@@ -173,6 +191,7 @@ async function reportHealth(port: number) {
       );
       if (h && h.up === h.total) {
         say(`gateway: http://127.0.0.1:${port}/api/v2  (health: /api/v2/health, logs: ${stateDir}/logs)`);
+        say(`operator token: ${env.CROWBAR_ADMIN_TOKEN}  (also in ${stateDir}/operator-token)`);
         say('press Ctrl-C to stop');
       }
       last = line;

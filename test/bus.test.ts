@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { Bus, consume, encodeEnvelope, reject, retry, streamName } from '../shared/bus/index.js';
 import { type ConsumerDecl, diag, rpc, streams, system } from '../shared/catalogue/index.js';
 import { NotFoundError } from '../shared/errors.js';
 import { createLogger } from '../shared/log.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
-import { z } from 'zod';
 
 let t: TestEnv;
 let bus: Bus;
@@ -91,7 +91,9 @@ describe('bus', () => {
     let attempts = 0;
     const events: string[] = [];
     const watcher = bus.nc.subscribe(bus.subject(system.messageDeadLettered.subject), {
-      callback: (_e, m) => events.push(new TextDecoder().decode(m.data)),
+      callback: (_e, m) => {
+        events.push(new TextDecoder().decode(m.data));
+      },
     });
     const h = await consume(bus, {
       decl: decl('flaky', 3),
@@ -110,7 +112,7 @@ describe('bus', () => {
       ],
     });
     await bus.publish(diag.ping, { seq: 1 });
-    await until("dead-letter event", () => events.length === 1);
+    await until('dead-letter event', () => events.length === 1);
     expect(attempts).toBe(3);
     expect(JSON.parse(events[0]!).data.reason).toMatch(/gave up after 3 attempts: downstream busy/);
     watcher.unsubscribe();
@@ -122,7 +124,15 @@ describe('bus', () => {
     const h = await consume(bus, {
       decl: decl('rejecting', 5),
       log,
-      handlers: [[diag.ping, async () => (calls++, reject('not for us'))]],
+      handlers: [
+        [
+          diag.ping,
+          async () => {
+            calls++;
+            return reject('not for us');
+          },
+        ],
+      ],
     });
     const before = await deadCount();
     await bus.publish(diag.ping, { seq: 3 });
@@ -132,10 +142,17 @@ describe('bus', () => {
   });
 
   it('answers request/reply and carries named errors back', async () => {
-    const echo = rpc('inventory', 'echo-test', 1, z.object({ word: z.string() }), z.object({ upper: z.string() }), {
-      request: { word: 'a' },
-      response: { upper: 'A' },
-    });
+    const echo = rpc(
+      'inventory',
+      'echo-test',
+      1,
+      z.object({ word: z.string() }),
+      z.object({ upper: z.string() }),
+      {
+        request: { word: 'a' },
+        response: { upper: 'A' },
+      },
+    );
     bus.serve(echo, async (q) => {
       if (q.word === 'missing') throw new NotFoundError('no such word', { field: 'word' });
       return { upper: q.word.toUpperCase() };

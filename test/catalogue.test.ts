@@ -2,15 +2,18 @@ import { describe, expect, it } from 'vitest';
 import { allMessages, byWireType, wireType } from '../shared/catalogue/index.js';
 
 describe('catalogue', () => {
-  it.each(allMessages.map((m) => [m.kind === 'rpc' ? m.subject : wireType(m), m] as const))('%s example decodes', (_k, m) => {
-    if (m.kind === 'rpc') {
-      expect(m.request.safeParse(m.example).success).toBe(true);
-      expect(m.response.safeParse(m.exampleResponse).success).toBe(true);
-    } else {
-      const r = m.schema.safeParse(m.example);
-      expect(r.error?.issues ?? []).toEqual([]);
-    }
-  });
+  it.each(allMessages.map((m) => [m.kind === 'rpc' ? m.subject : wireType(m), m] as const))(
+    '%s example decodes',
+    (_k, m) => {
+      if (m.kind === 'rpc') {
+        expect(m.request.safeParse(m.example).success).toBe(true);
+        expect(m.response.safeParse(m.exampleResponse).success).toBe(true);
+      } else {
+        const r = m.schema.safeParse(m.example);
+        expect(r.error?.issues ?? []).toEqual([]);
+      }
+    },
+  );
 
   it('names every message uniquely with a versioned subject', () => {
     expect(byWireType.size).toBe(allMessages.length);

@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { gatewayService } from '../services/gateway/service.js';
 import { baseConfigSchema, ConfigError, parseConfig } from '../shared/config.js';
 import { loadServiceConfig } from '../shared/service/host.js';
-import { gatewayService } from '../services/gateway/service.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -16,7 +16,11 @@ describe('config', () => {
 
   it('lists every bad variable at once', () => {
     try {
-      loadServiceConfig(gatewayService, { NATS_URL: 'not a url', CROWBAR_HTTP_PORT: '99999', LOG_LEVEL: 'loud' });
+      loadServiceConfig(gatewayService, {
+        NATS_URL: 'not a url',
+        CROWBAR_HTTP_PORT: '99999',
+        LOG_LEVEL: 'loud',
+      });
       expect.unreachable();
     } catch (e) {
       expect(e).toBeInstanceOf(ConfigError);

@@ -24,7 +24,10 @@ async function describeSchema(schema: string): Promise<string> {
        where table_schema = $1 order by table_name, column_name`,
       [schema],
     );
-    const idx = await c.query(`select indexname, indexdef from pg_indexes where schemaname = $1 order by indexname`, [schema]);
+    const idx = await c.query(
+      `select indexname, indexdef from pg_indexes where schemaname = $1 order by indexname`,
+      [schema],
+    );
     const mig = await c.query(`select count(*)::int as n from "${schema}".__migrations`);
     return JSON.stringify({ cols: cols.rows, idx: idx.rows, migrations: mig.rows[0] });
   } finally {

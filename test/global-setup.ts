@@ -5,8 +5,8 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { startNatsServer } from '../infra/nats.js';
@@ -57,7 +57,13 @@ export default async function setup(project: TestProject) {
   let pgAdminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
   if (!(await pgWorks(pgAdminUrl))) {
     log('no PostgreSQL reachable; starting an embedded one');
-    const h = await startEmbeddedPostgres({ dir: `${dir}/pg`, port: await pickPort(5499), database: 'crowbar', persistent: false, log });
+    const h = await startEmbeddedPostgres({
+      dir: `${dir}/pg`,
+      port: await pickPort(5499),
+      database: 'crowbar',
+      persistent: false,
+      log,
+    });
     stops.push(() => h.stop());
     pgAdminUrl = h.adminUrl;
   }

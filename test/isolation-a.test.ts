@@ -15,7 +15,9 @@ afterAll(async () => t?.cleanup());
 it('starts from an empty database and empty streams, whatever ran before', async () => {
   const c = new pg.Client({ connectionString: t.databaseUrl });
   await c.connect();
-  const before = await c.query("select count(*)::int as n from information_schema.tables where table_name = 'marker'");
+  const before = await c.query(
+    "select count(*)::int as n from information_schema.tables where table_name = 'marker'",
+  );
   expect(before.rows[0].n).toBe(0);
   await c.query('create table marker (who text)');
   await c.query("insert into marker values ('a')");

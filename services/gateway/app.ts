@@ -4,7 +4,13 @@ import type { Bus } from '../../shared/bus/bus.js';
 import type { Clock } from '../../shared/clock.js';
 import { CrowbarError, httpStatus } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
+import { operatorAuth } from './auth.js';
+import { alivenessRoutes } from './routes/aliveness.js';
+import { dhcpRoutes } from './routes/dhcp.js';
+import { dnsRoutes } from './routes/dns.js';
 import { healthRoutes } from './routes/health.js';
+import { inventoryRoutes } from './routes/inventory.js';
+import { ipamRoutes } from './routes/ipam.js';
 
 export interface GatewayDeps {
   bus: Bus;
@@ -12,12 +18,26 @@ export interface GatewayDeps {
   clock: Clock;
   /** The gateway's own health report, answered without a round trip. */
   self: () => Promise<import('../../shared/catalogue/index.js').HealthReport>;
+  adminToken: string;
+  readOnlyToken: string | undefined;
 }
+
+/** Paths that need no operator token: health, and node-facing endpoints that check a node credential. */
+export const publicPaths = [/^\/api\/v2\/health$/, /^\/api\/v2\/node-api\//];
 
 /** The HTTP API: sub-apps joined under /api/v2, one error mapping for all of them. */
 export function createApp(deps: GatewayDeps): Hono {
   const app = new Hono();
+  app.use(
+    '/api/*',
+    operatorAuth({ adminToken: deps.adminToken, readOnlyToken: deps.readOnlyToken, publicPaths }),
+  );
   app.route('/api/v2', healthRoutes(deps));
+  app.route('/api/v2', inventoryRoutes(deps));
+  app.route('/api/v2', ipamRoutes(deps));
+  app.route('/api/v2', dnsRoutes(deps));
+  app.route('/api/v2', dhcpRoutes(deps));
+  app.route('/api/v2', alivenessRoutes(deps));
   app.notFound((c) => c.json({ code: 'not_found', message: `no route ${c.req.method} ${c.req.path}` }, 404));
   app.onError((err, c) => {
     if (err instanceof CrowbarError) return c.json(err.toBody(), httpStatus[err.code]);

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { type ServerType, serve } from '@hono/node-server';
 import { z } from 'zod';
 import { intFromEnv } from '../../shared/config.js';
@@ -7,6 +8,9 @@ import { createApp } from './app.js';
 const gatewayConfig = z.object({
   CROWBAR_HTTP_HOST: z.string().min(1).default('0.0.0.0'),
   CROWBAR_HTTP_PORT: intFromEnv(0, 65535).default(3000),
+  /** Operator tokens. Without an admin token the gateway makes one up and logs it once. */
+  CROWBAR_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  CROWBAR_READONLY_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
 });
 
 export const gatewayService: ServiceDef<typeof gatewayConfig> = {
@@ -14,10 +18,15 @@ export const gatewayService: ServiceDef<typeof gatewayConfig> = {
   config: gatewayConfig,
   async start({ config, bus, log, clock, instance, version }) {
     const startedAt = clock.now();
+    const adminToken = config.CROWBAR_ADMIN_TOKEN ?? randomBytes(24).toString('base64url');
+    if (!config.CROWBAR_ADMIN_TOKEN)
+      log.warn('CROWBAR_ADMIN_TOKEN not set; generated a token for this run (see the launcher output)');
     const app = createApp({
       bus,
       log,
       clock,
+      adminToken,
+      readOnlyToken: config.CROWBAR_READONLY_TOKEN,
       self: async () => ({
         service: 'gateway',
         instance,

@@ -61,9 +61,8 @@ export async function applyConsumer(jsm: JetStreamManager, prefix: string, d: Co
     return;
   }
   const c = existing.config;
-  const filters = c.filter_subjects ?? (c.filter_subject ? [c.filter_subject] : []);
   if (
-    filters.join(',') !== config.filter_subjects.join(',') ||
+    c.filter_subject !== config.filter_subject ||
     c.ack_wait !== config.ack_wait ||
     c.max_deliver !== config.max_deliver
   ) {

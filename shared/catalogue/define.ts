@@ -100,3 +100,23 @@ export function rpc<Q extends z.ZodType, R extends z.ZodType>(
 
 /** Wire name of a message type: `<type>.v<version>`, carried in every envelope. */
 export const wireType = (d: { type: string; version: number }) => `${d.type}.v${d.version}`;
+
+/** Streams as data; the bus applies them idempotently at start. Names get the installation prefix. */
+export interface StreamDecl {
+  name: string;
+  subjects: string[];
+  retention: 'limits' | 'workqueue';
+  maxAgeMs: number;
+  duplicateWindowMs: number;
+  maxMsgs?: number;
+}
+
+/** Durable consumers as data. `maxDeliver` bounds redelivery; past it a message is dead-lettered. */
+export interface ConsumerDecl {
+  stream: string;
+  durable: string;
+  /** Subject (wildcards allowed) this consumer reads; one per consumer. */
+  filterSubject: string;
+  ackWaitMs: number;
+  maxDeliver: number;
+}

@@ -2,21 +2,30 @@
  * THE catalogue: every subject, payload schema and version Crowbar uses is defined under this folder
  * and collected here. Services import message definitions from this module only.
  */
-import { type CommandDef, type EventDef, type MessageDef, type RpcDef, wireType } from './define.js';
+
+import { alivenessMessages, alivenessStreams } from './aliveness.js';
+import {
+  type CommandDef,
+  type ConsumerDecl,
+  type EventDef,
+  type MessageDef,
+  type RpcDef,
+  type StreamDecl,
+  wireType,
+} from './define.js';
+import { dhcpMessages, dhcpStreams } from './dhcp.js';
+import { dnsMessages, dnsStreams } from './dns.js';
+import { inventoryEvents, inventoryRpcs, inventoryStreams } from './inventory.js';
+import { ipamMessages, ipamStreams } from './ipam.js';
 import { diag, health, system } from './system.js';
 
+export * from './aliveness.js';
 export * from './define.js';
+export * from './dhcp.js';
+export * from './dns.js';
+export * from './inventory.js';
+export * from './ipam.js';
 export * from './system.js';
-
-/** Streams as data; the bus applies them idempotently at start. Names get the installation prefix. */
-export interface StreamDecl {
-  name: string;
-  subjects: string[];
-  retention: 'limits' | 'workqueue';
-  maxAgeMs: number;
-  duplicateWindowMs: number;
-  maxMsgs?: number;
-}
 
 const day = 24 * 3600 * 1000;
 export const streams: StreamDecl[] = [
@@ -29,17 +38,12 @@ export const streams: StreamDecl[] = [
     maxAgeMs: day,
     duplicateWindowMs: 120_000,
   },
+  ...inventoryStreams,
+  ...ipamStreams,
+  ...dnsStreams,
+  ...dhcpStreams,
+  ...alivenessStreams,
 ];
-
-/** Durable consumers as data. `maxDeliver` bounds redelivery; past it a message is dead-lettered. */
-export interface ConsumerDecl {
-  stream: string;
-  durable: string;
-  /** Subject (wildcards allowed) this consumer reads; one per consumer. */
-  filterSubject: string;
-  ackWaitMs: number;
-  maxDeliver: number;
-}
 
 export const consumers = {
   diag: (owner: string): ConsumerDecl => ({
@@ -51,7 +55,17 @@ export const consumers = {
   }),
 };
 
-const all: MessageDef[] = [...Object.values(system), ...Object.values(diag), ...Object.values(health)];
+const all: MessageDef[] = [
+  ...Object.values(system),
+  ...Object.values(diag),
+  ...Object.values(health),
+  ...Object.values(inventoryEvents),
+  ...Object.values(inventoryRpcs),
+  ...(Object.values(ipamMessages) as MessageDef[]),
+  ...(Object.values(dnsMessages) as MessageDef[]),
+  ...(Object.values(dhcpMessages) as MessageDef[]),
+  ...(Object.values(alivenessMessages) as MessageDef[]),
+];
 
 export const catalogue = { system, diag, health } as const;
 

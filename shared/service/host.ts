@@ -47,6 +47,7 @@ export interface HostedService {
   name: ServiceName;
   instance: string;
   log: Logger;
+  detail(): Record<string, unknown>;
   stop(reason?: string): Promise<void>;
 }
 
@@ -123,6 +124,7 @@ export async function hostService<S extends z.ZodObject>(
     name: def.name,
     instance,
     log,
+    detail: () => r.detail?.() ?? {},
     stop(reason = 'stop requested') {
       stopping ??= (async () => {
         healthSub.unsubscribe();

@@ -1,0 +1,37 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { MiddlewareHandler } from 'hono';
+import { ForbiddenError, UnauthorizedError } from '../../shared/errors.js';
+
+export type OperatorRole = 'admin' | 'read-only';
+
+const same = (a: string, b: string) => {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+};
+
+/**
+ * Operator auth: `Authorization: Bearer <token>`. The admin token may do anything; the read-only token
+ * only GET/HEAD. Paths in `publicPaths` (health) and `nodePaths` (node-facing, own credential) pass through.
+ */
+export function operatorAuth(opts: {
+  adminToken: string;
+  readOnlyToken: string | undefined;
+  publicPaths: RegExp[];
+}): MiddlewareHandler<{ Variables: { operator: OperatorRole } }> {
+  return async (c, next) => {
+    if (opts.publicPaths.some((p) => p.test(c.req.path))) return next();
+    const header = c.req.header('authorization') ?? '';
+    const token = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+    if (!token) throw new UnauthorizedError('missing operator token (Authorization: Bearer <token>)');
+    let role: OperatorRole | null = null;
+    if (same(token, opts.adminToken)) role = 'admin';
+    else if (opts.readOnlyToken && same(token, opts.readOnlyToken)) role = 'read-only';
+    if (!role) throw new UnauthorizedError('invalid operator token');
+    if (role === 'read-only' && !['GET', 'HEAD'].includes(c.req.method)) {
+      throw new ForbiddenError('the read-only token cannot change anything');
+    }
+    c.set('operator', role);
+    return next();
+  };
+}
