@@ -17,7 +17,7 @@ import { dhcpMessages, dhcpStreams } from './dhcp.js';
 import { dnsMessages, dnsStreams } from './dns.js';
 import { inventoryEvents, inventoryRpcs, inventoryStreams } from './inventory.js';
 import { ipamMessages, ipamStreams } from './ipam.js';
-import { diag, health, system } from './system.js';
+import { diag, health, roleRun, system } from './system.js';
 
 export * from './aliveness.js';
 export * from './define.js';
@@ -59,6 +59,7 @@ const all: MessageDef[] = [
   ...Object.values(system),
   ...Object.values(diag),
   ...Object.values(health),
+  ...Object.values(roleRun),
   ...Object.values(inventoryEvents),
   ...Object.values(inventoryRpcs),
   ...(Object.values(ipamMessages) as MessageDef[]),

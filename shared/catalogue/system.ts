@@ -100,3 +100,37 @@ export const diag = {
     by: 'inventory-1',
   }),
 };
+
+/**
+ * The service-provided jig: a run of a role whose `owner` is a service is answered by that service over
+ * request/reply. The answer's `wall` becomes the noderole's wall; a thrown error fails the run.
+ */
+export const roleRunRequest = z.object({
+  runId: z.number().int().positive(),
+  noderoleId: z.number().int().positive(),
+  role: z.string(),
+  nodeId: z.number().int().positive(),
+  node: z.string(),
+  /** The staged run data (merged attribs), as the script jig's attrs.json. */
+  data: z.record(z.string(), z.unknown()),
+});
+export const roleRunResponse = z.object({
+  wall: z.record(z.string(), z.unknown()).default({}),
+  log: z.string().max(65_536).default(''),
+});
+const roleRunFor = (s: ServiceName) =>
+  rpc(s, 'role.run', 1, roleRunRequest, roleRunResponse, {
+    request: {
+      runId: 1,
+      noderoleId: 7,
+      role: 'network-admin',
+      nodeId: 2,
+      node: 'n1.cluster.example.com',
+      data: {},
+    },
+    response: { wall: { crowbar_wall: { network: { admin: { addresses: ['198.18.0.81/24'] } } } }, log: '' },
+  });
+export const roleRun = Object.fromEntries(serviceNames.map((s) => [s, roleRunFor(s)])) as Record<
+  ServiceName,
+  ReturnType<typeof roleRunFor>
+>;
