@@ -1,0 +1,227 @@
+/**
+ * `npm run bench -- bus [--count N] [--rounds R] [--window W] [--concurrency C]`
+ *
+ * Messages/s of our dispatch path next to raw nats.js on the same server, in the same run:
+ * - ours: `bus.publish(diag.ping)` into the DIAG work queue → typed `consume` (envelope and payload
+ *   validated) → the handler publishes `diag.ponged` with `bus.publish` → ack;
+ * - baseline: `js.publish` of the same bytes into a work-queue stream → `consumer.consume` → ack.
+ * Both sides use the same publish window, the same pull batch, file storage and a msgID per publish.
+ * Rounds alternate (baseline, ours, baseline, ours …) so background load hits both; the best round
+ * of each side is reported. Everything lives under a private prefix whose streams are deleted at the end.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { parseArgs } from 'node:util';
+import {
+  AckPolicy,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+} from '@nats-io/jetstream';
+import { connect, nanos } from '@nats-io/transport-node';
+import { startNatsServer } from '../infra/nats.js';
+import { isListening, pickPort } from '../infra/ports.js';
+import { Bus, causedBy, consume, encodeEnvelope, streamName } from '../shared/bus/index.js';
+import { consumers, diag, streams } from '../shared/catalogue/index.js';
+import { createLogger } from '../shared/log.js';
+
+const { values: opts } = parseArgs({
+  options: {
+    count: { type: 'string', default: '20000' },
+    rounds: { type: 'string', default: '2' },
+    window: { type: 'string', default: '256' },
+    concurrency: { type: 'string', default: '256' },
+    'time-limit': { type: 'string', default: '60' },
+  },
+});
+const count = Math.max(1, Math.min(1_000_000, Number(opts.count)));
+const rounds = Math.max(1, Math.min(10, Number(opts.rounds)));
+const window = Math.max(1, Math.min(10_000, Number(opts.window)));
+const concurrency = Math.max(1, Math.min(10_000, Number(opts.concurrency)));
+const phaseLimitMs = Math.max(1, Number(opts['time-limit'])) * 1000;
+const pullBatch = Math.max(concurrency * 2, 64);
+
+const say = (l: string) => process.stdout.write(`${l}\n`);
+const log = createLogger('bench', { level: process.env.LOG_LEVEL ?? 'warn' });
+
+/** Runs `send(i)` for i in [0, n) with at most `width` in flight. */
+async function pipelined(n: number, width: number, send: (i: number) => Promise<unknown>) {
+  let next = 0;
+  const lane = async () => {
+    while (next < n) await send(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(width, n) }, lane));
+}
+
+/** Resolves when `done()` is true; throws after the phase time limit. */
+async function until(what: string, done: () => boolean, started: number) {
+  while (!done()) {
+    if (Date.now() - started > phaseLimitMs) throw new Error(`${what}: time limit ${phaseLimitMs} ms hit`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+interface Server {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** NATS_URL, else the local default if it answers, else a private nats-server in a temp dir. */
+async function natsServer(): Promise<Server> {
+  if (process.env.NATS_URL) return { url: process.env.NATS_URL, stop: async () => undefined };
+  if (await isListening('127.0.0.1', 4222))
+    return { url: 'nats://127.0.0.1:4222', stop: async () => undefined };
+  const dir = mkdtempSync(`${tmpdir()}/crowbar-bench-`);
+  try {
+    const h = await startNatsServer({ dir, port: await pickPort(4498), log: say });
+    return {
+      url: h.url,
+      stop: async () => {
+        await h.stop();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function deletePrefixStreams(jsm: JetStreamManager, prefix: string) {
+  for await (const name of jsm.streams.names()) {
+    if (name.startsWith(`${prefix.toUpperCase()}_`)) await jsm.streams.delete(name);
+  }
+}
+
+/** Raw nats.js: publish bytes to a work queue, consume, ack. Returns messages/s. */
+async function baselineRound(url: string, prefix: string, round: number, payload: Uint8Array) {
+  const nc = await connect({ servers: url, name: 'bench-baseline' });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const js = jetstream(nc);
+    const stream = streamName(prefix, 'RAW');
+    const subject = `${prefix}.raw.ping`;
+    if (round === 0)
+      await jsm.streams.add({
+        name: stream,
+        subjects: [`${prefix}.raw.>`],
+        retention: RetentionPolicy.Workqueue,
+        storage: StorageType.File,
+        duplicate_window: nanos(120_000),
+      });
+    const durable = `raw-${round}`;
+    await jsm.consumers.add(stream, {
+      durable_name: durable,
+      ack_policy: AckPolicy.Explicit,
+      filter_subject: subject,
+      ack_wait: nanos(30_000),
+      max_deliver: 6,
+      max_ack_pending: 10_000,
+    });
+    const messages = await (await js.consumers.get(stream, durable)).consume({ max_messages: pullBatch });
+    let acked = 0;
+    const loop = (async () => {
+      for await (const m of messages) {
+        m.ack();
+        if (++acked >= count) break;
+      }
+    })();
+    const started = Date.now();
+    await pipelined(count, window, (i) => js.publish(subject, payload, { msgID: `raw-${round}-${i}` }));
+    await until('baseline', () => acked >= count, started);
+    const secs = (Date.now() - started) / 1000;
+    await messages.close().catch(() => undefined);
+    await loop;
+    await jsm.consumers.delete(stream, durable);
+    return count / secs;
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Our path: bus.publish → typed consume → handler publishes the result event → ack. */
+async function oursRound(url: string, prefix: string, round: number) {
+  const own = new Set(['EVENTS', 'DEAD', 'DIAG']);
+  const bus = await Bus.connect({
+    url,
+    prefix,
+    source: 'bench',
+    log,
+    streams: streams.filter((s) => own.has(s.name)),
+  });
+  try {
+    const decl = consumers.diag(`bench-${round}`);
+    const h = await consume(bus, {
+      decl,
+      log,
+      concurrency,
+      handlers: [
+        [
+          diag.ping,
+          async (d, env) => {
+            await bus.publish(diag.ponged, { seq: d.seq, by: 'bench' }, causedBy(env));
+          },
+        ],
+      ],
+    });
+    const started = Date.now();
+    await pipelined(count, window, (i) => bus.publish(diag.ping, { seq: i, note: 'bench' }));
+    await until('ours', () => h.stats.handled + h.stats.deadLettered + h.stats.retried >= count, started);
+    const secs = (Date.now() - started) / 1000;
+    await h.stop();
+    await bus.jsm.consumers.delete(streamName(prefix, decl.stream), decl.durable);
+    if (h.stats.handled !== count)
+      throw new Error(`ours: handled ${h.stats.handled} of ${count} (${JSON.stringify(h.stats)})`);
+    return count / secs;
+  } finally {
+    await bus.close();
+  }
+}
+
+async function main() {
+  const server = await natsServer();
+  const prefix = `bench${randomBytes(4).toString('hex')}`;
+  const admin = await connect({ servers: server.url, name: 'bench-admin' });
+  const jsm = await jetstreamManager(admin);
+  // The baseline sends bytes the same size as our envelopes.
+  const sample = {
+    id: '00000000-0000-4000-8000-000000000000',
+    type: 'diag.ping.v1',
+    time: new Date().toISOString(),
+    source: 'bench',
+    correlationId: '00000000-0000-4000-8000-000000000000',
+    causationId: null,
+    data: { seq: 12345, note: 'bench' },
+  };
+  const payload = encodeEnvelope(sample);
+  say(
+    `bus bench: ${count} msgs x ${rounds} rounds per side, publish window ${window}, consume concurrency ${concurrency}, pull batch ${pullBatch}, NATS ${server.url}, prefix ${prefix}`,
+  );
+  const ours: number[] = [];
+  const base: number[] = [];
+  try {
+    for (let r = 0; r < rounds; r++) {
+      base.push(await baselineRound(server.url, prefix, r, payload));
+      say(`  round ${r + 1} baseline (raw nats.js publish+consume+ack): ${Math.round(base[r]!)} msg/s`);
+      ours.push(await oursRound(server.url, prefix, r));
+      say(
+        `  round ${r + 1} ours (publish → typed consume → result publish → ack): ${Math.round(ours[r]!)} msg/s`,
+      );
+    }
+  } finally {
+    await deletePrefixStreams(jsm, prefix).catch((e: unknown) => say(`cleanup failed: ${String(e)}`));
+    await admin.close();
+    await server.stop();
+  }
+  const best = (xs: number[]) => Math.round(Math.max(...xs));
+  const o = best(ours);
+  const b = best(base);
+  const ratio = Math.round((o / b) * 100) / 100;
+  say(`best: ours ${o} msg/s, baseline ${b} msg/s, ratio ${ratio} (goal ≥ 0.6)`);
+  say(JSON.stringify({ bench: 'bus', ours: o, baseline: b, ratio }));
+}
+
+await main();
