@@ -15,7 +15,7 @@ import {
 } from './define.js';
 import { dhcpMessages, dhcpStreams } from './dhcp.js';
 import { dnsMessages, dnsStreams } from './dns.js';
-import { inventoryEvents, inventoryRpcs, inventoryStreams } from './inventory.js';
+import { inventoryAnnealRpcs, inventoryApi, inventoryEvents, inventoryRpcs, inventoryStreams } from './inventory.js';
 import { ipamMessages, ipamStreams } from './ipam.js';
 import { diag, health, roleRun, system } from './system.js';
 
@@ -62,6 +62,8 @@ const all: MessageDef[] = [
   ...Object.values(roleRun),
   ...Object.values(inventoryEvents),
   ...Object.values(inventoryRpcs),
+  ...Object.values(inventoryAnnealRpcs),
+  inventoryApi,
   ...(Object.values(ipamMessages) as MessageDef[]),
   ...(Object.values(dnsMessages) as MessageDef[]),
   ...(Object.values(dhcpMessages) as MessageDef[]),

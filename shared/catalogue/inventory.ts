@@ -227,3 +227,143 @@ export const inventoryRpcs = {
 };
 
 export const inventoryStreams: StreamDecl[] = [];
+
+const runRequest = z.object({ noderoleId: id, token: z.string().min(1).max(200) });
+const jsonBlob = z.record(z.string(), z.unknown());
+
+/** What the annealer asks inventory: runnable noderoles, start a run (fenced), finish it. */
+export const inventoryAnnealRpcs = {
+  runnable: rpc(
+    'inventory',
+    'anneal.runnable',
+    1,
+    z.object({ limit: z.number().int().positive().max(1000), excludeNodeIds: z.array(id).max(10_000).default([]) }),
+    z.object({ candidates: z.array(z.object({ noderoleId: id, nodeId: id, cohort: z.number().int() })) }),
+    { request: { limit: 10, excludeNodeIds: [] }, response: { candidates: [{ noderoleId: 7, nodeId: 2, cohort: 1 }] } },
+  ),
+  startRun: rpc(
+    'inventory',
+    'run.start',
+    1,
+    runRequest.extend({ rerun: z.boolean().default(false) }),
+    z.object({
+      started: z.boolean(),
+      reason: z.string(),
+      skipJig: z.boolean().default(false),
+      role: z
+        .object({
+          name: z.string(),
+          jig: z.string(),
+          owner: z.string().nullable(),
+          destructive: z.boolean(),
+          scripts: z.record(z.string(), z.string()),
+          timeoutSeconds: z.number().int().positive(),
+        })
+        .optional(),
+      node: z.object({ id, name: z.string(), sshHostKey: z.string().nullable(), hint: jsonBlob }).optional(),
+      data: jsonBlob.optional(),
+    }),
+    {
+      request: { noderoleId: 7, token: 'run-1-1', rerun: false },
+      response: { started: false, reason: 'not runnable (state active)', skipJig: false },
+    },
+  ),
+  finishRun: rpc(
+    'inventory',
+    'run.finish',
+    1,
+    runRequest.extend({ ok: z.boolean(), wall: jsonBlob.nullable(), runlog: z.string().max(1_000_000) }),
+    z.object({ applied: z.boolean(), state: z.string() }),
+    { request: { noderoleId: 7, token: 'run-1-1', ok: true, wall: {}, runlog: '' }, response: { applied: true, state: 'active' } },
+  ),
+  status: rpc(
+    'inventory',
+    'anneal.status',
+    1,
+    z.object({}),
+    z.object({ status: z.enum(['failed', 'working', 'scheduled', 'finished']), counts: z.record(z.string(), z.number()) }),
+    { request: {}, response: { status: 'finished', counts: { active: 12 } } },
+  ),
+};
+
+/**
+ * The operator API's operations on inventory resources. The gateway validates HTTP input with the same
+ * schemas (`inventoryOps`) that inventory checks again on arrival.
+ */
+const ref = z.union([id, z.string().min(1).max(255)]);
+const dataBlob = jsonBlob;
+export const inventoryOps = {
+  'node.create': z.object({
+    name: z
+      .string()
+      .transform((s) => s.toLowerCase())
+      .pipe(fqdn),
+    description: z.string().max(1000).optional(),
+    admin: z.boolean().optional(),
+    system: z.boolean().optional(),
+    alive: z.boolean().optional(),
+    available: z.boolean().optional(),
+    bootenv: z.string().regex(/^[a-z0-9][-_.a-z0-9]*$/).max(100).optional(),
+    deployment: ref.optional(),
+    hint: dataBlob.optional(),
+    discovery: dataBlob.optional(),
+    sshHostKey: z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/, 'must be an OpenSSH public key line').nullable().optional(),
+    mac: z.string().regex(/^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$/, 'must be a MAC address like 52:54:00:12:34:56').optional(),
+  }),
+  'node.update': z.object({
+    node: ref,
+    name: z.string().transform((s) => s.toLowerCase()).pipe(fqdn).optional(),
+    description: z.string().max(1000).optional(),
+    alive: z.boolean().optional(),
+    available: z.boolean().optional(),
+    bootenv: z.string().regex(/^[a-z0-9][-_.a-z0-9]*$/).max(100).optional(),
+    deployment: ref.optional(),
+    hint: dataBlob.optional(),
+    discovery: dataBlob.optional(),
+    sshHostKey: z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/, 'must be an OpenSSH public key line').nullable().optional(),
+  }),
+  'node.get': z.object({ node: ref }),
+  'node.list': z.object({}),
+  'node.delete': z.object({ node: ref }),
+  'node.propose': z.object({ node: ref }),
+  'node.commit': z.object({ node: ref }),
+  'noderole.list': z.object({ node: ref.optional(), deployment: ref.optional(), role: z.string().optional(), state: noderoleState.optional() }),
+  'noderole.get': z.object({ noderole: id.optional(), node: ref.optional(), role: z.string().optional() }),
+  'noderole.create': z.object({ node: ref, role: z.string().min(1), deployment: ref.optional(), data: dataBlob.optional() }),
+  'noderole.update': z.object({ noderole: id, data: dataBlob }),
+  'noderole.retry': z.object({ noderole: id }),
+  'noderole.propose': z.object({ noderole: id }),
+  'noderole.commit': z.object({ noderole: id }),
+  'noderole.delete': z.object({ noderole: id }),
+  'deployment.create': z.object({
+    name: z.string().regex(/^[a-z][-_a-z0-9]*$/, 'must start with a letter: lower-case letters, digits, - and _').max(100),
+    parent: ref.optional(),
+    description: z.string().max(1000).optional(),
+  }),
+  'deployment.list': z.object({}),
+  'deployment.get': z.object({ deployment: ref }),
+  'deployment.propose': z.object({ deployment: ref }),
+  'deployment.commit': z.object({ deployment: ref }),
+  'deployment.delete': z.object({ deployment: ref }),
+  'deployment.graph': z.object({ deployment: ref }),
+  'deployment_role.list': z.object({ deployment: ref.optional() }),
+  'deployment_role.create': z.object({ deployment: ref, role: z.string().min(1), data: dataBlob.optional() }),
+  'deployment_role.get': z.object({ id: id }),
+  'deployment_role.update': z.object({ id: id, data: dataBlob }),
+  'deployment_role.commit': z.object({ id: id }),
+  'role.list': z.object({}),
+  'role.get': z.object({ role: ref }),
+  'attrib.list': z.object({ target: z.enum(['node', 'noderole', 'deployment_role', 'role']).optional(), id: id.optional() }),
+  'attrib.get': z.object({ target: z.enum(['node', 'noderole', 'deployment_role', 'role']), id: ref, attrib: z.string() }),
+  'attrib.set': z.object({ target: z.enum(['node', 'noderole', 'deployment_role']), id: ref, attrib: z.string(), value: z.unknown() }),
+} as const;
+export type InventoryOp = keyof typeof inventoryOps;
+
+export const inventoryApi = rpc(
+  'inventory',
+  'api',
+  1,
+  z.object({ op: z.enum(Object.keys(inventoryOps) as [InventoryOp, ...InventoryOp[]]), args: z.record(z.string(), z.unknown()) }),
+  z.unknown(),
+  { request: { op: 'node.list', args: {} }, response: { nodes: [] } },
+);

@@ -1,0 +1,177 @@
+import { sql } from 'drizzle-orm';
+import type { z } from 'zod';
+import { parsePayload } from '../../shared/bus/bus.js';
+import { inventoryEvents, type InventoryOp, inventoryOps } from '../../shared/catalogue/index.js';
+import { ConflictError, NotFoundError } from '../../shared/errors.js';
+import { getAttrib, listAttribs, setAttrib } from './engine/attribs.js';
+import { bind } from './engine/binding.js';
+import { deepMerge } from './engine/data.js';
+import { commitDeployment, createDeployment, deleteDeployment, deploymentGraph, proposeDeployment } from './engine/deployments.js';
+import { commitNode, createNode, deleteNode, deploymentId, nodeId, proposeNode, updateNode } from './engine/nodes.js';
+import { getDeployment, getNodeDetail, getNoderole, listNodes, listNoderoles, listRoles, noderoleFor } from './engine/queries.js';
+import { nodeState } from './engine/states.js';
+import { commit, propose, todo } from './engine/transitions.js';
+import type { GraphTx } from './engine/tx.js';
+
+type Args<K extends InventoryOp> = z.infer<(typeof inventoryOps)[K]>;
+type Handler<K extends InventoryOp> = (g: GraphTx, a: Args<K>) => Promise<unknown>;
+
+async function nr(g: GraphTx, id: number) {
+  const row = await g.noderole(id);
+  if (!row) throw new NotFoundError(`no noderole ${id}`, { field: 'noderole' });
+  return row;
+}
+
+const withState = (n: Record<string, unknown>) => ({ ...n, state: nodeState((n.states as never[]) ?? []) });
+
+/** Deletion rule of reference §1.11: leaves, or subtrees on one node, or subtrees never run. */
+async function deleteNoderole(g: GraphTx, id: number) {
+  const self = await nr(g, id);
+  const desc = await g.rows<{ id: number; nodeId: number; state: string; runCount: number; cohort: number }>(sql`
+    with recursive d(id) as (select child_id from inventory.noderole_edges where parent_id = ${id}
+      union select e.child_id from inventory.noderole_edges e join d on e.parent_id = d.id)
+    select nr.id, nr.node_id as "nodeId", nr.state, nr.run_count as "runCount", nr.cohort from d join inventory.noderoles nr on nr.id = d.id`);
+  const sameNode = desc.every((d) => d.nodeId === self.nodeId);
+  const neverRun = desc.every((d) => d.state === 'proposed' && d.runCount === 0);
+  if (desc.length && !sameNode && !neverRun) {
+    throw new ConflictError(`noderole ${id} has children on other nodes that have run`, { rule: 'noderole deletion' });
+  }
+  for (const d of [...desc.sort((a, b) => b.cohort - a.cohort), { id }]) {
+    const s = await g.noderoleSummary(d.id);
+    await g.rows(sql`delete from inventory.noderoles where id = ${d.id}`);
+    g.emit(inventoryEvents.noderoleDeleted, { noderole: s });
+  }
+  await g.nodeChanged(self.nodeId, ['roles'], `noderole ${id} deleted`);
+  return { deleted: desc.length + 1 };
+}
+
+const handlers: { [K in InventoryOp]: Handler<K> } = {
+  'node.create': async (g, a) => {
+    const { id, credential } = await createNode(g, a);
+    return { ...withState(await getNodeDetail(g, id)), credential };
+  },
+  'node.update': async (g, a) => {
+    const id = await nodeId(g, a.node);
+    const { node: _n, ...rest } = a;
+    await updateNode(g, id, rest, 'operator update');
+    return withState(await getNodeDetail(g, id));
+  },
+  'node.get': async (g, a) => withState(await getNodeDetail(g, await nodeId(g, a.node))),
+  'node.list': async (g) => ({ nodes: (await listNodes(g)).map(withState) }),
+  'node.delete': async (g, a) => {
+    await deleteNode(g, await nodeId(g, a.node));
+    return { deleted: true };
+  },
+  'node.propose': async (g, a) => {
+    const id = await nodeId(g, a.node);
+    await proposeNode(g, id);
+    return withState(await getNodeDetail(g, id));
+  },
+  'node.commit': async (g, a) => {
+    const id = await nodeId(g, a.node);
+    await commitNode(g, id);
+    return withState(await getNodeDetail(g, id));
+  },
+  'noderole.list': async (g, a) => ({
+    noderoles: await listNoderoles(g, {
+      ...(a.node !== undefined ? { nodeId: await nodeId(g, a.node) } : {}),
+      ...(a.deployment !== undefined ? { deploymentId: await deploymentId(g, a.deployment) } : {}),
+      ...(a.role !== undefined ? { role: a.role } : {}),
+      ...(a.state !== undefined ? { state: a.state } : {}),
+    }),
+  }),
+  'noderole.get': async (g, a) => {
+    if (a.noderole !== undefined) return getNoderole(g, a.noderole);
+    if (a.node === undefined || a.role === undefined) throw new NotFoundError('give a noderole id, or a node and a role', { field: 'noderole' });
+    return getNoderole(g, await noderoleFor(g, await nodeId(g, a.node), a.role));
+  },
+  'noderole.create': async (g, a) => {
+    const node = await nodeId(g, a.node);
+    const dep = a.deployment !== undefined ? await deploymentId(g, a.deployment) : (await getNodeDetail(g, node)).deploymentId;
+    const id = await bind(g, a.role, node, dep as number);
+    if (a.data) {
+      await g.rows(sql`update inventory.noderoles set proposed_data = proposed_data || ${JSON.stringify(a.data)}::jsonb where id = ${id} and state = 'proposed'`);
+    }
+    return getNoderole(g, id);
+  },
+  'noderole.update': async (g, a) => {
+    const row = await nr(g, a.noderole);
+    if (row.state !== 'proposed') throw new ConflictError(`noderole ${a.noderole} is ${row.state}; propose it before editing its data`, { rule: 'data is editable while proposed' });
+    await g.rows(sql`update inventory.noderoles set proposed_data = ${JSON.stringify(a.data)}::jsonb where id = ${a.noderole}`);
+    return getNoderole(g, a.noderole);
+  },
+  'noderole.retry': async (g, a) => {
+    await todo(g, await nr(g, a.noderole), 'operator retry');
+    return getNoderole(g, a.noderole);
+  },
+  'noderole.propose': async (g, a) => {
+    await propose(g, await nr(g, a.noderole), 'operator propose');
+    return getNoderole(g, a.noderole);
+  },
+  'noderole.commit': async (g, a) => {
+    await commit(g, await nr(g, a.noderole), 'operator commit');
+    return getNoderole(g, a.noderole);
+  },
+  'noderole.delete': async (g, a) => deleteNoderole(g, a.noderole),
+  'deployment.create': async (g, a) => createDeployment(g, a),
+  'deployment.list': async (g) => ({
+    deployments: await g.rows(sql`select id, name, parent_id as "parentId", state, system, description from inventory.deployments order by id`),
+  }),
+  'deployment.get': async (g, a) => getDeployment(g, await deploymentId(g, a.deployment)),
+  'deployment.propose': async (g, a) => proposeDeployment(g, await deploymentId(g, a.deployment)),
+  'deployment.commit': async (g, a) => commitDeployment(g, await deploymentId(g, a.deployment)),
+  'deployment.delete': async (g, a) => {
+    await deleteDeployment(g, await deploymentId(g, a.deployment));
+    return { deleted: true };
+  },
+  'deployment.graph': async (g, a) => deploymentGraph(g, await deploymentId(g, a.deployment)),
+  'deployment_role.list': async (g, a) => ({
+    deployment_roles: await g.rows(sql`
+      select dr.id, dr.deployment_id as "deploymentId", d.name as deployment, r.name as role, dr.proposed_data as "proposedData",
+             dr.committed_data as "committedData" from inventory.deployment_roles dr join inventory.roles r on r.id = dr.role_id
+      join inventory.deployments d on d.id = dr.deployment_id
+      ${a.deployment !== undefined ? sql`where dr.deployment_id = ${await deploymentId(g, a.deployment)}` : sql``} order by dr.id`),
+  }),
+  'deployment_role.create': async (g, a) => {
+    const dep = await deploymentId(g, a.deployment);
+    const role = await g.one<{ id: number }>(sql`select id from inventory.roles where name = ${a.role}`);
+    if (!role) throw new NotFoundError(`no role ${a.role}`, { field: 'role' });
+    const r = await g.one<{ id: number }>(sql`
+      insert into inventory.deployment_roles (deployment_id, role_id, proposed_data) values (${dep}, ${role.id}, ${JSON.stringify(a.data ?? {})}::jsonb)
+      on conflict (deployment_id, role_id) do update set proposed_data = inventory.deployment_roles.proposed_data || excluded.proposed_data
+      returning id`);
+    return { id: r!.id, deploymentId: dep, role: a.role };
+  },
+  'deployment_role.get': async (g, a) => {
+    const r = await g.one(sql`select dr.id, dr.deployment_id as "deploymentId", r.name as role, dr.proposed_data as "proposedData",
+                                dr.committed_data as "committedData", dr.wall from inventory.deployment_roles dr
+                                join inventory.roles r on r.id = dr.role_id where dr.id = ${a.id}`);
+    if (!r) throw new NotFoundError(`no deployment role ${a.id}`, { field: 'deployment_role' });
+    return r;
+  },
+  'deployment_role.update': async (g, a) => {
+    const r = await g.one<{ p: Record<string, unknown> }>(sql`select proposed_data as p from inventory.deployment_roles where id = ${a.id}`);
+    if (!r) throw new NotFoundError(`no deployment role ${a.id}`, { field: 'deployment_role' });
+    await g.rows(sql`update inventory.deployment_roles set proposed_data = ${JSON.stringify(deepMerge(r.p, a.data))}::jsonb where id = ${a.id}`);
+    return handlers['deployment_role.get'](g, { id: a.id });
+  },
+  'deployment_role.commit': async (g, a) => {
+    await g.rows(sql`update inventory.deployment_roles set committed_data = proposed_data where id = ${a.id}`);
+    return handlers['deployment_role.get'](g, { id: a.id });
+  },
+  'role.list': async (g) => ({ roles: await listRoles(g) }),
+  'role.get': async (g, a) => {
+    const r = (await listRoles(g)).find((x) => x.name === a.role || x.id === Number(a.role));
+    if (!r) throw new NotFoundError(`no role ${a.role}`, { field: 'role' });
+    return r;
+  },
+  'attrib.list': async (g) => ({ attribs: await listAttribs(g) }),
+  'attrib.get': async (g, a) => getAttrib(g, a.target, a.target === 'node' ? await nodeId(g, a.id) : Number(a.id), a.attrib),
+  'attrib.set': async (g, a) => setAttrib(g, a.target, a.target === 'node' ? await nodeId(g, a.id) : Number(a.id), a.attrib, a.value),
+};
+
+/** Validates the op's arguments and runs it. */
+export function runOp(g: GraphTx, op: InventoryOp, args: Record<string, unknown>): Promise<unknown> {
+  const parsed = parsePayload(inventoryOps[op], args, op);
+  return (handlers[op] as Handler<InventoryOp>)(g, parsed as never);
+}

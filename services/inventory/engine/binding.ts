@@ -1,0 +1,147 @@
+import { sql } from 'drizzle-orm';
+import { inventoryEvents } from '../../../shared/catalogue/index.js';
+import { ConflictError, NotFoundError, ValidationError } from '../../../shared/errors.js';
+import type { GraphTx } from './tx.js';
+
+export interface RoleRow {
+  id: number;
+  name: string;
+  jig: string;
+  owner: string | null;
+  flags: string[];
+  requires: string[];
+  wantsAttribs: string[];
+  provides: string[];
+  conflicts: string[];
+}
+
+export async function roleByName(g: GraphTx, name: string): Promise<RoleRow> {
+  const r = await g.one<RoleRow>(sql`
+    select id, name, jig, owner, flags, requires, wants_attribs as "wantsAttribs", provides, conflicts
+    from inventory.roles where name = ${name}`);
+  if (!r) throw new NotFoundError(`no role ${name}`, { field: 'role' });
+  return r;
+}
+
+/** The deployment and its ancestors, closest first. */
+export async function deploymentChain(g: GraphTx, deploymentId: number): Promise<number[]> {
+  const rows = await g.rows<{ id: number }>(sql`
+    with recursive c(id, parent_id, depth) as (
+      select id, parent_id, 0 from inventory.deployments where id = ${deploymentId}
+      union all select d.id, d.parent_id, c.depth + 1 from inventory.deployments d join c on d.id = c.parent_id where c.depth < 64)
+    select id from c order by depth`);
+  return rows.map((r) => r.id);
+}
+
+async function findOnNode(g: GraphTx, nodeId: number, role: string): Promise<number | undefined> {
+  const r = await g.one<{ id: number }>(sql`
+    select nr.id from inventory.noderoles nr join inventory.roles r on r.id = nr.role_id
+    where nr.node_id = ${nodeId} and (r.name = ${role} or ${role} = any(r.provides))
+    order by (r.name = ${role}) desc, nr.id limit 1`);
+  return r?.id;
+}
+
+async function findInDeployment(g: GraphTx, deploymentId: number, role: string): Promise<number | undefined> {
+  const r = await g.one<{ id: number }>(sql`
+    select nr.id from inventory.noderoles nr join inventory.roles r on r.id = nr.role_id
+    where nr.deployment_id = ${deploymentId} and (r.name = ${role} or ${role} = any(r.provides))
+    order by (r.name = ${role}) desc, nr.id limit 1`);
+  return r?.id;
+}
+
+/** The node that hosts service-flag roles: the system phantom node. */
+async function phantomNode(g: GraphTx): Promise<number | undefined> {
+  return (await g.one<{ id: number }>(sql`select id from inventory.nodes where system order by id limit 1`))?.id;
+}
+
+async function validateAgainstNode(g: GraphTx, role: RoleRow, nodeId: number) {
+  if (role.flags.includes('abstract')) throw new ValidationError(`role ${role.name} is abstract and cannot be bound`, { field: 'role' });
+  const existing = await g.rows<{ name: string; conflicts: string[]; provides: string[] }>(sql`
+    select r.name, r.conflicts, r.provides from inventory.noderoles nr join inventory.roles r on r.id = nr.role_id
+    where nr.node_id = ${nodeId}`);
+  for (const e of existing) {
+    if (role.conflicts.includes(e.name) || e.conflicts.includes(role.name)) {
+      throw new ConflictError(`role ${role.name} conflicts with ${e.name} already on the node`, { rule: 'conflicts' });
+    }
+    if (e.provides.includes(role.name)) {
+      throw new ConflictError(`role ${role.name} is already provided by ${e.name} on the node`, { rule: 'provides' });
+    }
+    if (role.provides.includes(e.name) || role.provides.some((p) => e.provides.includes(p))) {
+      throw new ConflictError(`role ${role.name} provides something ${e.name} already provides on the node`, { rule: 'provides' });
+    }
+  }
+}
+
+/**
+ * The binding algorithm (reference §1.11): reuse an existing binding; find each wanted parent on the same
+ * node, else (non-implicit parents) up the deployment chain, else create it; service roles live on the
+ * system phantom node. New noderoles are PROPOSED with cohort = max(parent cohort) + 1.
+ */
+export async function bind(g: GraphTx, roleName: string, nodeId: number, deploymentId: number, depth = 0): Promise<number> {
+  if (depth > 64) throw new ValidationError(`binding ${roleName} recursed too deep`, { field: 'role' });
+  const role = await roleByName(g, roleName);
+  const existing = await g.one<{ id: number }>(sql`select id from inventory.noderoles where node_id = ${nodeId} and role_id = ${role.id}`);
+  if (existing) return existing.id;
+  await validateAgainstNode(g, role, nodeId);
+
+  const attribOwners = role.wantsAttribs.length
+    ? await g.rows<{ name: string }>(sql`
+        select distinct r.name from inventory.attribs a join inventory.roles r on r.id = a.role_id
+        where a.name in ${sql.raw(`(${role.wantsAttribs.map((n) => `'${n.replace(/'/g, "''")}'`).join(',')})`)} and r.id <> ${role.id}`)
+    : [];
+  const wanted = [...new Set([...role.requires, ...attribOwners.map((r) => r.name)])];
+  const chain = await deploymentChain(g, deploymentId);
+  const parents: number[] = [];
+  for (const p of wanted) {
+    const pRole = await g.one<{ flags: string[] }>(sql`
+      select flags from inventory.roles where name = ${p} or ${p} = any(provides) order by (name = ${p}) desc limit 1`);
+    if (!pRole) throw new ValidationError(`role ${role.name} requires ${p}, which no barclamp defines`, { field: 'role' });
+    let found = await findOnNode(g, nodeId, p);
+    if (!found && !pRole.flags.includes('implicit')) {
+      for (const d of chain) {
+        found = await findInDeployment(g, d, p);
+        if (found) break;
+      }
+    }
+    if (!found) {
+      const host = pRole.flags.includes('service') ? ((await phantomNode(g)) ?? nodeId) : nodeId;
+      found = await bind(g, p, host, deploymentId, depth + 1);
+    }
+    parents.push(found);
+  }
+
+  await g.rows(sql`insert into inventory.deployment_roles (deployment_id, role_id) values (${deploymentId}, ${role.id})
+                   on conflict (deployment_id, role_id) do nothing`);
+  const cohort = parents.length
+    ? ((await g.one<{ c: number }>(sql`select max(cohort)::int + 1 as c from inventory.noderoles where id in ${sql.raw(`(${parents.join(',')})`)}`))?.c ?? 0)
+    : 0;
+  const created = await g.one<{ id: number }>(sql`
+    insert into inventory.noderoles (node_id, role_id, deployment_id, state, cohort)
+    values (${nodeId}, ${role.id}, ${deploymentId}, 'proposed', ${cohort}) returning id`);
+  const id = created!.id;
+  for (const p of parents) await link(g, p, id);
+  // Cluster roles: a new instance adopts its peers' children.
+  if (role.flags.includes('cluster')) {
+    await g.rows(sql`
+      insert into inventory.noderole_edges (parent_id, child_id)
+      select ${id}, e.child_id from inventory.noderole_edges e join inventory.noderoles peer on peer.id = e.parent_id
+      where peer.role_id = ${role.id} and peer.deployment_id = ${deploymentId} and peer.id <> ${id}
+      on conflict do nothing`);
+  }
+  const summary = await g.noderoleSummary(id);
+  g.log.info({ noderole: id, node: summary.node, role: role.name, cohort, correlationId: g.lineage.correlationId }, 'noderole bound');
+  g.emit(inventoryEvents.noderoleProposed, { noderole: summary, from: null, reason: 'bound' });
+  await g.nodeChanged(nodeId, ['roles'], `bound ${role.name}`);
+  return id;
+}
+
+/** Adds a parent edge (and, for cluster-role parents, the same edge under every peer). */
+async function link(g: GraphTx, parentId: number, childId: number) {
+  await g.rows(sql`insert into inventory.noderole_edges (parent_id, child_id) values (${parentId}, ${childId}) on conflict do nothing`);
+  await g.rows(sql`
+    insert into inventory.noderole_edges (parent_id, child_id)
+    select peer.id, ${childId} from inventory.noderoles p join inventory.roles r on r.id = p.role_id
+    join inventory.noderoles peer on peer.role_id = p.role_id and peer.deployment_id = p.deployment_id and peer.id <> p.id
+    where p.id = ${parentId} and 'cluster' = any(r.flags)
+    on conflict do nothing`);
+}

@@ -1,0 +1,197 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import { inventoryEvents } from '../../../shared/catalogue/index.js';
+import { ConflictError, NotFoundError, ValidationError } from '../../../shared/errors.js';
+import { bind } from './binding.js';
+import { commit, deactivate, propose } from './transitions.js';
+import type { GraphTx } from './tx.js';
+
+export const hashSecret = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/** Resolves an id or a name (`admin` = the first admin node) to a node id. */
+export async function nodeId(g: GraphTx, ref: number | string): Promise<number> {
+  const r =
+    typeof ref === 'number' || /^\d+$/.test(ref)
+      ? await g.one<{ id: number }>(sql`select id from inventory.nodes where id = ${Number(ref)}`)
+      : ref === 'admin'
+        ? await g.one<{ id: number }>(sql`select id from inventory.nodes where admin order by id limit 1`)
+        : await g.one<{ id: number }>(sql`select id from inventory.nodes where name = ${ref.toLowerCase()}`);
+  if (!r) throw new NotFoundError(`no node ${ref}`, { field: 'node' });
+  return r.id;
+}
+
+export async function deploymentId(g: GraphTx, ref: number | string): Promise<number> {
+  const r =
+    typeof ref === 'number' || /^\d+$/.test(ref)
+      ? await g.one<{ id: number }>(sql`select id from inventory.deployments where id = ${Number(ref)}`)
+      : await g.one<{ id: number }>(sql`select id from inventory.deployments where name = ${ref}`);
+  if (!r) throw new NotFoundError(`no deployment ${ref}`, { field: 'deployment' });
+  return r.id;
+}
+
+export interface NodeCreate {
+  name: string;
+  description?: string | undefined;
+  admin?: boolean | undefined;
+  system?: boolean | undefined;
+  alive?: boolean | undefined;
+  available?: boolean | undefined;
+  bootenv?: string | undefined;
+  deployment?: number | string | undefined;
+  hint?: Record<string, unknown> | undefined;
+  discovery?: Record<string, unknown> | undefined;
+  sshHostKey?: string | null | undefined;
+  mac?: string | undefined;
+}
+
+/** Creates a node; returns its id and its own credential (shown once, stored hashed). */
+export async function createNode(g: GraphTx, n: NodeCreate): Promise<{ id: number; credential: string }> {
+  const name = n.name.toLowerCase();
+  if (await g.one(sql`select 1 from inventory.nodes where name = ${name}`)) {
+    throw new ConflictError(`node ${name} already exists`, { rule: 'node names are unique' });
+  }
+  const dep = await deploymentId(g, n.deployment ?? 'system');
+  const credential = randomBytes(24).toString('base64url');
+  const hint = { ...(n.hint ?? {}), ...(n.mac ? { admin_macs: [n.mac.toUpperCase()] } : {}) };
+  const row = await g.one<{ id: number }>(sql`
+    insert into inventory.nodes (name, description, admin, system, alive, available, bootenv, deployment_id, hint, discovery,
+                                 ssh_host_key, credential_hash)
+    values (${name}, ${n.description ?? ''}, ${n.admin ?? false}, ${n.system ?? false}, ${n.alive ?? false}, ${n.available ?? false},
+            ${n.bootenv ?? 'sledgehammer'}, ${dep}, ${JSON.stringify(hint)}::jsonb, ${JSON.stringify(n.discovery ?? {})}::jsonb,
+            ${n.sshHostKey ?? null}, ${hashSecret(credential)})
+    returning id`);
+  const id = row!.id;
+  const node = await g.nodeSummary(id);
+  g.log.info({ node: id, name, correlationId: g.lineage.correlationId }, 'node created');
+  g.emit(inventoryEvents.nodeCreated, { node: node! });
+  // Bootstrap roles go to every new admin node (reference §1.5).
+  if (n.admin) {
+    const boots = await g.rows<{ name: string }>(sql`select name from inventory.roles where 'bootstrap' = any(flags) order by name`);
+    for (const b of boots) await bind(g, b.name, id, dep);
+  }
+  return { id, credential };
+}
+
+export interface NodeUpdate {
+  name?: string | undefined;
+  description?: string | undefined;
+  alive?: boolean | undefined;
+  available?: boolean | undefined;
+  bootenv?: string | undefined;
+  deployment?: number | string | undefined;
+  sshHostKey?: string | null | undefined;
+  hint?: Record<string, unknown> | undefined;
+  discovery?: Record<string, unknown> | undefined;
+}
+
+/** Applies a node update; alive true→false deactivates its noderoles (reference §4.1). */
+export async function updateNode(g: GraphTx, id: number, u: NodeUpdate, reason: string): Promise<string[]> {
+  const cur = await g.one<{ name: string; alive: boolean; available: boolean; bootenv: string; deploymentId: number; sshHostKey: string | null; description: string }>(sql`
+    select name, alive, available, bootenv, deployment_id as "deploymentId", ssh_host_key as "sshHostKey", description
+    from inventory.nodes where id = ${id} for update`);
+  if (!cur) throw new NotFoundError(`no node ${id}`, { field: 'node' });
+  const changed: string[] = [];
+  const set: ReturnType<typeof sql>[] = [];
+  const change = (field: string, column: string, value: unknown, old: unknown) => {
+    if (value === undefined || value === old) return;
+    changed.push(field);
+    set.push(sql`${sql.raw(column)} = ${value}`);
+  };
+  if (u.name !== undefined) {
+    const name = u.name.toLowerCase();
+    if (name !== cur.name && (await g.one(sql`select 1 from inventory.nodes where name = ${name}`))) {
+      throw new ConflictError(`node ${name} already exists`, { rule: 'node names are unique' });
+    }
+    change('name', 'name', name, cur.name);
+  }
+  change('description', 'description', u.description, cur.description);
+  change('alive', 'alive', u.alive, cur.alive);
+  change('available', 'available', u.available, cur.available);
+  change('bootenv', 'bootenv', u.bootenv, cur.bootenv);
+  change('sshHostKey', 'ssh_host_key', u.sshHostKey, cur.sshHostKey);
+  if (u.deployment !== undefined) change('deployment', 'deployment_id', await deploymentId(g, u.deployment), cur.deploymentId);
+  if (u.hint !== undefined) {
+    changed.push('hint');
+    set.push(sql`hint = hint || ${JSON.stringify(u.hint)}::jsonb`);
+  }
+  if (u.discovery !== undefined) {
+    changed.push('discovery');
+    set.push(sql`discovery = discovery || ${JSON.stringify(u.discovery)}::jsonb`);
+  }
+  if (changed.length === 0) return [];
+  if (u.alive !== undefined && u.alive !== cur.alive) set.push(sql`alive_reason = ${reason}`);
+  await g.rows(sql`update inventory.nodes set ${sql.join(set, sql`, `)}, version = version + 1, updated_at = now() where id = ${id}`);
+  g.log.info({ node: id, changed, reason, correlationId: g.lineage.correlationId }, 'node changed');
+  if (cur.alive && u.alive === false) {
+    const nrs = await g.rows<{ id: number }>(sql`select id from inventory.noderoles where node_id = ${id} and state <> 'proposed' order by cohort, id`);
+    for (const { id: nrId } of nrs) {
+      const nr = await g.noderole(nrId);
+      if (nr) await deactivate(g, nr, `node not alive: ${reason}`);
+    }
+  }
+  await g.nodeChanged(id, changed, reason);
+  return changed;
+}
+
+/** Node commit: available, then every PROPOSED noderole committed in cohort order. */
+export async function commitNode(g: GraphTx, id: number): Promise<void> {
+  const disc = await g.rows<{ name: string }>(sql`select name from inventory.roles where 'discovery' = any(flags) order by name`);
+  const node = await g.one<{ deploymentId: number }>(sql`select deployment_id as "deploymentId" from inventory.nodes where id = ${id}`);
+  for (const d of disc) await bind(g, d.name, id, node!.deploymentId);
+  await updateNode(g, id, { available: true }, 'node committed');
+  const nrs = await g.rows<{ id: number }>(sql`select id from inventory.noderoles where node_id = ${id} and state = 'proposed' order by cohort, id`);
+  for (const { id: nrId } of nrs) {
+    const nr = await g.noderole(nrId);
+    if (nr) await commit(g, nr, 'node committed');
+  }
+}
+
+export async function proposeNode(g: GraphTx, id: number): Promise<void> {
+  const nrs = await g.rows<{ id: number }>(sql`select id from inventory.noderoles where node_id = ${id} order by cohort, id`);
+  for (const { id: nrId } of nrs) {
+    const nr = await g.noderole(nrId);
+    if (nr) await propose(g, nr, 'node proposed');
+  }
+}
+
+/** Deletes a node and its noderoles (cohort DESC); the last admin node cannot be deleted. */
+export async function deleteNode(g: GraphTx, id: number): Promise<void> {
+  const node = await g.nodeSummary(id);
+  if (!node) throw new NotFoundError(`no node ${id}`, { field: 'node' });
+  if (node.admin) {
+    const admins = await g.one<{ n: number }>(sql`select count(*)::int as n from inventory.nodes where admin`);
+    if ((admins?.n ?? 0) <= 1) throw new ConflictError('the last admin node cannot be deleted', { rule: 'last admin node' });
+  }
+  const foreign = await g.one<{ n: number }>(sql`
+    select count(*)::int as n from inventory.noderole_edges e join inventory.noderoles p on p.id = e.parent_id
+    join inventory.noderoles c on c.id = e.child_id where p.node_id = ${id} and c.node_id <> ${id}`);
+  if ((foreign?.n ?? 0) > 0) {
+    throw new ConflictError(`node ${node.name} has noderoles other nodes depend on`, { rule: 'cross-node children' });
+  }
+  const nrs = await g.rows<{ id: number }>(sql`select id from inventory.noderoles where node_id = ${id} order by cohort desc, id desc`);
+  for (const { id: nrId } of nrs) {
+    const s = await g.noderoleSummary(nrId);
+    await g.rows(sql`delete from inventory.noderoles where id = ${nrId}`);
+    g.emit(inventoryEvents.noderoleDeleted, { noderole: s });
+  }
+  await g.rows(sql`delete from inventory.nodes where id = ${id}`);
+  g.log.info({ node: id, name: node.name, correlationId: g.lineage.correlationId }, 'node deleted');
+  g.emit(inventoryEvents.nodeDeleted, { node });
+}
+
+export async function verifyCredential(g: GraphTx, ref: number | string, secret: string): Promise<number | null> {
+  let id: number;
+  try {
+    id = await nodeId(g, ref);
+  } catch {
+    return null;
+  }
+  const r = await g.one<{ h: string | null }>(sql`select credential_hash as h from inventory.nodes where id = ${id}`);
+  return r?.h && r.h === hashSecret(secret) ? id : null;
+}
+
+export function checkFqdn(name: string): void {
+  if (!/^([a-z0-9_-]{1,63}\.){2,}[a-z]{2,63}$/.test(name.toLowerCase()) || name.length > 255) {
+    throw new ValidationError('name must be an FQDN with at least three labels', { field: 'name' });
+  }
+}

@@ -1,0 +1,65 @@
+import { sql } from 'drizzle-orm';
+import { NotFoundError } from '../../../shared/errors.js';
+import type { GraphTx } from './tx.js';
+
+/** Read models for the API: noderoles, deployments, roles as the operator sees them. */
+export const noderoleColumns = sql`
+  nr.id, nr.node_id as "nodeId", n.name as node, nr.role_id as "roleId", r.name as role, nr.deployment_id as "deploymentId",
+  d.name as deployment, nr.state, nr.cohort, nr.run_count as "runCount", nr.available, nr.runlog,
+  nr.created_at as "createdAt", nr.updated_at as "updatedAt"`;
+const noderoleFrom = sql`from inventory.noderoles nr join inventory.nodes n on n.id = nr.node_id
+  join inventory.roles r on r.id = nr.role_id join inventory.deployments d on d.id = nr.deployment_id`;
+
+export async function listNoderoles(g: GraphTx, f: { nodeId?: number; deploymentId?: number; role?: string; state?: string }) {
+  const where = [sql`true`];
+  if (f.nodeId !== undefined) where.push(sql`nr.node_id = ${f.nodeId}`);
+  if (f.deploymentId !== undefined) where.push(sql`nr.deployment_id = ${f.deploymentId}`);
+  if (f.role !== undefined) where.push(sql`r.name = ${f.role}`);
+  if (f.state !== undefined) where.push(sql`nr.state = ${f.state}`);
+  return g.rows(sql`select ${noderoleColumns} ${noderoleFrom} where ${sql.join(where, sql` and `)} order by nr.cohort, nr.id`);
+}
+
+export async function getNoderole(g: GraphTx, id: number) {
+  const r = await g.one(sql`select ${noderoleColumns}, nr.proposed_data as "proposedData", nr.committed_data as "committedData",
+      nr.sysdata, nr.wall ${noderoleFrom} where nr.id = ${id}`);
+  if (!r) throw new NotFoundError(`no noderole ${id}`, { field: 'noderole' });
+  return r;
+}
+
+export async function noderoleFor(g: GraphTx, nodeId: number, role: string): Promise<number> {
+  const r = await g.one<{ id: number }>(sql`select nr.id ${noderoleFrom} where nr.node_id = ${nodeId} and r.name = ${role}`);
+  if (!r) throw new NotFoundError(`node ${nodeId} has no role ${role}`, { field: 'role' });
+  return r.id;
+}
+
+export async function getNodeDetail(g: GraphTx, id: number) {
+  const n = await g.one<Record<string, unknown>>(sql`
+    select n.id, n.name, n.description, n.admin, n.system, n.alive, n.available, n.bootenv, n.deployment_id as "deploymentId",
+           d.name as deployment, n.ssh_host_key as "sshHostKey", n.alive_reason as "aliveReason", n.quirks,
+           n.created_at as "createdAt", n.updated_at as "updatedAt",
+           coalesce((select array_agg(nr.state) from inventory.noderoles nr where nr.node_id = n.id), '{}') as states
+    from inventory.nodes n join inventory.deployments d on d.id = n.deployment_id where n.id = ${id}`);
+  if (!n) throw new NotFoundError(`no node ${id}`, { field: 'node' });
+  return n;
+}
+
+export async function listNodes(g: GraphTx) {
+  return g.rows(sql`
+    select n.id, n.name, n.description, n.admin, n.system, n.alive, n.available, n.bootenv, n.deployment_id as "deploymentId",
+           d.name as deployment,
+           coalesce((select array_agg(nr.state) from inventory.noderoles nr where nr.node_id = n.id), '{}') as states
+    from inventory.nodes n join inventory.deployments d on d.id = n.deployment_id order by n.id`);
+}
+
+export async function getDeployment(g: GraphTx, id: number) {
+  const d = await g.one<{ id: number; name: string; parentId: number | null; state: 'proposed' | 'committed'; system: boolean; description: string }>(sql`
+    select id, name, parent_id as "parentId", state, system, description from inventory.deployments where id = ${id}`);
+  if (!d) throw new NotFoundError(`no deployment ${id}`, { field: 'deployment' });
+  return d;
+}
+
+export async function listRoles(g: GraphTx) {
+  return g.rows(sql`
+    select r.id, r.name, b.name as barclamp, r.description, r.jig, r.owner, r.flags, r.requires, r.wants_attribs as "wantsAttribs",
+           r.provides, r.conflicts from inventory.roles r join inventory.barclamps b on b.id = r.barclamp_id order by r.name`);
+}

@@ -1,0 +1,97 @@
+import { sql } from 'drizzle-orm';
+import type { Json } from './data.js';
+import { stageRunData } from './stage.js';
+import { active, error, transition } from './transitions.js';
+import type { GraphTx } from './tx.js';
+
+/**
+ * Runnable noderoles (reference §3.1): TODO, available, deployment committed, node alive and available,
+ * and no noderole of the node in TRANSITION or ERROR. At most one per node, lowest cohort then id.
+ */
+export async function candidates(g: GraphTx, limit: number, excludeNodeIds: number[]) {
+  return g.rows<{ noderoleId: number; nodeId: number; cohort: number }>(sql`
+    select * from (
+      select distinct on (nr.node_id) nr.id as "noderoleId", nr.node_id as "nodeId", nr.cohort
+      from inventory.noderoles nr
+      join inventory.nodes n on n.id = nr.node_id
+      join inventory.deployments d on d.id = nr.deployment_id
+      where nr.state = 'todo' and nr.available and d.state = 'committed' and n.alive and n.available
+        and not (nr.node_id = any(${`{${excludeNodeIds.join(',')}}`}::int[]))
+        and not exists (select 1 from inventory.noderoles o where o.node_id = nr.node_id and o.state in ('transition', 'error'))
+      order by nr.node_id, nr.cohort, nr.id) x
+    order by cohort, "noderoleId" limit ${limit}`);
+}
+
+export interface StartedRun {
+  started: boolean;
+  reason: string;
+  /** Destructive role that already ran: finish without running the jig (DESIGN §4, #7). */
+  skipJig: boolean;
+  role: { name: string; jig: string; owner: string | null; destructive: boolean; scripts: Record<string, string>; timeoutSeconds: number };
+  node: { id: number; name: string; sshHostKey: string | null; hint: Json };
+  data: Json;
+}
+
+/**
+ * Starts a run with fencing token `token`: the noderole must still be runnable (or ACTIVE for an
+ * event-driven re-run) and its node must have nothing else in TRANSITION. Idempotent for the same token.
+ */
+export async function startRun(g: GraphTx, noderoleId: number, token: string, rerun: boolean): Promise<StartedRun | { started: false; reason: string }> {
+  const nr = await g.noderole(noderoleId);
+  if (!nr) return { started: false, reason: 'noderole gone' };
+  await g.rows(sql`select id from inventory.nodes where id = ${nr.nodeId} for update`);
+  const already = nr.state === 'transition' && nr.runToken === token;
+  if (!already) {
+    const ok = await g.one<{ ok: boolean }>(sql`
+      select (n.alive and n.available and d.state = 'committed' and nr.available
+              and not exists (select 1 from inventory.noderoles o where o.node_id = nr.node_id and o.id <> nr.id and o.state in ('transition', 'error'))
+             ) as ok
+      from inventory.noderoles nr join inventory.nodes n on n.id = nr.node_id join inventory.deployments d on d.id = nr.deployment_id
+      where nr.id = ${noderoleId}`);
+    const stateOk = nr.state === 'todo' || (rerun && nr.state === 'active');
+    if (!ok?.ok || !stateOk) return { started: false, reason: `not runnable (state ${nr.state})` };
+    await transition(g, nr, token);
+  }
+  const role = await g.one<StartedRun['role'] & { flags: string[] }>(sql`
+    select r.name, r.jig, r.owner, r.flags, r.scripts, r.timeout_seconds as "timeoutSeconds"
+    from inventory.roles r where r.id = ${nr.roleId}`);
+  const node = await g.one<StartedRun['node']>(sql`
+    select id, name, ssh_host_key as "sshHostKey", hint from inventory.nodes where id = ${nr.nodeId}`);
+  const destructive = role!.flags.includes('destructive');
+  return {
+    started: true,
+    reason: already ? 'already started' : 'started',
+    skipJig: destructive && nr.runCount > 0,
+    role: { name: role!.name, jig: role!.jig, owner: role!.owner, destructive, scripts: role!.scripts, timeoutSeconds: role!.timeoutSeconds },
+    node: node!,
+    data: await stageRunData(g, noderoleId),
+  };
+}
+
+/** Applies a run's result if `token` is still the noderole's current one; a late or duplicate result changes nothing. */
+export async function finishRun(
+  g: GraphTx,
+  r: { noderoleId: number; token: string; ok: boolean; wall: Json | null; runlog: string },
+): Promise<{ applied: boolean; state: string }> {
+  const nr = await g.noderole(r.noderoleId);
+  if (!nr) return { applied: false, state: 'gone' };
+  if (nr.state !== 'transition' || nr.runToken !== r.token) return { applied: false, state: nr.state };
+  const runlog = r.runlog.slice(-65_536);
+  if (r.ok) {
+    if (r.wall) await g.rows(sql`update inventory.noderoles set wall = ${JSON.stringify(r.wall)}::jsonb where id = ${nr.id}`);
+    await active(g, nr, runlog, `run ${r.token} succeeded`);
+  } else {
+    await error(g, nr, runlog, `run ${r.token} failed`);
+  }
+  return { applied: true, state: nr.state };
+}
+
+/** GET /anneal (reference §3.9). */
+export async function annealStatus(g: GraphTx): Promise<{ status: 'failed' | 'working' | 'scheduled' | 'finished'; counts: Record<string, number> }> {
+  const rows = await g.rows<{ state: string; n: number }>(sql`
+    select nr.state, count(*)::int as n from inventory.noderoles nr join inventory.deployments d on d.id = nr.deployment_id
+    where d.state = 'committed' group by nr.state`);
+  const counts = Object.fromEntries(rows.map((r) => [r.state, r.n]));
+  const status = counts.error ? 'failed' : counts.transition ? 'working' : counts.todo ? 'scheduled' : 'finished';
+  return { status, counts };
+}

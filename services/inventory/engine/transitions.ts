@@ -1,0 +1,150 @@
+import { sql } from 'drizzle-orm';
+import { inventoryEvents, type NoderoleState } from '../../../shared/catalogue/index.js';
+import { InvalidTransitionError } from '../../../shared/errors.js';
+import { legalFrom, type Operation } from './states.js';
+import type { GraphTx, NoderoleRow } from './tx.js';
+
+const hook = {
+  error: inventoryEvents.noderoleError,
+  active: inventoryEvents.noderoleActive,
+  todo: inventoryEvents.noderoleTodo,
+  transition: inventoryEvents.noderoleTransition,
+  blocked: inventoryEvents.noderoleBlocked,
+  proposed: inventoryEvents.noderoleProposed,
+} as const;
+
+function check(op: Operation, nr: NoderoleRow) {
+  if (!legalFrom[op].includes(nr.state)) {
+    throw new InvalidTransitionError(`noderole ${nr.id} cannot ${op} from ${nr.state}`, { rule: `${op} is legal from ${legalFrom[op].join(', ')}` });
+  }
+}
+
+/**
+ * The one place a noderole's state changes: writes it, logs old→new, and queues the hook event.
+ * `extra` sets further columns in the same update.
+ */
+async function setState(g: GraphTx, nr: NoderoleRow, to: NoderoleState, reason: string, extra = sql``): Promise<void> {
+  if (nr.state === to) {
+    // Same state: only the extra columns change; hooks fire on state changes only.
+    await g.rows(sql`update inventory.noderoles set updated_at = now() ${extra} where id = ${nr.id}`);
+    return;
+  }
+  await g.rows(sql`update inventory.noderoles set state = ${to}, version = version + 1, updated_at = now() ${extra}
+                   where id = ${nr.id}`);
+  const from = nr.state;
+  nr.state = to;
+  const summary = await g.noderoleSummary(nr.id);
+  g.log.info({ noderole: nr.id, node: summary.node, role: summary.role, from, to, reason, correlationId: g.lineage.correlationId }, 'noderole state changed');
+  g.emit(hook[to], { noderole: summary, from, reason });
+}
+
+export async function activatable(g: GraphTx, id: number): Promise<boolean> {
+  const r = await g.one<{ n: number }>(sql`
+    select count(*)::int as n from inventory.noderole_edges e join inventory.noderoles p on p.id = e.parent_id
+    where e.child_id = ${id} and p.state <> 'active'`);
+  return (r?.n ?? 0) === 0;
+}
+
+async function children(g: GraphTx, id: number, states: NoderoleState[]): Promise<NoderoleRow[]> {
+  const ids = await g.rows<{ id: number }>(sql`
+    select c.id from inventory.noderole_edges e join inventory.noderoles c on c.id = e.child_id
+    where e.parent_id = ${id} and c.state in ${sql.raw(`(${states.map((s) => `'${s}'`).join(',')})`)}
+    order by c.cohort, c.id`);
+  const out: NoderoleRow[] = [];
+  for (const { id: cid } of ids) {
+    const c = await g.noderole(cid);
+    if (c) out.push(c);
+  }
+  return out;
+}
+
+/** Direct children in ERROR or TODO are blocked, recursively (reference §2.3). */
+async function blockTodoChildren(g: GraphTx, nr: NoderoleRow, reason: string) {
+  for (const c of await children(g, nr.id, ['error', 'todo'])) await block(g, c, reason);
+}
+
+export async function todo(g: GraphTx, nr: NoderoleRow, reason: string): Promise<void> {
+  check('todo', nr);
+  if (!(await activatable(g, nr.id))) {
+    throw new InvalidTransitionError(`noderole ${nr.id} has parents that are not active`, { rule: 'todo needs every parent active' });
+  }
+  await setState(g, nr, 'todo', reason);
+  await blockTodoChildren(g, nr, `parent ${nr.id} went back to todo`);
+}
+
+export async function block(g: GraphTx, nr: NoderoleRow, reason: string): Promise<void> {
+  await setState(g, nr, 'blocked', reason);
+  await blockTodoChildren(g, nr, `parent ${nr.id} blocked`);
+}
+
+export async function blockOrTodo(g: GraphTx, nr: NoderoleRow, reason: string): Promise<void> {
+  if (await activatable(g, nr.id)) await todo(g, nr, reason);
+  else await block(g, nr, reason);
+}
+
+export async function commit(g: GraphTx, nr: NoderoleRow, reason = 'committed'): Promise<void> {
+  check('commit', nr);
+  await g.rows(sql`update inventory.noderoles set committed_data = proposed_data where id = ${nr.id}`);
+  await blockOrTodo(g, nr, reason);
+}
+
+export async function propose(g: GraphTx, nr: NoderoleRow, reason = 'proposed'): Promise<void> {
+  if (nr.state === 'proposed') return;
+  await setState(g, nr, 'proposed', reason);
+}
+
+/** A run starts: TODO/ACTIVE/TRANSITION → TRANSITION, runlog cleared, fencing token recorded. */
+export async function transition(g: GraphTx, nr: NoderoleRow, token: string): Promise<void> {
+  check('transition', nr);
+  await setState(g, nr, 'transition', `run ${token} started`, sql`, runlog = '', run_token = ${token}`);
+}
+
+/**
+ * A run succeeded. On a dead or unavailable node the noderole goes back through block_or_todo instead of
+ * ACTIVE, so nothing is left in TRANSITION (DESIGN §4, #6). Children whose parents are now all ACTIVE
+ * are promoted to TODO.
+ */
+export async function active(g: GraphTx, nr: NoderoleRow, runlog: string, reason: string): Promise<void> {
+  check('active', nr);
+  const node = await g.one<{ alive: boolean; available: boolean }>(
+    sql`select alive, available from inventory.nodes where id = ${nr.nodeId}`,
+  );
+  await g.rows(sql`update inventory.noderoles set run_count = run_count + 1, runlog = ${runlog}, run_token = null where id = ${nr.id}`);
+  nr.runCount++;
+  if (!node?.alive || !node.available) {
+    nr.state = 'transition';
+    await blockOrTodo(g, nr, `run finished but node is ${node?.alive ? 'unavailable' : 'not alive'}`);
+    return;
+  }
+  await setState(g, nr, 'active', reason);
+  for (const c of await children(g, nr.id, ['blocked'])) {
+    if (await activatable(g, c.id)) await todo(g, c, `parents of ${c.id} all active`);
+  }
+}
+
+/**
+ * A run failed: ERROR, and every descendant not PROPOSED/TRANSITION becomes BLOCKED, each with its own
+ * on_blocked event (DESIGN §4, #5). error! on a BLOCKED noderole is ignored.
+ */
+export async function error(g: GraphTx, nr: NoderoleRow, runlog: string, reason: string): Promise<void> {
+  if (nr.state === 'blocked') return;
+  check('error', nr);
+  await setState(g, nr, 'error', reason, sql`, runlog = ${runlog}, run_token = null`);
+  const desc = await g.rows<{ id: number }>(sql`
+    with recursive d(id) as (
+      select child_id from inventory.noderole_edges where parent_id = ${nr.id}
+      union select e.child_id from inventory.noderole_edges e join d on e.parent_id = d.id)
+    select nr.id from d join inventory.noderoles nr on nr.id = d.id
+    where nr.state not in ('proposed', 'transition', 'blocked') order by nr.cohort, nr.id`);
+  for (const { id } of desc) {
+    const c = await g.noderole(id);
+    if (c) await setState(g, c, 'blocked', `ancestor ${nr.id} failed`);
+  }
+}
+
+/** Node died: non-PROPOSED noderoles go through block_or_todo (reference §4.1). */
+export async function deactivate(g: GraphTx, nr: NoderoleRow, reason: string): Promise<void> {
+  if (nr.state === 'proposed') return;
+  await g.rows(sql`update inventory.noderoles set run_token = null where id = ${nr.id}`);
+  await blockOrTodo(g, nr, reason);
+}
