@@ -35,6 +35,8 @@ const { values: opts } = parseArgs({
     window: { type: 'string', default: '256' },
     concurrency: { type: 'string', default: '256' },
     'time-limit': { type: 'string', default: '60' },
+    /** For profiling one side alone; the JSON line needs both. */
+    side: { type: 'string', default: 'both' },
   },
 });
 const count = Math.max(1, Math.min(1_000_000, Number(opts.count)));
@@ -42,6 +44,7 @@ const rounds = Math.max(1, Math.min(10, Number(opts.rounds)));
 const window = Math.max(1, Math.min(10_000, Number(opts.window)));
 const concurrency = Math.max(1, Math.min(10_000, Number(opts.concurrency)));
 const phaseLimitMs = Math.max(1, Number(opts['time-limit'])) * 1000;
+const side = opts.side;
 const pullBatch = Math.max(concurrency * 2, 64);
 
 const say = (l: string) => process.stdout.write(`${l}\n`);
@@ -63,6 +66,13 @@ async function until(what: string, done: () => boolean, started: number) {
     await new Promise((r) => setTimeout(r, 2));
   }
 }
+
+/** Messages per second, and this process's CPU time per message (µs) over the same interval. */
+interface Figure {
+  rate: number;
+  cpuUs: number;
+}
+const show = (f: Figure) => `${Math.round(f.rate)} msg/s, client CPU ${f.cpuUs.toFixed(0)} µs/msg`;
 
 interface Server {
   url: string;
@@ -96,9 +106,18 @@ async function deletePrefixStreams(jsm: JetStreamManager, prefix: string) {
   }
 }
 
-/** Raw nats.js: publish bytes to a work queue, consume, ack. Returns messages/s. */
-async function baselineRound(url: string, prefix: string, round: number, payload: Uint8Array) {
-  const nc = await connect({ servers: url, name: 'bench-baseline' });
+/**
+ * Raw nats.js: publish bytes to a work queue, consume, ack; with `withResult` the consumer also
+ * publishes a result (the same work as our path, without our layer). Returns messages/s.
+ */
+async function rawRound(
+  url: string,
+  prefix: string,
+  round: number,
+  payload: Uint8Array,
+  withResult: boolean,
+) {
+  const nc = await connect({ servers: url, name: 'bench-baseline', noAsyncTraces: true });
   try {
     const jsm = await jetstreamManager(nc);
     const js = jetstream(nc);
@@ -112,7 +131,7 @@ async function baselineRound(url: string, prefix: string, round: number, payload
         storage: StorageType.File,
         duplicate_window: nanos(120_000),
       });
-    const durable = `raw-${round}`;
+    const durable = `raw-${round}-${withResult ? 'full' : 'plain'}`;
     await jsm.consumers.add(stream, {
       durable_name: durable,
       ack_policy: AckPolicy.Explicit,
@@ -123,20 +142,36 @@ async function baselineRound(url: string, prefix: string, round: number, payload
     });
     const messages = await (await js.consumers.get(stream, durable)).consume({ max_messages: pullBatch });
     let acked = 0;
+    let inflight = 0;
+    let slotFree: (() => void) | null = null;
     const loop = (async () => {
       for await (const m of messages) {
-        m.ack();
-        if (++acked >= count) break;
+        if (!withResult) {
+          m.ack();
+          if (++acked >= count) break;
+          continue;
+        }
+        inflight++;
+        void js.publish(`${prefix}.raw.pong`, m.data, { msgID: `pong-${durable}-${m.seq}` }).then(() => {
+          m.ack();
+          acked++;
+          inflight--;
+          slotFree?.();
+        });
+        while (inflight >= concurrency) await new Promise<void>((r) => (slotFree = r));
+        if (acked + inflight >= count) break;
       }
     })();
     const started = Date.now();
-    await pipelined(count, window, (i) => js.publish(subject, payload, { msgID: `raw-${round}-${i}` }));
+    const cpu0 = process.cpuUsage();
+    await pipelined(count, window, (i) => js.publish(subject, payload, { msgID: `${durable}-${i}` }));
     await until('baseline', () => acked >= count, started);
     const secs = (Date.now() - started) / 1000;
+    const cpu = process.cpuUsage(cpu0);
     await messages.close().catch(() => undefined);
     await loop;
     await jsm.consumers.delete(stream, durable);
-    return count / secs;
+    return { rate: count / secs, cpuUs: (cpu.user + cpu.system) / count };
   } finally {
     await nc.close();
   }
@@ -168,14 +203,16 @@ async function oursRound(url: string, prefix: string, round: number) {
       ],
     });
     const started = Date.now();
+    const cpu0 = process.cpuUsage();
     await pipelined(count, window, (i) => bus.publish(diag.ping, { seq: i, note: 'bench' }));
     await until('ours', () => h.stats.handled + h.stats.deadLettered + h.stats.retried >= count, started);
     const secs = (Date.now() - started) / 1000;
+    const cpu = process.cpuUsage(cpu0);
     await h.stop();
     await bus.jsm.consumers.delete(streamName(prefix, decl.stream), decl.durable);
     if (h.stats.handled !== count)
       throw new Error(`ours: handled ${h.stats.handled} of ${count} (${JSON.stringify(h.stats)})`);
-    return count / secs;
+    return { rate: count / secs, cpuUs: (cpu.user + cpu.system) / count };
   } finally {
     await bus.close();
   }
@@ -200,23 +237,29 @@ async function main() {
   say(
     `bus bench: ${count} msgs x ${rounds} rounds per side, publish window ${window}, consume concurrency ${concurrency}, pull batch ${pullBatch}, NATS ${server.url}, prefix ${prefix}`,
   );
-  const ours: number[] = [];
-  const base: number[] = [];
+  const ours: Figure[] = [];
+  const base: Figure[] = [];
+  const full: Figure[] = [];
   try {
     for (let r = 0; r < rounds; r++) {
-      base.push(await baselineRound(server.url, prefix, r, payload));
-      say(`  round ${r + 1} baseline (raw nats.js publish+consume+ack): ${Math.round(base[r]!)} msg/s`);
-      ours.push(await oursRound(server.url, prefix, r));
-      say(
-        `  round ${r + 1} ours (publish → typed consume → result publish → ack): ${Math.round(ours[r]!)} msg/s`,
-      );
+      if (side !== 'ours') {
+        base.push(await rawRound(server.url, prefix, r, payload, false));
+        say(`  round ${r + 1} baseline (raw nats.js publish+consume+ack): ${show(base[r]!)}`);
+        full.push(await rawRound(server.url, prefix, r, payload, true));
+        say(`  round ${r + 1} raw nats.js with result publish (reference): ${show(full[r]!)}`);
+      }
+      if (side !== 'baseline') {
+        ours.push(await oursRound(server.url, prefix, r));
+        say(`  round ${r + 1} ours (publish → typed consume → result publish → ack): ${show(ours[r]!)}`);
+      }
     }
   } finally {
     await deletePrefixStreams(jsm, prefix).catch((e: unknown) => say(`cleanup failed: ${String(e)}`));
     await admin.close();
     await server.stop();
   }
-  const best = (xs: number[]) => Math.round(Math.max(...xs));
+  if (side !== 'both') return;
+  const best = (xs: Figure[]) => Math.round(Math.max(...xs.map((x) => x.rate)));
   const o = best(ours);
   const b = best(base);
   const ratio = Math.round((o / b) * 100) / 100;

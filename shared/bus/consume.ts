@@ -116,10 +116,7 @@ export async function consume<const Ds extends readonly Def[]>(
       const pair = table.get(env.type);
       if (!pair) throw new ValidationError(`no handler for message type ${env.type}`, { field: 'type' });
       const data = parsePayload(pair[0].schema, env.data, `${env.type} payload`);
-      const ctxLog = log.child({ msgType: env.type, messageId: env.id, correlationId: env.correlationId });
-      const out =
-        (await pair[1](data, { ...env, data }, { log: ctxLog, attempt, keepAlive: () => m.working() })) ??
-        ack();
+      const out = (await pair[1](data, { ...env, data }, handlerContext(log, env, attempt, m))) ?? ack();
       if (out.outcome === 'ack') {
         stats.handled++;
         m.ack();
@@ -168,6 +165,19 @@ export async function consume<const Ds extends readonly Def[]>(
       await loop.catch(() => undefined);
       await Promise.allSettled([...inflight]);
     },
+  };
+}
+
+/** The per-message child logger is built on first use: most handlers never log. */
+function handlerContext(log: Logger, env: Envelope, attempt: number, m: JsMsg): HandlerContext {
+  let child: Logger | null = null;
+  return {
+    get log() {
+      child ??= log.child({ msgType: env.type, messageId: env.id, correlationId: env.correlationId });
+      return child;
+    },
+    attempt,
+    keepAlive: () => m.working(),
   };
 }
 
