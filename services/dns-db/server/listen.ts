@@ -1,0 +1,208 @@
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createServer, isIPv6, type Server, type Socket } from 'node:net';
+import type { Logger } from '../../../shared/log.js';
+import { headerReply } from '../domain/answer.js';
+import type { ResponseRateLimiter } from '../domain/rrl.js';
+import type { DnsEngine } from './engine.js';
+
+export interface ListenOptions {
+  addresses: string[];
+  /** 0 picks a free port (tests); the same port is used for UDP and TCP on every address. */
+  port: number;
+  engine: DnsEngine;
+  rrl: ResponseRateLimiter;
+  tcpIdleMs: number;
+  maxTcpConnections: number;
+  /** How long to wait before trying again to bind an address that failed (port 53 taken, ...). */
+  retryBindMs: number;
+  log: Logger;
+}
+
+export interface DnsListener {
+  /** The bound port (the configured one, or the picked one for 0); null until something is bound. */
+  port(): number | null;
+  status(): { address: string; listening: boolean; error: string | null }[];
+  stats: { tcpConnections: number; tcpRejected: number; tcpTimeouts: number };
+  stop(): Promise<void>;
+}
+
+interface Endpoint {
+  address: string;
+  udp: UdpSocket | null;
+  tcp: Server | null;
+  error: string | null;
+}
+
+/**
+ * UDP and TCP sockets for the DNS server. A failed bind is logged once per attempt and retried on a
+ * timer; the rest of dns-db keeps working meanwhile (a shared machine may already have port 53 taken).
+ */
+export function listenDns(opts: ListenOptions): DnsListener {
+  const { engine, rrl, log } = opts;
+  const endpoints: Endpoint[] = opts.addresses.map((address) => ({
+    address,
+    udp: null,
+    tcp: null,
+    error: null,
+  }));
+  const stats = { tcpConnections: 0, tcpRejected: 0, tcpTimeouts: 0 };
+  const conns = new Set<Socket>();
+  let port: number | null = opts.port === 0 ? null : opts.port;
+  let stopped = false;
+  let timer: NodeJS.Timeout | null = null;
+
+  const onDatagram = (udp: UdpSocket) => (msg: Buffer, rinfo: { address: string; port: number }) => {
+    const verdict = rrl.check(rinfo.address);
+    if (verdict === 'drop') return;
+    if (verdict === 'slip') {
+      if (msg.length >= 12 && !(msg[2]! & 0x80))
+        udp.send(
+          headerReply(msg.readUInt16BE(0), msg.readUInt16BE(2), 0, null, true),
+          rinfo.port,
+          rinfo.address,
+        );
+      return;
+    }
+    for (const out of engine.answer(msg, 'udp', rinfo.address)) udp.send(out, rinfo.port, rinfo.address);
+  };
+
+  const onConnection = (sock: Socket) => {
+    if (conns.size >= opts.maxTcpConnections) {
+      stats.tcpRejected++;
+      sock.destroy();
+      return;
+    }
+    stats.tcpConnections++;
+    conns.add(sock);
+    sock.setNoDelay(true);
+    sock.setTimeout(opts.tcpIdleMs, () => {
+      stats.tcpTimeouts++;
+      sock.destroy();
+    });
+    sock.on('error', () => undefined);
+    sock.on('close', () => conns.delete(sock));
+    const address = sock.remoteAddress ?? '';
+    let pending: Buffer = Buffer.alloc(0);
+    let partialSince = 0;
+    sock.on('data', (chunk: Buffer) => {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      // RFC 7766 length framing; several queries may arrive in one segment (pipelining).
+      for (let frames = 0; frames < 1000 && pending.length >= 2; frames++) {
+        const len = pending.readUInt16BE(0);
+        if (len < 12) {
+          sock.destroy(); // cannot even hold a header: not a DNS client
+          return;
+        }
+        if (pending.length < 2 + len) break;
+        const frame = pending.subarray(2, 2 + len);
+        pending = pending.subarray(2 + len);
+        for (const out of engine.answer(frame, 'tcp', address)) {
+          const framed = Buffer.allocUnsafe(out.length + 2);
+          framed.writeUInt16BE(out.length, 0);
+          out.copy(framed, 2);
+          sock.write(framed);
+        }
+      }
+      // A client that trickles a frame byte by byte, or stops reading our answers, loses its slot.
+      if (pending.length > 0) partialSince ||= Date.now();
+      else partialSince = 0;
+      if ((partialSince && Date.now() - partialSince > opts.tcpIdleMs) || sock.writableLength > 1 << 20)
+        sock.destroy();
+    });
+  };
+
+  const closeEndpoint = (e: Endpoint) => {
+    e.udp?.close();
+    e.tcp?.close();
+    e.udp = null;
+    e.tcp = null;
+  };
+
+  const bindUdp = (address: string, p: number) =>
+    new Promise<UdpSocket>((resolve, reject) => {
+      const v6 = isIPv6(address);
+      const s = createSocket({
+        type: v6 ? 'udp6' : 'udp4',
+        ...(v6 ? { ipv6Only: true } : {}),
+        recvBufferSize: 4 << 20,
+      });
+      s.once('error', reject);
+      s.bind({ address, port: p, exclusive: true }, () => {
+        s.off('error', reject);
+        s.on('error', (err) => log.warn({ err, address }, 'dns udp socket error'));
+        s.on('message', onDatagram(s));
+        resolve(s);
+      });
+    });
+  const bindTcp = (address: string, p: number) =>
+    new Promise<Server>((resolve, reject) => {
+      const s = createServer(onConnection);
+      s.once('error', reject);
+      s.listen(
+        { host: address, port: p, ...(isIPv6(address) ? { ipv6Only: true } : {}), backlog: 128 },
+        () => {
+          s.off('error', reject);
+          s.on('error', (err) => log.warn({ err, address }, 'dns tcp listener error'));
+          resolve(s);
+        },
+      );
+    });
+
+  const bindEndpoint = async (e: Endpoint) => {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        e.udp = await bindUdp(e.address, port ?? 0);
+        const p = e.udp.address().port;
+        e.tcp = await bindTcp(e.address, p);
+        port = p;
+        e.error = null;
+        log.info({ address: e.address, port: p }, 'dns server listening (udp+tcp)');
+        return;
+      } catch (err) {
+        closeEndpoint(e);
+        e.error = `${(err as NodeJS.ErrnoException).code ?? ''} ${(err as Error).message}`.trim();
+        if (port !== null) break; // a fixed port: retrying now will not help
+      }
+    }
+    log.error(
+      { address: e.address, port: opts.port, error: e.error, retryInMs: opts.retryBindMs },
+      'dns server cannot listen; the rest of dns-db keeps running and binding is retried',
+    );
+  };
+
+  const bindMissing = async () => {
+    for (const e of endpoints) if (!e.udp && !stopped) await bindEndpoint(e);
+    if (!stopped && endpoints.some((e) => !e.udp))
+      timer = setTimeout(() => void bindMissing(), opts.retryBindMs);
+  };
+  const ready = bindMissing();
+
+  return {
+    port: () => port,
+    status: () => endpoints.map((e) => ({ address: e.address, listening: e.udp !== null, error: e.error })),
+    stats,
+    async stop() {
+      stopped = true;
+      await ready;
+      if (timer) clearTimeout(timer);
+      for (const c of conns) c.destroy();
+      await Promise.all(
+        endpoints.map(async (e) => {
+          await new Promise<void>((r) => (e.udp ? e.udp.close(() => r()) : r()));
+          await new Promise<void>((r) => (e.tcp ? e.tcp.close(() => r()) : r()));
+          e.udp = null;
+          e.tcp = null;
+        }),
+      );
+    },
+  };
+}
+
+/** Resolves once the first bind attempt of every address has finished (tests need the port). */
+export async function waitListening(l: DnsListener, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (l.status().every((s) => s.listening || s.error !== null)) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,0 +1,83 @@
+import { execFile, execFileSync } from 'node:child_process';
+import { userInfo } from 'node:os';
+import { promisify } from 'node:util';
+
+/**
+ * Test and benchmark support: runs the real `dig` (and finds dnsperf/nsd) instead of a hand-made client,
+ * so what we assert is what an operator's tools see.
+ */
+const run = promisify(execFile);
+
+/** Makes sure a Debian tool is present: installs its package when root, else fails naming the package. */
+export function ensureTool(binary: string, pkg: string): void {
+  const found = () => {
+    try {
+      execFileSync('sh', ['-c', `command -v ${binary}`], { stdio: 'ignore', env: { PATH: toolPath() } });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (found()) return;
+  if (userInfo().uid !== 0) throw new Error(`${binary} is missing: install the Debian package ${pkg}`);
+  execFileSync('apt-get', ['install', '-y', '-q', pkg], { stdio: 'ignore', timeout: 300_000 });
+  if (!found()) throw new Error(`${binary} is still missing after apt-get install ${pkg}`);
+}
+
+export const toolPath = () => `/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}`;
+
+export interface DigRecord {
+  name: string;
+  ttl: number;
+  type: string;
+  data: string;
+}
+
+export interface DigResult {
+  /** NOERROR, NXDOMAIN, REFUSED, ...; null when no answer came back. */
+  status: string | null;
+  flags: string[];
+  answer: DigRecord[];
+  authority: DigRecord[];
+  additional: DigRecord[];
+  /** The EDNS UDP size the server advertised, when it sent an OPT. */
+  udpSize: number | null;
+  raw: string;
+}
+
+/** `dig @server -p port <args>` without recursion, one try; parsed. */
+export async function dig(server: string, port: number, args: string[]): Promise<DigResult> {
+  const { stdout } = await run(
+    'dig',
+    [`@${server}`, '-p', String(port), '+norec', '+time=2', '+tries=1', '+nocookie', ...args],
+    { env: { PATH: toolPath() }, timeout: 15_000 },
+  ).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
+  return parseDig(stdout);
+}
+
+export function parseDig(raw: string): DigResult {
+  const status = /status: ([A-Z]+)/.exec(raw)?.[1] ?? null;
+  const flags = /;; flags: ([a-z ]*);/.exec(raw)?.[1]?.trim().split(/\s+/).filter(Boolean) ?? [];
+  const udp = /; EDNS: version: \d+, flags:[^;]*; udp: (\d+)/.exec(raw)?.[1];
+  const section = (title: string): DigRecord[] => {
+    const start = raw.indexOf(`;; ${title} SECTION:`);
+    if (start < 0) return [];
+    const lines = raw.slice(start).split('\n').slice(1);
+    const out: DigRecord[] = [];
+    for (const line of lines) {
+      if (line.trim() === '' || line.startsWith(';;')) break;
+      const [name = '', ttl = '0', , type = '', ...data] = line.split(/\s+/);
+      out.push({ name, ttl: Number(ttl), type, data: data.join(' ') });
+    }
+    return out;
+  };
+  return {
+    status,
+    flags,
+    answer: section('ANSWER'),
+    authority: section('AUTHORITY'),
+    additional: section('ADDITIONAL'),
+    udpSize: udp ? Number(udp) : null,
+    raw,
+  };
+}
