@@ -43,7 +43,7 @@ const probeExample = {
 export const alivenessMessages = {
   /** The probe's verdict on a node changed (hysteresis applied); `reported` says if inventory was told. */
   verdictChanged: event(
-    'node.probe_verdict_changed',
+    'probe.verdict_changed',
     1,
     z.object({
       nodeId: id,

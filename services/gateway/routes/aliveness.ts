@@ -1,8 +1,77 @@
 import { Hono } from 'hono';
+import { z } from 'zod';
+import { parsePayload } from '../../../shared/bus/bus.js';
+import { alivenessMessages, inventoryRpcs } from '../../../shared/catalogue/index.js';
+import { NotFoundError, UnauthorizedError, ValidationError } from '../../../shared/errors.js';
 import type { GatewayDeps } from '../app.js';
 
-/** REST resources of the aliveness domain, mounted under /api/v2. */
-export function alivenessRoutes(_deps: GatewayDeps): Hono {
+const nodeIdParam = z.coerce.number().int().positive();
+const selfReport = z.object({ alive: z.boolean() }).strict();
+
+async function jsonBody(req: { json(): Promise<unknown> }): Promise<unknown> {
+  try {
+    return await req.json();
+  } catch {
+    throw new ValidationError('body must be JSON like {"alive": true}', { field: 'body' });
+  }
+}
+
+/**
+ * Aliveness resources, mounted under /api/v2:
+ * - `PUT node-api/nodes/:id/alive`: a node's self-report at startup/shutdown, authenticated by the node's
+ *   own credential (issued at registration), never by an operator token;
+ * - `GET nodes/:id/health`: the probe's view of a node (verdict, reason, last probes).
+ */
+export function alivenessRoutes(deps: GatewayDeps): Hono {
   const app = new Hono();
+
+  app.put('/node-api/nodes/:id/alive', async (c) => {
+    const header = c.req.header('authorization') ?? '';
+    const secret = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+    if (!secret) throw new UnauthorizedError('missing node credential (Authorization: Bearer <node secret>)');
+    const idParse = nodeIdParam.safeParse(c.req.param('id'));
+    if (!idParse.success) throw new ValidationError('node id must be a positive integer', { field: 'id' });
+    const nodeId = idParse.data;
+    const { alive } = parsePayload(selfReport, await jsonBody(c.req), 'self-report');
+    if (secret.length > 200) throw new UnauthorizedError('invalid node credential');
+    // An unknown node answers like a wrong credential, so the endpoint does not reveal which ids exist.
+    const check = await deps.bus
+      .request(inventoryRpcs.verifyNodeCredential, { node: nodeId, secret })
+      .catch((err: unknown) => {
+        if (err instanceof NotFoundError) return { valid: false, nodeId: null };
+        throw err;
+      });
+    if (!check.valid || check.nodeId !== nodeId) {
+      deps.log.warn({ node: nodeId, alive }, 'self-report refused: wrong node credential');
+      throw new UnauthorizedError('invalid node credential');
+    }
+    const node = await deps.bus.request(inventoryRpcs.getNode, { node: nodeId });
+    // Reference §4.3: a parked (unavailable) node's reboots must not churn its noderoles, so its
+    // shutdown report is acknowledged but not applied. Coming up (alive) is always accepted.
+    if (!node.available && !alive) {
+      deps.log.info({ node: nodeId, alive }, 'self-report ignored: node is unavailable');
+      return c.json(
+        { node: nodeId, alive: node.alive, changed: false, applied: false, reason: 'node is unavailable' },
+        202,
+      );
+    }
+    const r = await deps.bus.request(inventoryRpcs.setAlive, { node: nodeId, alive, reason: 'self-report' });
+    deps.log.info({ node: nodeId, alive, changed: r.changed }, 'self-report applied');
+    return c.json({ node: nodeId, alive: r.node.alive, changed: r.changed, applied: true });
+  });
+
+  app.get('/nodes/:id/health', async (c) => {
+    const ref = c.req.param('id');
+    const limitRaw = c.req.query('limit');
+    const limit = limitRaw === undefined ? 50 : Number(limitRaw);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500)
+      throw new ValidationError('limit must be an integer from 1 to 500', { field: 'limit' });
+    const asId = nodeIdParam.safeParse(ref);
+    const nodeId = asId.success
+      ? asId.data
+      : (await deps.bus.request(inventoryRpcs.getNode, { node: ref })).id;
+    return c.json(await deps.bus.request(alivenessMessages.nodeHealth, { nodeId, limit }));
+  });
+
   return app;
 }

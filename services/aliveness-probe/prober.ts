@@ -1,0 +1,172 @@
+import type { Bus } from '../../shared/bus/bus.js';
+import { inventoryRpcs, type ProbeRecord } from '../../shared/catalogue/index.js';
+import type { Clock } from '../../shared/clock.js';
+import type { Database } from '../../shared/db/database.js';
+import type { Logger } from '../../shared/log.js';
+import { reportFor } from './domain/hysteresis.js';
+import { type PipelineOptions, type ProbeOutcome, probeNodes } from './probes/pipeline.js';
+import { reasonPrefix } from './projection.js';
+import type { ProjectedNode, Store } from './store.js';
+
+export interface ProberOptions {
+  intervalMs: number;
+  failuresToDead: number;
+  historyKeep: number;
+  pipeline: PipelineOptions;
+}
+
+export interface Prober {
+  /** Probes one node now (on-demand RPC); the result also feeds its hysteresis. */
+  probeOne(node: ProjectedNode): Promise<ProbeOutcome & { verdict: ProjectedNode['verdict'] }>;
+  stats: { sweeps: number; lastSweepMs: number; reports: number; reportFailures: number; leader: boolean };
+  stop(): Promise<void>;
+}
+
+const leaderKey = 'crowbar-aliveness-probe-sweeper';
+
+/**
+ * The periodic sweep: only one instance sweeps at a time (a PostgreSQL advisory lock held for the life
+ * of a connection), every node is probed each interval, each result steps that node's hysteresis, and a
+ * decided verdict that disagrees with inventory is reported through `node.set_alive`.
+ */
+export function startProber(deps: {
+  bus: Bus;
+  store: Store;
+  database: Database;
+  log: Logger;
+  clock: Clock;
+  options: ProberOptions;
+}): Prober {
+  const { bus, store, log, clock, options } = deps;
+  const stats = { sweeps: 0, lastSweepMs: 0, reports: 0, reportFailures: 0, leader: false };
+  let stopped = false;
+  let wake: (() => void) | null = null;
+
+  const reporting = (n: ProjectedNode) => n.available && !n.system;
+
+  const report = async (node: ProjectedNode, alive: boolean, reason: string) => {
+    try {
+      const r = await bus.request(
+        inventoryRpcs.setAlive,
+        { node: node.id, alive, reason: `${reasonPrefix}${reason}`.slice(0, 500) },
+        { timeoutMs: 5000 },
+      );
+      stats.reports++;
+      await store.setProjectedAlive(node.id, r.node.alive);
+      log.info(
+        { node: node.id, name: node.name, alive, reason, changed: r.changed },
+        'aliveness reported to inventory',
+      );
+    } catch (err) {
+      // Level-triggered: the next sweep sees the same disagreement and tries again.
+      stats.reportFailures++;
+      log.warn(
+        { node: node.id, alive, reason, err: (err as Error).message },
+        'aliveness report failed; will retry',
+      );
+    }
+  };
+
+  const handle = async (o: ProbeOutcome, trigger: ProbeRecord['trigger']) => {
+    const now = clock.now();
+    const applied = await store.applyOutcome(o, {
+      trigger,
+      now,
+      failuresToDead: options.failuresToDead,
+      reporting,
+    });
+    if (!applied) return null;
+    const { node, from, state, changed } = applied;
+    if (changed) {
+      log.info(
+        {
+          node: node.id,
+          name: node.name,
+          from,
+          to: state.verdict,
+          reason: state.reason,
+          failures: state.failures,
+          trigger,
+          reporting: reporting(node),
+        },
+        'probe verdict changed',
+      );
+    }
+    const want = reportFor({ ...node, verdict: state.verdict, now });
+    if (want !== null) await report(node, want, state.reason);
+    return state;
+  };
+
+  const sweep = async () => {
+    const t0 = performance.now();
+    const list = await store.listNodes();
+    const outcomes = await probeNodes(store.targets(list), options.pipeline);
+    // A few at a time: each is one short transaction.
+    for (let i = 0; i < outcomes.length; i += 8) {
+      await Promise.all(outcomes.slice(i, i + 8).map((o) => handle(o, 'periodic')));
+    }
+    stats.sweeps++;
+    stats.lastSweepMs = Math.round(performance.now() - t0);
+    if (stats.sweeps % 20 === 0) await store.pruneHistory(options.historyKeep);
+  };
+
+  let lockClient: import('pg').PoolClient | null = null;
+  const isLeader = async () => {
+    try {
+      lockClient ??= await deps.database.pool.connect();
+      const r = await lockClient.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtext($1)) as ok', [
+        leaderKey,
+      ]);
+      const ok = r.rows[0]?.ok === true;
+      if (ok !== stats.leader)
+        log.info({ leader: ok }, ok ? 'this instance sweeps' : 'another instance sweeps');
+      stats.leader = ok;
+      return ok;
+    } catch (err) {
+      lockClient?.release(true);
+      lockClient = null;
+      stats.leader = false;
+      log.warn({ err: (err as Error).message }, 'cannot check sweep leadership');
+      return false;
+    }
+  };
+
+  const loop = (async () => {
+    while (!stopped) {
+      const started = performance.now();
+      try {
+        if (await isLeader()) await sweep();
+      } catch (err) {
+        log.warn({ err }, 'probe sweep failed');
+      }
+      const wait = Math.max(50, options.intervalMs - (performance.now() - started));
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, wait);
+        wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      wake = null;
+    }
+  })();
+
+  return {
+    stats,
+    async probeOne(node) {
+      const [o] = await probeNodes(store.targets([node]), options.pipeline);
+      if (!o) throw new Error('probe produced no outcome');
+      const state = await handle(o, 'on-demand');
+      return { ...o, verdict: state?.verdict ?? node.verdict };
+    },
+    async stop() {
+      stopped = true;
+      wake?.();
+      await loop;
+      if (lockClient) {
+        await lockClient.query('select pg_advisory_unlock_all()').catch(() => undefined);
+        lockClient.release();
+      }
+    },
+  };
+}

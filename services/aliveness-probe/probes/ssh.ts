@@ -1,0 +1,46 @@
+import { connectSsh, SshError } from '../../../shared/ssh/index.js';
+
+export interface SshProbeTarget {
+  host: string;
+  port: number;
+  hostKey: string;
+  privateKey: string;
+  timeoutMs: number;
+}
+
+export interface SshProbeResult {
+  ok: boolean;
+  /** `ok`, or the SSH failure phrase (`host key mismatch`, `connection refused`, `ssh timeout`...). */
+  reason: string;
+}
+
+/**
+ * Logs in as root with the cluster key, verifying the pinned host key, and runs `echo alive` as the
+ * original did. The whole attempt, command included, stays within `timeoutMs` (plus connection close).
+ */
+export async function sshProbe(t: SshProbeTarget): Promise<SshProbeResult> {
+  const started = Date.now();
+  try {
+    const session = await connectSsh({
+      host: t.host,
+      port: t.port,
+      username: 'root',
+      privateKey: t.privateKey,
+      hostKey: t.hostKey,
+      timeoutMs: t.timeoutMs,
+    });
+    try {
+      const left = Math.max(500, t.timeoutMs - (Date.now() - started));
+      const r = await session.exec('echo alive', { timeoutMs: left, maxOutputBytes: 4096 });
+      if (r.code !== 0 || r.stdout.trim() !== 'alive') {
+        return { ok: false, reason: `ssh command failed (exit ${r.code ?? r.signal})` };
+      }
+      return { ok: true, reason: 'ok' };
+    } finally {
+      await session.end();
+    }
+  } catch (err) {
+    if (err instanceof SshError) return { ok: false, reason: err.reason };
+    return { ok: false, reason: `ssh error: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}

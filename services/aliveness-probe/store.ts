@@ -1,0 +1,229 @@
+import { and, desc, eq, sql } from 'drizzle-orm';
+import type { Bus } from '../../shared/bus/bus.js';
+import {
+  type AllocationSummary,
+  alivenessMessages,
+  type NodeSummary,
+  type ProbeRecord,
+  type ProbeVerdict,
+  wireType,
+} from '../../shared/catalogue/index.js';
+import type { Database } from '../../shared/db/database.js';
+import { enqueueOutbox } from '../../shared/db/outbox.js';
+import { addresses, nodes, outbox, probeHistory, probeState } from './db/schema.js';
+import { type HysteresisState, step } from './domain/hysteresis.js';
+import type { ProbeOutcome, ProbeTarget } from './probes/pipeline.js';
+
+export const outboxChannel = 'aliveness_probe_outbox';
+
+export interface ProjectedNode {
+  id: number;
+  name: string;
+  alive: boolean;
+  available: boolean;
+  system: boolean;
+  sshHostKey: string | null;
+  addresses: string[];
+  verdict: ProbeVerdict;
+  holdUntil: Date | null;
+}
+
+export interface Applied {
+  node: ProjectedNode;
+  from: ProbeVerdict;
+  state: HysteresisState;
+  changed: boolean;
+}
+
+/** The only queries of the aliveness-probe service. */
+export function createStore(database: Database, bus: Bus) {
+  const { db } = database;
+
+  const ensureState = (nodeId: number) => db.insert(probeState).values({ nodeId }).onConflictDoNothing();
+
+  return {
+    /** Upserts a node by id unless a newer fact is already stored (redeliveries arrive late). */
+    async upsertNode(n: NodeSummary, eventTime: Date, deleted = false) {
+      const row = {
+        id: n.id,
+        name: n.name,
+        alive: n.alive,
+        available: n.available,
+        system: n.system,
+        sshHostKey: n.sshHostKey,
+        deleted,
+        eventTime,
+      };
+      await db
+        .insert(nodes)
+        .values(row)
+        .onConflictDoUpdate({
+          target: nodes.id,
+          set: { ...row, id: undefined },
+          setWhere: sql`${nodes.eventTime} <= excluded.event_time`,
+        });
+      if (!deleted) await ensureState(n.id);
+    },
+
+    /** Someone else changed aliveness: start the hysteresis afresh and hold reports until `until`. */
+    async holdAfterExternalChange(nodeId: number, until: Date) {
+      await ensureState(nodeId);
+      await db
+        .update(probeState)
+        .set({ verdict: 'unknown', failures: 0, holdUntil: until })
+        .where(eq(probeState.nodeId, nodeId));
+    },
+
+    /** Records what inventory answered to our report, so we do not report twice before its event. */
+    async setProjectedAlive(nodeId: number, alive: boolean) {
+      await db.update(nodes).set({ alive }).where(eq(nodes.id, nodeId));
+    },
+
+    async upsertAddress(a: AllocationSummary, deleted: boolean) {
+      const row = {
+        allocationId: a.id,
+        nodeId: a.nodeId,
+        address: a.address.replace(/\/\d+$/, ''),
+        family: a.family,
+        deleted,
+      };
+      await db
+        .insert(addresses)
+        .values(row)
+        .onConflictDoUpdate({ target: addresses.allocationId, set: deleted ? { deleted } : row });
+    },
+
+    /** Every live node with its admin addresses and hysteresis verdict. */
+    async listNodes(onlyId?: number): Promise<ProjectedNode[]> {
+      const rows = await db.execute<{
+        id: number;
+        name: string;
+        alive: boolean;
+        available: boolean;
+        system: boolean;
+        ssh_host_key: string | null;
+        addrs: string[] | null;
+        verdict: ProbeVerdict | null;
+        hold_until: string | null;
+      }>(sql`
+        select n.id, n.name, n.alive, n.available, n.system, n.ssh_host_key, s.verdict, s.hold_until,
+               array_agg(a.address order by a.address) filter (where a.address is not null) as addrs
+        from ${nodes} n
+        left join ${addresses} a on a.node_id = n.id and not a.deleted
+        left join ${probeState} s on s.node_id = n.id
+        where not n.deleted ${onlyId === undefined ? sql`` : sql`and n.id = ${onlyId}`}
+        group by n.id, s.node_id
+        order by n.id`);
+      return rows.rows.map((r) => ({
+        id: r.id,
+        name: r.name,
+        alive: r.alive,
+        available: r.available,
+        system: r.system,
+        sshHostKey: r.ssh_host_key,
+        addresses: r.addrs ?? [],
+        verdict: r.verdict ?? 'unknown',
+        holdUntil: r.hold_until ? new Date(r.hold_until) : null,
+      }));
+    },
+
+    targets(list: ProjectedNode[]): ProbeTarget[] {
+      return list.map((n) => ({ nodeId: n.id, addresses: n.addresses, hostKey: n.sshHostKey }));
+    },
+
+    /**
+     * Stores one probe result and steps the hysteresis, under a row lock so a periodic sweep and an
+     * on-demand probe of the same node serialise. A verdict change leaves with its event (outbox).
+     */
+    async applyOutcome(
+      o: ProbeOutcome,
+      opts: {
+        trigger: ProbeRecord['trigger'];
+        now: Date;
+        failuresToDead: number;
+        reporting: (n: ProjectedNode) => boolean;
+      },
+    ): Promise<Applied | null> {
+      return db.transaction(async (tx) => {
+        await tx.insert(probeState).values({ nodeId: o.nodeId }).onConflictDoNothing();
+        const [cur] = await tx.select().from(probeState).where(eq(probeState.nodeId, o.nodeId)).for('update');
+        const [node] = await this.listNodes(o.nodeId);
+        if (!cur || !node) return null;
+        await tx.insert(probeHistory).values({
+          nodeId: o.nodeId,
+          at: opts.now,
+          ok: o.ok === true,
+          stage: o.stage,
+          reason: o.reason,
+          address: o.address,
+          durationMs: o.durationMs,
+          trigger: opts.trigger,
+        });
+        const from = cur.verdict as ProbeVerdict;
+        const before: HysteresisState = { verdict: from, failures: cur.failures, reason: cur.reason };
+        if (o.ok === null) {
+          await tx
+            .update(probeState)
+            .set({ reason: o.reason, lastProbeAt: opts.now })
+            .where(eq(probeState.nodeId, o.nodeId));
+          return { node, from, state: { ...before, reason: o.reason }, changed: false };
+        }
+        const r = step(before, o.ok ? 'ok' : 'fail', o.reason, opts.failuresToDead);
+        await tx
+          .update(probeState)
+          .set({
+            verdict: r.next.verdict,
+            failures: r.next.failures,
+            reason: r.next.reason,
+            lastProbeAt: opts.now,
+            ...(o.ok ? { lastSuccessAt: opts.now } : { lastFailureAt: opts.now }),
+          })
+          .where(eq(probeState.nodeId, o.nodeId));
+        if (r.changed) {
+          const def = alivenessMessages.verdictChanged;
+          const envelope = bus.envelope(wireType(def), {
+            nodeId: node.id,
+            node: node.name,
+            from,
+            to: r.next.verdict,
+            reason: r.next.reason,
+            consecutiveFailures: r.next.failures,
+            reported: opts.reporting(node),
+          });
+          await enqueueOutbox(tx, outbox, [{ subject: def.subject, envelope }], outboxChannel);
+        }
+        return { node: { ...node, verdict: r.next.verdict }, from, state: r.next, changed: r.changed };
+      });
+    },
+
+    async health(nodeId: number, limit: number) {
+      const [state] = await db.select().from(probeState).where(eq(probeState.nodeId, nodeId));
+      const history = await db
+        .select()
+        .from(probeHistory)
+        .where(eq(probeHistory.nodeId, nodeId))
+        .orderBy(desc(probeHistory.id))
+        .limit(limit);
+      return { state: state ?? null, history };
+    },
+
+    /** Keeps the newest `keep` probe records per node. */
+    async pruneHistory(keep: number) {
+      await db.execute(sql`
+        delete from ${probeHistory} h using (
+          select id from (
+            select id, row_number() over (partition by node_id order by id desc) as rn from ${probeHistory}
+          ) x where x.rn > ${keep}
+        ) old where h.id = old.id`);
+    },
+
+    async countHistory(nodeId: number) {
+      const r = await db
+        .select({ n: sql<number>`count(*)::int` })
+        .from(probeHistory)
+        .where(and(eq(probeHistory.nodeId, nodeId)));
+      return r[0]?.n ?? 0;
+    },
+  };
+}
+export type Store = ReturnType<typeof createStore>;
