@@ -4,6 +4,7 @@
  */
 
 import { alivenessMessages, alivenessStreams } from './aliveness.js';
+import { annealerMessages, annealerStreams } from './annealer.js';
 import {
   type CommandDef,
   type ConsumerDecl,
@@ -16,10 +17,11 @@ import {
 import { dhcpMessages, dhcpStreams } from './dhcp.js';
 import { dnsMessages, dnsStreams } from './dns.js';
 import { inventoryAnnealRpcs, inventoryApi, inventoryEvents, inventoryRpcs, inventoryStreams } from './inventory.js';
-import { ipamMessages, ipamStreams } from './ipam.js';
+import { ipamMessages, ipamRpcs, ipamStreams } from './ipam.js';
 import { diag, health, roleRun, system } from './system.js';
 
 export * from './aliveness.js';
+export * from './annealer.js';
 export * from './define.js';
 export * from './dhcp.js';
 export * from './dns.js';
@@ -39,6 +41,7 @@ export const streams: StreamDecl[] = [
     duplicateWindowMs: 120_000,
   },
   ...inventoryStreams,
+  ...annealerStreams,
   ...ipamStreams,
   ...dnsStreams,
   ...dhcpStreams,
@@ -64,7 +67,9 @@ const all: MessageDef[] = [
   ...Object.values(inventoryRpcs),
   ...Object.values(inventoryAnnealRpcs),
   inventoryApi,
+  ...Object.values(annealerMessages),
   ...(Object.values(ipamMessages) as MessageDef[]),
+  ...(Object.values(ipamRpcs) as MessageDef[]),
   ...(Object.values(dnsMessages) as MessageDef[]),
   ...(Object.values(dhcpMessages) as MessageDef[]),
   ...(Object.values(alivenessMessages) as MessageDef[]),

@@ -1,0 +1,149 @@
+import { eq, inArray, sql } from 'drizzle-orm';
+import { inventoryRpcs } from '../../shared/catalogue/index.js';
+import { NotFoundError } from '../../shared/errors.js';
+import type { Ctx } from './context.js';
+import { networks, roleTasks } from './db/schema.js';
+
+/**
+ * Delivers the calls network-ipam owes inventory (define/delete network roles, bind them to nodes).
+ * Tasks are rows written with the change that needs them; this worker claims due ones with a lease,
+ * calls inventory, deletes what succeeded and backs off the rest. Inventory being down delays roles but
+ * never blocks networks or allocations.
+ */
+export interface RoleSync {
+  kick(): void;
+  stop(): Promise<void>;
+  stats: { done: number; failed: number };
+}
+
+const batch = 100;
+/** A task is dropped after this many failures (logged); a later change queues it again. */
+const maxAttempts = 30;
+
+export function startRoleSync(ctx: Omit<Ctx, 'kickRoleTasks'>, opts: { pollMs?: number } = {}): RoleSync {
+  const { database, bus, log } = ctx;
+  const stats = { done: 0, failed: 0 };
+  let stopped = false;
+  let running: Promise<void> | null = null;
+  let again = false;
+
+  type Task = typeof roleTasks.$inferSelect;
+  const call = async (t: Task) => {
+    const timeoutMs = 3000;
+    if (t.kind === 'define') {
+      await bus.request(
+        inventoryRpcs.defineRole,
+        {
+          name: t.role,
+          barclamp: 'network',
+          description: `addresses and interfaces of network ${t.role.slice('network-'.length)}`,
+          jig: 'service',
+          requires: ['network-server'],
+          flags: ['implicit', 'milestone'],
+          owner: 'network-ipam',
+        },
+        { timeoutMs },
+      );
+      await database.db
+        .update(networks)
+        .set({ roleDefined: true })
+        .where(eq(networks.name, t.role.slice('network-'.length)));
+    } else if (t.kind === 'delete') {
+      await bus.request(inventoryRpcs.deleteRole, { name: t.role }, { timeoutMs });
+    } else {
+      await bus.request(inventoryRpcs.bindRole, { node: t.nodeId, role: t.role }, { timeoutMs });
+    }
+  };
+
+  const pass = async (): Promise<number> => {
+    // Claim due tasks by pushing their lease forward; a crashed worker's claims come due again.
+    const claimed = await database.db.execute<Task & Record<string, unknown>>(sql`
+      update network_ipam.role_tasks set next_at = now() + interval '30 seconds'
+       where id in (select id from network_ipam.role_tasks where next_at <= now()
+                     order by id limit ${batch} for update skip locked)
+      returning id, kind, role, node_id as "nodeId", attempts`);
+    const tasks = claimed.rows;
+    if (tasks.length === 0) return 0;
+    const done: number[] = [];
+    const failed: { t: Task; err: unknown }[] = [];
+    for (let i = 0; i < tasks.length; i += 10) {
+      await Promise.all(
+        tasks.slice(i, i + 10).map(async (t) => {
+          try {
+            await call(t);
+            done.push(t.id);
+            log.info(
+              { task: t.kind, role: t.role, nodeId: t.nodeId || undefined },
+              'inventory role task done',
+            );
+          } catch (err) {
+            // Deleting a role inventory never had is done, not failed.
+            if (t.kind === 'delete' && err instanceof NotFoundError) done.push(t.id);
+            else failed.push({ t, err });
+          }
+        }),
+      );
+    }
+    if (done.length) await database.db.delete(roleTasks).where(inArray(roleTasks.id, done));
+    for (const { t, err } of failed) {
+      const attempts = t.attempts + 1;
+      const message = err instanceof Error ? err.message : String(err);
+      if (attempts >= maxAttempts) {
+        log.warn(
+          { task: t.kind, role: t.role, nodeId: t.nodeId, err: message },
+          'inventory role task dropped',
+        );
+        await database.db.delete(roleTasks).where(eq(roleTasks.id, t.id));
+        continue;
+      }
+      const delayMs = Math.min(60_000, 500 * 2 ** Math.min(attempts, 10)) * (0.8 + Math.random() * 0.4);
+      await database.db
+        .update(roleTasks)
+        .set({
+          attempts,
+          lastError: message.slice(0, 500),
+          nextAt: sql`now() + ${`${Math.round(delayMs)} milliseconds`}::interval`,
+        })
+        .where(eq(roleTasks.id, t.id));
+    }
+    stats.done += done.length;
+    stats.failed += failed.length;
+    return tasks.length;
+  };
+
+  const kick = () => {
+    if (stopped) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = (async () => {
+      // Bounded: at most 20 batches per kick; the timer picks up the rest.
+      for (let i = 0; i < 20 && !stopped; i++) {
+        again = false;
+        let n = 0;
+        try {
+          n = await pass();
+        } catch (err) {
+          log.warn({ err }, 'role task pass failed; will retry');
+          break;
+        }
+        if (n < batch && !again) break;
+      }
+    })().finally(() => {
+      running = null;
+    });
+  };
+
+  const timer = setInterval(kick, opts.pollMs ?? 2000);
+  kick();
+  return {
+    kick,
+    stats,
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running?.catch(() => undefined);
+    },
+  };
+}
