@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 export interface NsNode {
   /** Namespace name (for `ip netns exec`). */
   ns: string;
-  /** Root-side veth (toggle it to cut the node off). */
+  /** Root-side veth. */
   hostIf: string;
   /** The node's IPv4 / IPv6 address, without prefix length. */
   ipv4: string;
@@ -80,6 +80,8 @@ export function createLab(opts: { bridge?: boolean } = {}): Lab {
       const inNs = (args: string[]) => ip(['-n', ns, ...args]);
       inNs(['link', 'set', peer, 'name', 'eth0']);
       inNs(['link', 'set', 'lo', 'up']);
+      // Keep IPv6 addresses across a link flap, as IPv4 does (the kernel drops them by default).
+      execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.eth0.keep_addr_on_down=1']);
       let node: NsNode;
       if (bridge) {
         const host = n + 1;
@@ -128,11 +130,16 @@ export function createLab(opts: { bridge?: boolean } = {}): Lab {
       children.push(c);
       return c;
     },
+    // The node's own NIC goes down (a pulled cable): the root side keeps its route, so packets to the
+    // node are silently lost rather than refused.
     linkDown(node) {
-      ip(['link', 'set', node.hostIf, 'down']);
+      ip(['-n', node.ns, 'link', 'set', 'eth0', 'down']);
     },
     linkUp(node) {
-      ip(['link', 'set', node.hostIf, 'up']);
+      ip(['-n', node.ns, 'link', 'set', 'eth0', 'up']);
+      // Taking the link down flushed the default routes through it.
+      ip(['-n', node.ns, 'route', 'replace', 'default', 'via', node.gateway4]);
+      ip(['-n', node.ns, '-6', 'route', 'replace', 'default', 'via', node.gateway6]);
     },
     cleanup() {
       for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');

@@ -104,7 +104,11 @@ export async function icmpSweep(
     const [, addr, msg] = m as unknown as [string, string, string];
     const prev = out.get(addr);
     if (wanted.has(addr) && !prev?.alive)
-      out.set(addr, { alive: false, rttMs: null, reason: `icmp error: ${msg}` });
+      out.set(addr, {
+        alive: false,
+        rttMs: null,
+        reason: `icmp unreachable (${msg.replace(/^error while sending ping: /, '')})`,
+      });
   }
   for (const a of targets) if (!out.has(a)) out.set(a, { alive: false, rttMs: null, reason: 'icmp timeout' });
   return out;

@@ -64,8 +64,9 @@ export async function probeNodes(targets: ProbeTarget[], o: PipelineOptions): Pr
     if (t.addresses.length === 0) return skipped(t, 'not probed: no admin address');
     if (o.ssh && !t.hostKey) return skipped(t, 'not probed: no pinned host key');
     const addrs = [...t.addresses].sort(order);
-    const answering = addrs.find((a) => echo.get(a)?.alive);
-    if (!answering) {
+    const answering = addrs.filter((a) => echo.get(a)?.alive);
+    const first = answering[0];
+    if (first === undefined) {
       const reason = echo.get(addrs[0] as string)?.reason ?? 'icmp timeout';
       return {
         nodeId: t.nodeId,
@@ -82,24 +83,31 @@ export async function probeNodes(targets: ProbeTarget[], o: PipelineOptions): Pr
         ok: true,
         stage: 'none',
         reason: 'ok',
-        address: answering,
+        address: first,
         durationMs: icmpDone,
       };
     }
+    // "On one of its admin-network addresses": try each answering one; report the preferred one's failure.
     const s0 = performance.now();
-    const r = await sshProbe({
-      host: answering,
-      port: o.ssh.port,
-      hostKey: t.hostKey as string,
-      privateKey: o.ssh.privateKey,
-      timeoutMs: o.ssh.timeoutMs,
-    });
+    let failure: { reason: string; address: string } | null = null;
+    for (const address of answering) {
+      const r = await sshProbe({
+        host: address,
+        port: o.ssh.port,
+        hostKey: t.hostKey as string,
+        privateKey: o.ssh.privateKey,
+        timeoutMs: o.ssh.timeoutMs,
+      });
+      const durationMs = icmpDone + (performance.now() - s0);
+      if (r.ok) return { nodeId: t.nodeId, ok: true, stage: 'none', reason: 'ok', address, durationMs };
+      failure ??= { reason: r.reason, address };
+    }
     return {
       nodeId: t.nodeId,
-      ok: r.ok,
-      stage: r.ok ? 'none' : 'ssh',
-      reason: r.reason,
-      address: answering,
+      ok: false,
+      stage: 'ssh',
+      reason: failure?.reason ?? 'ssh error',
+      address: failure?.address ?? first,
       durationMs: icmpDone + (performance.now() - s0),
     };
   });
