@@ -1,22 +1,140 @@
 import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { consume } from '../../shared/bus/consume.js';
+import { annealerMessages, inventoryEvents } from '../../shared/catalogue/index.js';
+import { intFromEnv } from '../../shared/config.js';
 import { startOutboxRelay } from '../../shared/db/outbox.js';
-import { noConfig, type ServiceDef } from '../../shared/service/host.js';
+import type { ServiceDef } from '../../shared/service/host.js';
 import { outbox } from './db/schema.js';
+import { createScheduler } from './scheduler.js';
 
-export const annealerService: ServiceDef<typeof noConfig> = {
+const annealerConfig = z.object({
+  /** Global cap on runs in flight (DESIGN §4, #13), enforced by the scheduler. */
+  CROWBAR_ANNEAL_CAP: intFromEnv(1, 10_000).default(10),
+  /** Extra room for event-driven re-runs of ACTIVE noderoles. */
+  CROWBAR_ANNEAL_HIGH_CAP: intFromEnv(0, 1000).default(2),
+  CROWBAR_ANNEAL_PASS_MS: intFromEnv(50, 60_000).default(1000),
+  CROWBAR_ANNEAL_SWEEP_MS: intFromEnv(100, 600_000).default(5000),
+  /** Seconds past a role's timeout before a silent run is failed by the sweep. */
+  CROWBAR_RUN_GRACE_SECONDS: intFromEnv(0, 3600).default(30),
+});
+
+export const annealerService: ServiceDef<typeof annealerConfig> = {
   name: 'annealer',
-  config: noConfig,
+  config: annealerConfig,
   schema: { name: 'annealer', migrationsFolder: fileURLToPath(new URL('./db/migrations', import.meta.url)) },
-  async start({ database, bus, log }) {
-    const relay = startOutboxRelay({
-      database: database!,
-      table: outbox,
-      channel: 'annealer_outbox',
+  async start({ database, bus, log, config }) {
+    const relay = startOutboxRelay({ database: database!, table: outbox, channel: 'annealer_outbox', bus, log });
+    const scheduler = createScheduler({
+      db: database!.db,
       bus,
       log,
+      config: {
+        cap: config.CROWBAR_ANNEAL_CAP,
+        highCap: config.CROWBAR_ANNEAL_HIGH_CAP,
+        graceSeconds: config.CROWBAR_RUN_GRACE_SECONDS,
+        claimTimeoutSeconds: 60,
+      },
     });
+    let stopped = false;
+    let running: Promise<void> | null = null;
+    let again = false;
+    const kick = () => {
+      if (stopped) return;
+      if (running) {
+        again = true;
+        return;
+      }
+      running = (async () => {
+        do {
+          again = false;
+          try {
+            await scheduler.pass();
+          } catch (err) {
+            log.warn({ err }, 'anneal pass failed; will retry');
+          }
+        } while (again && !stopped);
+      })().finally(() => {
+        running = null;
+      });
+    };
+
+    const kickOn = async () => {
+      kick();
+    };
+    const noderoleEvents = [
+      inventoryEvents.noderoleProposed,
+      inventoryEvents.noderoleTodo,
+      inventoryEvents.noderoleBlocked,
+      inventoryEvents.noderoleTransition,
+      inventoryEvents.noderoleActive,
+      inventoryEvents.noderoleError,
+    ] as const;
+    const consumers = await Promise.all([
+      consume(bus, {
+        decl: { stream: 'ANNEALER', durable: 'annealer', filterSubject: 'cmd.annealer.>', ackWaitMs: 30_000, maxDeliver: 10 },
+        log,
+        concurrency: 32,
+        handlers: [
+          [annealerMessages.runFinished, async (m) => {
+            await scheduler.finished(m);
+            kick();
+          }],
+          [annealerMessages.enqueue, async (m) => {
+            await scheduler.enqueue(m.noderoleId, m.reason);
+            kick();
+          }],
+        ],
+      }),
+      consume(bus, {
+        decl: { stream: 'EVENTS', durable: 'annealer-noderoles', filterSubject: 'evt.noderole.>', ackWaitMs: 30_000, maxDeliver: 5 },
+        log,
+        handlers: [...noderoleEvents.map((d) => [d, kickOn] as const), [inventoryEvents.noderoleDeleted, kickOn]] as never,
+      }),
+      consume(bus, {
+        decl: { stream: 'EVENTS', durable: 'annealer-nodes', filterSubject: 'evt.node.>', ackWaitMs: 30_000, maxDeliver: 5 },
+        log,
+        handlers: [
+          [inventoryEvents.nodeCreated, kickOn],
+          [inventoryEvents.nodeChanged, async (m) => {
+            if (m.changed.includes('alive') && !m.node.alive) await scheduler.nodeDied(m.node.id);
+            kick();
+          }],
+          [inventoryEvents.nodeDeleted, async (m) => scheduler.nodeDied(m.node.id)],
+        ],
+      }),
+      consume(bus, {
+        decl: { stream: 'EVENTS', durable: 'annealer-deployments', filterSubject: 'evt.deployment.>', ackWaitMs: 30_000, maxDeliver: 5 },
+        log,
+        handlers: [
+          [inventoryEvents.deploymentCreated, kickOn],
+          [inventoryEvents.deploymentCommitted, kickOn],
+          [inventoryEvents.deploymentProposed, kickOn],
+          [inventoryEvents.deploymentDeleted, kickOn],
+        ],
+      }),
+    ]);
+    bus.serve(annealerMessages.beginRun, (req) => scheduler.begin(req));
+    bus.serve(annealerMessages.runs, async (req) => ({ runs: await scheduler.list(req.active) }));
+    const passTimer = setInterval(kick, config.CROWBAR_ANNEAL_PASS_MS);
+    const sweepTimer = setInterval(() => {
+      scheduler.sweep().then(
+        (n) => n > 0 && kick(),
+        (err: unknown) => log.warn({ err }, 'sweep failed'),
+      );
+    }, config.CROWBAR_ANNEAL_SWEEP_MS);
+    kick();
+
     return {
-      stop: () => relay.stop(),
+      detail: () => ({ cap: config.CROWBAR_ANNEAL_CAP }),
+      async stop() {
+        stopped = true;
+        clearInterval(passTimer);
+        clearInterval(sweepTimer);
+        for (const c of consumers) await c.stop();
+        await running;
+        await relay.stop();
+      },
     };
   },
 };

@@ -3,6 +3,9 @@ import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
 import { UnavailableError } from '../errors.js';
 
+// Ids are bigserial (int8); within 2^53 they are exact as JS numbers, which every schema here relies on.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+
 export type Db = NodePgDatabase<Record<string, never>>;
 
 export interface Database {

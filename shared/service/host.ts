@@ -101,8 +101,9 @@ export async function hostService<S extends z.ZodObject>(
       ids: randomUUID,
     });
   } catch (err) {
-    await bus.close();
-    await database?.close();
+    log.error({ err }, 'service failed to start');
+    // Closing must not hang on clients a half-started service still holds.
+    await Promise.race([Promise.all([bus.close(), database?.close()]), new Promise((r) => setTimeout(r, 2000).unref())]);
     throw err;
   }
 

@@ -1,0 +1,218 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import type { Bus } from '../../shared/bus/bus.js';
+import { annealerMessages, inventoryAnnealRpcs, inventoryApi } from '../../shared/catalogue/index.js';
+import type { Db } from '../../shared/db/database.js';
+import type { Logger } from '../../shared/log.js';
+
+export interface SchedulerConfig {
+  cap: number;
+  highCap: number;
+  graceSeconds: number;
+  claimTimeoutSeconds: number;
+}
+
+interface RunRow {
+  id: number;
+  noderoleId: number;
+  nodeId: number;
+  lane: 'normal' | 'high';
+  state: string;
+  token: string;
+  role: string | null;
+  destructive: boolean;
+  createdAt: Date;
+  dispatchedAt: Date | null;
+}
+
+const runCols = sql`id, noderole_id as "noderoleId", node_id as "nodeId", lane, state, token, role, destructive,
+  created_at as "createdAt", dispatched_at as "dispatchedAt"`;
+
+/**
+ * Picks runnable noderoles, claims them (one per node, cap enforced under an advisory lock, uniqueness by
+ * the database), starts them in inventory with a fresh fencing token and puts the job on the JIG queue.
+ * Every method is safe to call from several annealer processes at once.
+ */
+export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: SchedulerConfig }) {
+  const { db, bus, log, config } = deps;
+  const rows = async <T>(q: ReturnType<typeof sql>) => (await db.execute(q)).rows as T[];
+
+  async function claimNormal(): Promise<RunRow[]> {
+    const [busy] = await rows<{ active: number; nodes: number[] | null }>(sql`
+      select count(*) filter (where lane = 'normal')::int as active, array_agg(node_id) as nodes
+      from annealer.runs where state in ('claimed', 'running')`);
+    const capacity = config.cap - (busy?.active ?? 0);
+    if (capacity <= 0) return [];
+    const { candidates } = await bus.request(inventoryAnnealRpcs.runnable, { limit: capacity, excludeNodeIds: busy?.nodes ?? [] });
+    if (candidates.length === 0) return [];
+    return db.transaction(async (tx) => {
+      await tx.execute(sql`select pg_advisory_xact_lock(hashtext('crowbar-annealer-cap'))`);
+      const [now] = (await tx.execute(sql`select count(*)::int as n from annealer.runs where lane = 'normal' and state in ('claimed', 'running')`))
+        .rows as { n: number }[];
+      const room = config.cap - (now?.n ?? 0);
+      const claimed: RunRow[] = [];
+      for (const c of candidates.slice(0, Math.max(0, room))) {
+        const r = (await tx.execute(sql`
+          insert into annealer.runs (noderole_id, node_id, lane, state, token) values (${c.noderoleId}, ${c.nodeId}, 'normal', 'claimed', ${randomUUID()})
+          on conflict do nothing returning ${runCols}`)).rows as unknown as RunRow[];
+        if (r[0]) claimed.push(r[0]);
+      }
+      return claimed;
+    });
+  }
+
+  /** High lane: queued re-runs of ACTIVE noderoles whose node is free, up to `highCap` at once. */
+  async function claimHigh(): Promise<RunRow[]> {
+    const out: RunRow[] = [];
+    const queued = await rows<{ id: number }>(sql`
+      select q.id from annealer.runs q where q.state = 'queued'
+        and not exists (select 1 from annealer.runs a where a.node_id = q.node_id and a.state in ('claimed', 'running'))
+        and (select count(*) from annealer.runs h where h.lane = 'high' and h.state in ('claimed', 'running')) < ${config.highCap}
+      order by q.id limit ${config.highCap}`);
+    for (const q of queued) {
+      try {
+        const r = await rows<RunRow>(sql`update annealer.runs set state = 'claimed', created_at = now() where id = ${q.id} and state = 'queued' returning ${runCols}`);
+        if (r[0]) out.push(r[0]);
+      } catch {
+        // Another process claimed a run on that node first (unique index); it waits for the next pass.
+      }
+    }
+    return out;
+  }
+
+  async function dispatch(run: RunRow): Promise<void> {
+    const res = await bus.request(inventoryAnnealRpcs.startRun, { noderoleId: run.noderoleId, token: run.token, rerun: run.lane === 'high' });
+    if (!res.started || !res.role || !res.node) {
+      await db.execute(sql`update annealer.runs set state = 'cancelled', reason = ${res.reason}, finished_at = now() where id = ${run.id} and state = 'claimed'`);
+      log.debug({ run: run.id, noderole: run.noderoleId, reason: res.reason }, 'claim dropped');
+      return;
+    }
+    if (res.skipJig) {
+      log.info({ run: run.id, noderole: run.noderoleId, role: res.role.name }, 'destructive role already ran; skipping its jig');
+      await report(run, { ok: true, wall: null, runlog: 'destructive role has already run on this node; jig skipped' }, 'skipped');
+      return;
+    }
+    const deadlineSeconds = res.role.timeoutSeconds + config.graceSeconds;
+    await db.execute(sql`
+      update annealer.runs set state = 'running', role = ${res.role.name}, jig = ${res.role.jig}, destructive = ${res.role.destructive},
+        data = ${JSON.stringify(res.data ?? {})}::jsonb, dispatched_at = now(), deadline = now() + make_interval(secs => ${deadlineSeconds})
+      where id = ${run.id} and state = 'claimed'`);
+    await bus.publish(
+      annealerMessages.jigRun,
+      {
+        runId: run.id,
+        token: run.token,
+        noderoleId: run.noderoleId,
+        role: res.role.name,
+        jig: res.role.jig as 'noop' | 'script' | 'service',
+        owner: res.role.owner,
+        destructive: res.role.destructive,
+        scripts: res.role.scripts,
+        timeoutSeconds: res.role.timeoutSeconds,
+        node: res.node,
+        data: res.data ?? {},
+      },
+      { msgId: `jig:${run.id}` },
+    );
+    log.info({ run: run.id, noderole: run.noderoleId, node: res.node.name, role: res.role.name, lane: run.lane }, 'run dispatched');
+  }
+
+  /** Tells inventory how the run ended (fenced by the token), then closes the run. */
+  async function report(run: RunRow, r: { ok: boolean; wall: Record<string, unknown> | null; runlog: string }, label?: string) {
+    const res = await bus.request(inventoryAnnealRpcs.finishRun, { noderoleId: run.noderoleId, token: run.token, ...r });
+    const closed = await rows<{ id: number }>(sql`
+      update annealer.runs set state = ${r.ok ? 'done' : 'failed'}, finished_at = now(), reason = ${res.applied ? res.state : `stale (${res.state})`}
+      where id = ${run.id} and state in ('claimed', 'running') returning id`);
+    const outcome = label ?? (!res.applied ? 'stale' : res.state === 'active' ? 'active' : res.state === 'error' ? 'error' : 'requeued');
+    if (closed[0]) {
+      const started = run.dispatchedAt ?? run.createdAt;
+      await bus.publish(
+        annealerMessages.runFinishedEvent,
+        {
+          runId: run.id,
+          noderoleId: run.noderoleId,
+          node: String(run.nodeId),
+          role: run.role ?? '',
+          outcome: outcome as 'active',
+          durationMs: Math.max(0, Date.now() - new Date(started).getTime()),
+        },
+        { msgId: `run-finished:${run.id}` },
+      );
+    }
+    log.info({ run: run.id, noderole: run.noderoleId, outcome, applied: res.applied }, 'run finished');
+  }
+
+  return {
+    /** One scheduling pass: claim, start and dispatch whatever is runnable within the caps. */
+    async pass(): Promise<number> {
+      const claims = [...(await claimHigh()), ...(await claimNormal())];
+      await Promise.all(
+        claims.map((c) =>
+          dispatch(c).catch(async (err: unknown) => {
+            log.warn({ err, run: c.id }, 'dispatch failed; releasing claim');
+            await db.execute(sql`update annealer.runs set state = 'cancelled', reason = 'dispatch failed', finished_at = now() where id = ${c.id} and state = 'claimed'`);
+          }),
+        ),
+      );
+      return claims.length;
+    },
+
+    async finished(m: { runId: number; token: string; ok: boolean; wall: Record<string, unknown> | null; runlog: string }) {
+      const [run] = await rows<RunRow>(sql`select ${runCols} from annealer.runs where id = ${m.runId}`);
+      if (!run || run.state !== 'running' || run.token !== m.token) {
+        log.info({ run: m.runId, state: run?.state ?? 'missing' }, 'late or duplicate run result ignored');
+        return;
+      }
+      await report(run, m);
+    },
+
+    async begin(req: { runId: number; token: string; runner: string }) {
+      const [r] = await rows<{ begins: number; destructive: boolean }>(sql`
+        update annealer.runs set begins = begins + 1 where id = ${req.runId} and token = ${req.token} and state = 'running'
+        returning begins, destructive`);
+      if (!r) return { proceed: false, reason: 'run is no longer active', attempt: 0 };
+      if (r.destructive && r.begins > 1) {
+        const [run] = await rows<RunRow>(sql`select ${runCols} from annealer.runs where id = ${req.runId}`);
+        const why = 'destructive role was interrupted mid-run; it is not run twice — check the node, then retry the noderole';
+        if (run) await report(run, { ok: false, wall: null, runlog: why });
+        return { proceed: false, reason: why, attempt: r.begins };
+      }
+      return { proceed: true, reason: r.begins > 1 ? 'retry after a lost runner' : 'first attempt', attempt: r.begins };
+    },
+
+    async enqueue(noderoleId: number, reason: string) {
+      const nr = (await bus.request(inventoryApi, { op: 'noderole.get', args: { noderole: noderoleId } })) as { nodeId: number };
+      await db.execute(sql`insert into annealer.runs (noderole_id, node_id, lane, state, token, reason)
+                           values (${noderoleId}, ${nr.nodeId}, 'high', 'queued', ${randomUUID()}, ${reason}) on conflict do nothing`);
+    },
+
+    /** A dead node's waiting runs are dropped (reference §4.1); running ones finish and inventory re-routes them. */
+    async nodeDied(nodeId: number) {
+      await db.execute(sql`update annealer.runs set state = 'cancelled', reason = 'node died', finished_at = now()
+                           where node_id = ${nodeId} and state = 'queued'`);
+    },
+
+    /** Fails runs whose runner vanished past their deadline, and claims an annealer lost before dispatch. */
+    async sweep(): Promise<number> {
+      const stale = await rows<RunRow>(sql`
+        select ${runCols} from annealer.runs where (state = 'running' and deadline < now())
+           or (state = 'claimed' and created_at < now() - make_interval(secs => ${config.claimTimeoutSeconds}))`);
+      for (const run of stale) {
+        const why =
+          run.state === 'running'
+            ? `no result from any jig runner before the deadline (runner died or the role timed out); run ${run.id} failed by the sweep`
+            : `annealer lost run ${run.id} between claim and dispatch; failed by the sweep`;
+        log.warn({ run: run.id, noderole: run.noderoleId, state: run.state }, 'sweeping stuck run');
+        await report(run, { ok: false, wall: null, runlog: why }).catch((err: unknown) => log.warn({ err, run: run.id }, 'sweep could not report'));
+      }
+      return stale.length;
+    },
+
+    async list(active: boolean) {
+      return rows<{ id: number; noderoleId: number; nodeId: number; role: string | null; lane: string; state: string; createdAt: string }>(sql`
+        select id, noderole_id as "noderoleId", node_id as "nodeId", role, lane, state, created_at::text as "createdAt" from annealer.runs
+        ${active ? sql`where state in ('queued', 'claimed', 'running')` : sql``} order by id desc limit 1000`);
+    },
+  };
+}
+export type Scheduler = ReturnType<typeof createScheduler>;
