@@ -6,15 +6,18 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
+  chmodSync,
   createWriteStream,
   existsSync,
   mkdirSync,
   readFileSync,
+  statSync,
   type WriteStream,
   writeFileSync,
 } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import ssh2 from 'ssh2';
 import { ConfigError } from '../shared/config.js';
 import { type HostedService, hostService, loadServiceConfig } from '../shared/service/host.js';
 import { type NatsServerHandle, startNatsServer } from './nats.js';
@@ -50,6 +53,12 @@ async function main() {
     });
 
   mkdirSync(`${stateDir}/logs`, { recursive: true });
+  // As root, embedded PostgreSQL runs as the `postgres` user, which must be able to pass through the
+  // state dir to reach its data dir (secrets inside keep their own 0600/0700 modes).
+  if (process.getuid?.() === 0 && !env.DATABASE_URL) {
+    const mode = statSync(stateDir).mode;
+    if ((mode & 0o001) === 0) chmodSync(stateDir, (mode & 0o777) | 0o001);
+  }
   say(`state directory ${stateDir}`);
   for (const note of ensureBlackholeRoutes([benchmarkingRange])) say(note);
 
@@ -75,10 +84,11 @@ async function main() {
     });
     cleanups.push(() => pgh.stop());
     env.DATABASE_URL = pgh.url;
-    say(`embedded PostgreSQL at ${pgh.url.replace(/:[^:@/]+@/, ':***@')}`);
+    say(`embedded PostgreSQL at ${pgh.url.replace(/:[^:@/]+@/, ':***@')}, pid ${pgh.pid}`);
   } else say('using PostgreSQL from DATABASE_URL');
 
   if (!env.CROWBAR_ADMIN_TOKEN) env.CROWBAR_ADMIN_TOKEN = operatorToken();
+  if (!env.CROWBAR_SSH_KEY) env.CROWBAR_SSH_KEY = clusterSshKey();
   const port = Number(env.CROWBAR_HTTP_PORT ?? 3000);
   if (args.single) await runSingle();
   else for (const def of allServices) superviseChild(def.name);
@@ -92,6 +102,26 @@ function operatorToken(): string {
   const token = randomBytes(24).toString('base64url');
   writeFileSync(file, `${token}\n`, { mode: 0o600 });
   return token;
+}
+
+/**
+ * The cluster's SSH key pair (ed25519), made once per installation in the state dir. Services that log
+ * in to nodes (jig-runner, aliveness-probe) get the private key's path as CROWBAR_SSH_KEY; the key
+ * itself is never printed.
+ */
+function clusterSshKey(): string {
+  const dir = `${stateDir}/ssh`;
+  const file = `${dir}/id_ed25519`;
+  if (existsSync(file)) {
+    if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+    return file;
+  }
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'crowbar-cluster' });
+  writeFileSync(file, pair.private, { mode: 0o600 });
+  writeFileSync(`${file}.pub`, `${pair.public.trim()}\n`, { mode: 0o644 });
+  say(`created the cluster SSH key pair ${file} (public key in ${file}.pub)`);
+  return file;
 }
 
 /** All services in this process, each with its own NATS connection; they still talk only over NATS. */
@@ -212,6 +242,7 @@ async function shutdown(reason: string) {
 
 process.on('SIGINT', () => void shutdown('SIGINT'));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGHUP', () => void shutdown('SIGHUP'));
 
 main().catch(async (err: unknown) => {
   if (err instanceof ConfigError) say(err.message);
