@@ -20,12 +20,20 @@ it('anneals a small noop graph on one node to active', async () => {
   void bus;
   const { Bus } = await import('../shared/bus/bus.js');
   const { createLogger } = await import('../shared/log.js');
-  const b = await Bus.connect({ url: t.natsUrl, prefix: t.prefix, source: 'test', log: createLogger('t', { level: 'silent' }) });
+  const b = await Bus.connect({
+    url: t.natsUrl,
+    prefix: t.prefix,
+    source: 'test',
+    log: createLogger('t', { level: 'silent' }),
+  });
   const n = await op(b, 'node.create', { name: 'n1.lab.example.com', alive: true });
   const nr = await op(b, 'noderole.create', { node: n.id, role: 'test-top' });
   expect(nr.state).toBe('proposed');
   await op(b, 'node.commit', { node: n.id });
-  await until('anneal finished', async () => (await b.request(inventoryAnnealRpcs.status, {})).status === 'finished');
+  await until(
+    'anneal finished',
+    async () => (await b.request(inventoryAnnealRpcs.status, {})).status === 'finished',
+  );
   const list = await op(b, 'noderole.list', { node: n.id });
   expect(list.noderoles.map((x: any) => [x.role, x.state])).toEqual([
     ['test-base', 'active'],

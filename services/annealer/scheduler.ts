@@ -43,18 +43,26 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
       from annealer.runs where state in ('claimed', 'running')`);
     const capacity = config.cap - (busy?.active ?? 0);
     if (capacity <= 0) return [];
-    const { candidates } = await bus.request(inventoryAnnealRpcs.runnable, { limit: capacity, excludeNodeIds: busy?.nodes ?? [] });
+    const { candidates } = await bus.request(inventoryAnnealRpcs.runnable, {
+      limit: capacity,
+      excludeNodeIds: busy?.nodes ?? [],
+    });
     if (candidates.length === 0) return [];
     return db.transaction(async (tx) => {
       await tx.execute(sql`select pg_advisory_xact_lock(hashtext('crowbar-annealer-cap'))`);
-      const [now] = (await tx.execute(sql`select count(*)::int as n from annealer.runs where lane = 'normal' and state in ('claimed', 'running')`))
-        .rows as { n: number }[];
+      const [now] = (
+        await tx.execute(
+          sql`select count(*)::int as n from annealer.runs where lane = 'normal' and state in ('claimed', 'running')`,
+        )
+      ).rows as { n: number }[];
       const room = config.cap - (now?.n ?? 0);
       const claimed: RunRow[] = [];
       for (const c of candidates.slice(0, Math.max(0, room))) {
-        const r = (await tx.execute(sql`
+        const r = (
+          await tx.execute(sql`
           insert into annealer.runs (noderole_id, node_id, lane, state, token) values (${c.noderoleId}, ${c.nodeId}, 'normal', 'claimed', ${randomUUID()})
-          on conflict do nothing returning ${runCols}`)).rows as unknown as RunRow[];
+          on conflict do nothing returning ${runCols}`)
+        ).rows as unknown as RunRow[];
         if (r[0]) claimed.push(r[0]);
       }
       return claimed;
@@ -71,7 +79,9 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
       order by q.id limit ${config.highCap}`);
     for (const q of queued) {
       try {
-        const r = await rows<RunRow>(sql`update annealer.runs set state = 'claimed', created_at = now() where id = ${q.id} and state = 'queued' returning ${runCols}`);
+        const r = await rows<RunRow>(
+          sql`update annealer.runs set state = 'claimed', created_at = now() where id = ${q.id} and state = 'queued' returning ${runCols}`,
+        );
         if (r[0]) out.push(r[0]);
       } catch {
         // Another process claimed a run on that node first (unique index); it waits for the next pass.
@@ -81,15 +91,28 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
   }
 
   async function dispatch(run: RunRow): Promise<void> {
-    const res = await bus.request(inventoryAnnealRpcs.startRun, { noderoleId: run.noderoleId, token: run.token, rerun: run.lane === 'high' });
+    const res = await bus.request(inventoryAnnealRpcs.startRun, {
+      noderoleId: run.noderoleId,
+      token: run.token,
+      rerun: run.lane === 'high',
+    });
     if (!res.started || !res.role || !res.node) {
-      await db.execute(sql`update annealer.runs set state = 'cancelled', reason = ${res.reason}, finished_at = now() where id = ${run.id} and state = 'claimed'`);
+      await db.execute(
+        sql`update annealer.runs set state = 'cancelled', reason = ${res.reason}, finished_at = now() where id = ${run.id} and state = 'claimed'`,
+      );
       log.debug({ run: run.id, noderole: run.noderoleId, reason: res.reason }, 'claim dropped');
       return;
     }
     if (res.skipJig) {
-      log.info({ run: run.id, noderole: run.noderoleId, role: res.role.name }, 'destructive role already ran; skipping its jig');
-      await report(run, { ok: true, wall: null, runlog: 'destructive role has already run on this node; jig skipped' }, 'skipped');
+      log.info(
+        { run: run.id, noderole: run.noderoleId, role: res.role.name },
+        'destructive role already ran; skipping its jig',
+      );
+      await report(
+        run,
+        { ok: true, wall: null, runlog: 'destructive role has already run on this node; jig skipped' },
+        'skipped',
+      );
       return;
     }
     const deadlineSeconds = res.role.timeoutSeconds + config.graceSeconds;
@@ -114,16 +137,35 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
       },
       { msgId: `jig:${run.id}` },
     );
-    log.info({ run: run.id, noderole: run.noderoleId, node: res.node.name, role: res.role.name, lane: run.lane }, 'run dispatched');
+    log.info(
+      { run: run.id, noderole: run.noderoleId, node: res.node.name, role: res.role.name, lane: run.lane },
+      'run dispatched',
+    );
   }
 
   /** Tells inventory how the run ended (fenced by the token), then closes the run. */
-  async function report(run: RunRow, r: { ok: boolean; wall: Record<string, unknown> | null; runlog: string }, label?: string) {
-    const res = await bus.request(inventoryAnnealRpcs.finishRun, { noderoleId: run.noderoleId, token: run.token, ...r });
+  async function report(
+    run: RunRow,
+    r: { ok: boolean; wall: Record<string, unknown> | null; runlog: string },
+    label?: string,
+  ) {
+    const res = await bus.request(inventoryAnnealRpcs.finishRun, {
+      noderoleId: run.noderoleId,
+      token: run.token,
+      ...r,
+    });
     const closed = await rows<{ id: number }>(sql`
       update annealer.runs set state = ${r.ok ? 'done' : 'failed'}, finished_at = now(), reason = ${res.applied ? res.state : `stale (${res.state})`}
       where id = ${run.id} and state in ('claimed', 'running') returning id`);
-    const outcome = label ?? (!res.applied ? 'stale' : res.state === 'active' ? 'active' : res.state === 'error' ? 'error' : 'requeued');
+    const outcome =
+      label ??
+      (!res.applied
+        ? 'stale'
+        : res.state === 'active'
+          ? 'active'
+          : res.state === 'error'
+            ? 'error'
+            : 'requeued');
     if (closed[0]) {
       const started = run.dispatchedAt ?? run.createdAt;
       await bus.publish(
@@ -150,16 +192,24 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
         claims.map((c) =>
           dispatch(c).catch(async (err: unknown) => {
             log.warn({ err, run: c.id }, 'dispatch failed; releasing claim');
-            await db.execute(sql`update annealer.runs set state = 'cancelled', reason = 'dispatch failed', finished_at = now() where id = ${c.id} and state = 'claimed'`);
+            await db.execute(
+              sql`update annealer.runs set state = 'cancelled', reason = 'dispatch failed', finished_at = now() where id = ${c.id} and state = 'claimed'`,
+            );
           }),
         ),
       );
       return claims.length;
     },
 
-    async finished(m: { runId: number; token: string; ok: boolean; wall: Record<string, unknown> | null; runlog: string }) {
+    async finished(m: {
+      runId: number;
+      token: string;
+      ok: boolean;
+      wall: Record<string, unknown> | null;
+      runlog: string;
+    }) {
       const [run] = await rows<RunRow>(sql`select ${runCols} from annealer.runs where id = ${m.runId}`);
-      if (!run || run.state !== 'running' || run.token !== m.token) {
+      if (run?.state !== 'running' || run.token !== m.token) {
         log.info({ run: m.runId, state: run?.state ?? 'missing' }, 'late or duplicate run result ignored');
         return;
       }
@@ -173,15 +223,23 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
       if (!r) return { proceed: false, reason: 'run is no longer active', attempt: 0 };
       if (r.destructive && r.begins > 1) {
         const [run] = await rows<RunRow>(sql`select ${runCols} from annealer.runs where id = ${req.runId}`);
-        const why = 'destructive role was interrupted mid-run; it is not run twice — check the node, then retry the noderole';
+        const why =
+          'destructive role was interrupted mid-run; it is not run twice — check the node, then retry the noderole';
         if (run) await report(run, { ok: false, wall: null, runlog: why });
         return { proceed: false, reason: why, attempt: r.begins };
       }
-      return { proceed: true, reason: r.begins > 1 ? 'retry after a lost runner' : 'first attempt', attempt: r.begins };
+      return {
+        proceed: true,
+        reason: r.begins > 1 ? 'retry after a lost runner' : 'first attempt',
+        attempt: r.begins,
+      };
     },
 
     async enqueue(noderoleId: number, reason: string) {
-      const nr = (await bus.request(inventoryApi, { op: 'noderole.get', args: { noderole: noderoleId } })) as { nodeId: number };
+      const nr = (await bus.request(inventoryApi, {
+        op: 'noderole.get',
+        args: { noderole: noderoleId },
+      })) as { nodeId: number };
       await db.execute(sql`insert into annealer.runs (noderole_id, node_id, lane, state, token, reason)
                            values (${noderoleId}, ${nr.nodeId}, 'high', 'queued', ${randomUUID()}, ${reason}) on conflict do nothing`);
     },
@@ -203,13 +261,23 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
             ? `no result from any jig runner before the deadline (runner died or the role timed out); run ${run.id} failed by the sweep`
             : `annealer lost run ${run.id} between claim and dispatch; failed by the sweep`;
         log.warn({ run: run.id, noderole: run.noderoleId, state: run.state }, 'sweeping stuck run');
-        await report(run, { ok: false, wall: null, runlog: why }).catch((err: unknown) => log.warn({ err, run: run.id }, 'sweep could not report'));
+        await report(run, { ok: false, wall: null, runlog: why }).catch((err: unknown) =>
+          log.warn({ err, run: run.id }, 'sweep could not report'),
+        );
       }
       return stale.length;
     },
 
     async list(active: boolean) {
-      return rows<{ id: number; noderoleId: number; nodeId: number; role: string | null; lane: string; state: string; createdAt: string }>(sql`
+      return rows<{
+        id: number;
+        noderoleId: number;
+        nodeId: number;
+        role: string | null;
+        lane: string;
+        state: string;
+        createdAt: string;
+      }>(sql`
         select id, noderole_id as "noderoleId", node_id as "nodeId", role, lane, state, created_at::text as "createdAt" from annealer.runs
         ${active ? sql`where state in ('queued', 'claimed', 'running')` : sql``} order by id desc limit 1000`);
     },

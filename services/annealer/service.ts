@@ -24,7 +24,13 @@ export const annealerService: ServiceDef<typeof annealerConfig> = {
   config: annealerConfig,
   schema: { name: 'annealer', migrationsFolder: fileURLToPath(new URL('./db/migrations', import.meta.url)) },
   async start({ database, bus, log, config }) {
-    const relay = startOutboxRelay({ database: database!, table: outbox, channel: 'annealer_outbox', bus, log });
+    const relay = startOutboxRelay({
+      database: database!,
+      table: outbox,
+      channel: 'annealer_outbox',
+      bus,
+      log,
+    });
     const scheduler = createScheduler({
       db: database!.db,
       bus,
@@ -72,39 +78,75 @@ export const annealerService: ServiceDef<typeof annealerConfig> = {
     ] as const;
     const consumers = await Promise.all([
       consume(bus, {
-        decl: { stream: 'ANNEALER', durable: 'annealer', filterSubject: 'cmd.annealer.>', ackWaitMs: 30_000, maxDeliver: 10 },
+        decl: {
+          stream: 'ANNEALER',
+          durable: 'annealer',
+          filterSubject: 'cmd.annealer.>',
+          ackWaitMs: 30_000,
+          maxDeliver: 10,
+        },
         log,
         concurrency: 32,
         handlers: [
-          [annealerMessages.runFinished, async (m) => {
-            await scheduler.finished(m);
-            kick();
-          }],
-          [annealerMessages.enqueue, async (m) => {
-            await scheduler.enqueue(m.noderoleId, m.reason);
-            kick();
-          }],
+          [
+            annealerMessages.runFinished,
+            async (m) => {
+              await scheduler.finished(m);
+              kick();
+            },
+          ],
+          [
+            annealerMessages.enqueue,
+            async (m) => {
+              await scheduler.enqueue(m.noderoleId, m.reason);
+              kick();
+            },
+          ],
         ],
       }),
       consume(bus, {
-        decl: { stream: 'EVENTS', durable: 'annealer-noderoles', filterSubject: 'evt.noderole.>', ackWaitMs: 30_000, maxDeliver: 5 },
+        decl: {
+          stream: 'EVENTS',
+          durable: 'annealer-noderoles',
+          filterSubject: 'evt.noderole.>',
+          ackWaitMs: 30_000,
+          maxDeliver: 5,
+        },
         log,
-        handlers: [...noderoleEvents.map((d) => [d, kickOn] as const), [inventoryEvents.noderoleDeleted, kickOn]] as never,
+        handlers: [
+          ...noderoleEvents.map((d) => [d, kickOn] as const),
+          [inventoryEvents.noderoleDeleted, kickOn],
+        ] as never,
       }),
       consume(bus, {
-        decl: { stream: 'EVENTS', durable: 'annealer-nodes', filterSubject: 'evt.node.>', ackWaitMs: 30_000, maxDeliver: 5 },
+        decl: {
+          stream: 'EVENTS',
+          durable: 'annealer-nodes',
+          filterSubject: 'evt.node.>',
+          ackWaitMs: 30_000,
+          maxDeliver: 5,
+        },
         log,
         handlers: [
           [inventoryEvents.nodeCreated, kickOn],
-          [inventoryEvents.nodeChanged, async (m) => {
-            if (m.changed.includes('alive') && !m.node.alive) await scheduler.nodeDied(m.node.id);
-            kick();
-          }],
+          [
+            inventoryEvents.nodeChanged,
+            async (m) => {
+              if (m.changed.includes('alive') && !m.node.alive) await scheduler.nodeDied(m.node.id);
+              kick();
+            },
+          ],
           [inventoryEvents.nodeDeleted, async (m) => scheduler.nodeDied(m.node.id)],
         ],
       }),
       consume(bus, {
-        decl: { stream: 'EVENTS', durable: 'annealer-deployments', filterSubject: 'evt.deployment.>', ackWaitMs: 30_000, maxDeliver: 5 },
+        decl: {
+          stream: 'EVENTS',
+          durable: 'annealer-deployments',
+          filterSubject: 'evt.deployment.>',
+          ackWaitMs: 30_000,
+          maxDeliver: 5,
+        },
         log,
         handlers: [
           [inventoryEvents.deploymentCreated, kickOn],

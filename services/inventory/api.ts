@@ -1,14 +1,36 @@
 import { sql } from 'drizzle-orm';
 import type { z } from 'zod';
 import { parsePayload } from '../../shared/bus/bus.js';
-import { inventoryEvents, type InventoryOp, inventoryOps } from '../../shared/catalogue/index.js';
+import { type InventoryOp, inventoryEvents, inventoryOps } from '../../shared/catalogue/index.js';
 import { ConflictError, NotFoundError } from '../../shared/errors.js';
 import { getAttrib, listAttribs, setAttrib } from './engine/attribs.js';
 import { bind } from './engine/binding.js';
 import { deepMerge } from './engine/data.js';
-import { commitDeployment, createDeployment, deleteDeployment, deploymentGraph, proposeDeployment } from './engine/deployments.js';
-import { commitNode, createNode, deleteNode, deploymentId, nodeId, proposeNode, updateNode } from './engine/nodes.js';
-import { getDeployment, getNodeDetail, getNoderole, listNodes, listNoderoles, listRoles, noderoleFor } from './engine/queries.js';
+import {
+  commitDeployment,
+  createDeployment,
+  deleteDeployment,
+  deploymentGraph,
+  proposeDeployment,
+} from './engine/deployments.js';
+import {
+  commitNode,
+  createNode,
+  deleteNode,
+  deploymentId,
+  nodeId,
+  proposeNode,
+  updateNode,
+} from './engine/nodes.js';
+import {
+  getDeployment,
+  getNodeDetail,
+  getNoderole,
+  listNoderoles,
+  listNodes,
+  listRoles,
+  noderoleFor,
+} from './engine/queries.js';
 import { nodeState } from './engine/states.js';
 import { commit, propose, todo } from './engine/transitions.js';
 import type { GraphTx } from './engine/tx.js';
@@ -27,14 +49,22 @@ const withState = (n: Record<string, unknown>) => ({ ...n, state: nodeState((n.s
 /** Deletion rule of reference §1.11: leaves, or subtrees on one node, or subtrees never run. */
 async function deleteNoderole(g: GraphTx, id: number) {
   const self = await nr(g, id);
-  const desc = await g.rows<{ id: number; nodeId: number; state: string; runCount: number; cohort: number }>(sql`
+  const desc = await g.rows<{
+    id: number;
+    nodeId: number;
+    state: string;
+    runCount: number;
+    cohort: number;
+  }>(sql`
     with recursive d(id) as (select child_id from inventory.noderole_edges where parent_id = ${id}
       union select e.child_id from inventory.noderole_edges e join d on e.parent_id = d.id)
     select nr.id, nr.node_id as "nodeId", nr.state, nr.run_count as "runCount", nr.cohort from d join inventory.noderoles nr on nr.id = d.id`);
   const sameNode = desc.every((d) => d.nodeId === self.nodeId);
   const neverRun = desc.every((d) => d.state === 'proposed' && d.runCount === 0);
   if (desc.length && !sameNode && !neverRun) {
-    throw new ConflictError(`noderole ${id} has children on other nodes that have run`, { rule: 'noderole deletion' });
+    throw new ConflictError(`noderole ${id} has children on other nodes that have run`, {
+      rule: 'noderole deletion',
+    });
   }
   for (const d of [...desc.sort((a, b) => b.cohort - a.cohort), { id }]) {
     const s = await g.noderoleSummary(d.id);
@@ -82,22 +112,33 @@ const handlers: { [K in InventoryOp]: Handler<K> } = {
   }),
   'noderole.get': async (g, a) => {
     if (a.noderole !== undefined) return getNoderole(g, a.noderole);
-    if (a.node === undefined || a.role === undefined) throw new NotFoundError('give a noderole id, or a node and a role', { field: 'noderole' });
+    if (a.node === undefined || a.role === undefined)
+      throw new NotFoundError('give a noderole id, or a node and a role', { field: 'noderole' });
     return getNoderole(g, await noderoleFor(g, await nodeId(g, a.node), a.role));
   },
   'noderole.create': async (g, a) => {
     const node = await nodeId(g, a.node);
-    const dep = a.deployment !== undefined ? await deploymentId(g, a.deployment) : (await getNodeDetail(g, node)).deploymentId;
+    const dep =
+      a.deployment !== undefined
+        ? await deploymentId(g, a.deployment)
+        : (await getNodeDetail(g, node)).deploymentId;
     const id = await bind(g, a.role, node, dep as number);
     if (a.data) {
-      await g.rows(sql`update inventory.noderoles set proposed_data = proposed_data || ${JSON.stringify(a.data)}::jsonb where id = ${id} and state = 'proposed'`);
+      await g.rows(
+        sql`update inventory.noderoles set proposed_data = proposed_data || ${JSON.stringify(a.data)}::jsonb where id = ${id} and state = 'proposed'`,
+      );
     }
     return getNoderole(g, id);
   },
   'noderole.update': async (g, a) => {
     const row = await nr(g, a.noderole);
-    if (row.state !== 'proposed') throw new ConflictError(`noderole ${a.noderole} is ${row.state}; propose it before editing its data`, { rule: 'data is editable while proposed' });
-    await g.rows(sql`update inventory.noderoles set proposed_data = ${JSON.stringify(a.data)}::jsonb where id = ${a.noderole}`);
+    if (row.state !== 'proposed')
+      throw new ConflictError(`noderole ${a.noderole} is ${row.state}; propose it before editing its data`, {
+        rule: 'data is editable while proposed',
+      });
+    await g.rows(
+      sql`update inventory.noderoles set proposed_data = ${JSON.stringify(a.data)}::jsonb where id = ${a.noderole}`,
+    );
     return getNoderole(g, a.noderole);
   },
   'noderole.retry': async (g, a) => {
@@ -115,7 +156,9 @@ const handlers: { [K in InventoryOp]: Handler<K> } = {
   'noderole.delete': async (g, a) => deleteNoderole(g, a.noderole),
   'deployment.create': async (g, a) => createDeployment(g, a),
   'deployment.list': async (g) => ({
-    deployments: await g.rows(sql`select id, name, parent_id as "parentId", state, system, description from inventory.deployments order by id`),
+    deployments: await g.rows(
+      sql`select id, name, parent_id as "parentId", state, system, description from inventory.deployments order by id`,
+    ),
   }),
   'deployment.get': async (g, a) => getDeployment(g, await deploymentId(g, a.deployment)),
   'deployment.propose': async (g, a) => proposeDeployment(g, await deploymentId(g, a.deployment)),
@@ -143,20 +186,27 @@ const handlers: { [K in InventoryOp]: Handler<K> } = {
     return { id: r!.id, deploymentId: dep, role: a.role };
   },
   'deployment_role.get': async (g, a) => {
-    const r = await g.one(sql`select dr.id, dr.deployment_id as "deploymentId", r.name as role, dr.proposed_data as "proposedData",
+    const r =
+      await g.one(sql`select dr.id, dr.deployment_id as "deploymentId", r.name as role, dr.proposed_data as "proposedData",
                                 dr.committed_data as "committedData", dr.wall from inventory.deployment_roles dr
                                 join inventory.roles r on r.id = dr.role_id where dr.id = ${a.id}`);
     if (!r) throw new NotFoundError(`no deployment role ${a.id}`, { field: 'deployment_role' });
     return r;
   },
   'deployment_role.update': async (g, a) => {
-    const r = await g.one<{ p: Record<string, unknown> }>(sql`select proposed_data as p from inventory.deployment_roles where id = ${a.id}`);
+    const r = await g.one<{ p: Record<string, unknown> }>(
+      sql`select proposed_data as p from inventory.deployment_roles where id = ${a.id}`,
+    );
     if (!r) throw new NotFoundError(`no deployment role ${a.id}`, { field: 'deployment_role' });
-    await g.rows(sql`update inventory.deployment_roles set proposed_data = ${JSON.stringify(deepMerge(r.p, a.data))}::jsonb where id = ${a.id}`);
+    await g.rows(
+      sql`update inventory.deployment_roles set proposed_data = ${JSON.stringify(deepMerge(r.p, a.data))}::jsonb where id = ${a.id}`,
+    );
     return handlers['deployment_role.get'](g, { id: a.id });
   },
   'deployment_role.commit': async (g, a) => {
-    await g.rows(sql`update inventory.deployment_roles set committed_data = proposed_data where id = ${a.id}`);
+    await g.rows(
+      sql`update inventory.deployment_roles set committed_data = proposed_data where id = ${a.id}`,
+    );
     return handlers['deployment_role.get'](g, { id: a.id });
   },
   'role.list': async (g) => ({ roles: await listRoles(g) }),
@@ -166,8 +216,10 @@ const handlers: { [K in InventoryOp]: Handler<K> } = {
     return r;
   },
   'attrib.list': async (g) => ({ attribs: await listAttribs(g) }),
-  'attrib.get': async (g, a) => getAttrib(g, a.target, a.target === 'node' ? await nodeId(g, a.id) : Number(a.id), a.attrib),
-  'attrib.set': async (g, a) => setAttrib(g, a.target, a.target === 'node' ? await nodeId(g, a.id) : Number(a.id), a.attrib, a.value),
+  'attrib.get': async (g, a) =>
+    getAttrib(g, a.target, a.target === 'node' ? await nodeId(g, a.id) : Number(a.id), a.attrib),
+  'attrib.set': async (g, a) =>
+    setAttrib(g, a.target, a.target === 'node' ? await nodeId(g, a.id) : Number(a.id), a.attrib, a.value),
 };
 
 /** Validates the op's arguments and runs it. */

@@ -2,21 +2,24 @@ import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { inventoryAnnealRpcs, inventoryApi, inventoryRpcs, wireType } from '../../shared/catalogue/index.js';
-import { ConflictError, NotFoundError } from '../../shared/errors.js';
 import { startOutboxRelay } from '../../shared/db/outbox.js';
+import { ConflictError, NotFoundError } from '../../shared/errors.js';
 import type { ServiceDef } from '../../shared/service/host.js';
 import { runOp } from './api.js';
+import { outbox } from './db/schema.js';
+import { readBarclamps } from './domain/barclamp.js';
 import { bind } from './engine/binding.js';
 import { defineRole, importBarclamps } from './engine/catalogue.js';
 import { createNode, deploymentId, nodeId, updateNode, verifyCredential } from './engine/nodes.js';
 import { annealStatus, candidates, finishRun, startRun } from './engine/runs.js';
 import { type EnvelopeMaker, inGraphTx } from './engine/tx.js';
-import { outbox } from './db/schema.js';
-import { readBarclamps } from './domain/barclamp.js';
 
 const inventoryConfig = z.object({
   /** Directory of barclamp YAML files (and their scripts/) imported at start. */
-  CROWBAR_BARCLAMPS: z.string().min(1).default(fileURLToPath(new URL('./barclamps', import.meta.url))),
+  CROWBAR_BARCLAMPS: z
+    .string()
+    .min(1)
+    .default(fileURLToPath(new URL('./barclamps', import.meta.url))),
 });
 
 /** Seeds what every installation has: the committed `system` deployment and its phantom node. */
@@ -26,7 +29,14 @@ async function seed(run: <T>(fn: Parameters<typeof inGraphTx<T>>[3]) => Promise<
                      values ('system', 'committed', true, 'The system deployment: the admin node and cluster-wide services')
                      on conflict (name) do nothing`);
     if (!(await g.one(sql`select 1 from inventory.nodes where system`))) {
-      await createNode(g, { name: 'system-phantom.internal.local', system: true, alive: true, available: true, bootenv: 'local', deployment: 'system' });
+      await createNode(g, {
+        name: 'system-phantom.internal.local',
+        system: true,
+        alive: true,
+        available: true,
+        bootenv: 'local',
+        deployment: 'system',
+      });
     }
   });
 }
@@ -39,33 +49,53 @@ export const inventoryService: ServiceDef<typeof inventoryConfig> = {
     const db = database!.db;
     const envelope: EnvelopeMaker = (type, data, lineage) => bus.envelope(type, data, lineage);
     const deps = { envelope, log };
-    const relay = startOutboxRelay({ database: database!, table: outbox, channel: 'inventory_outbox', bus, log });
+    const relay = startOutboxRelay({
+      database: database!,
+      table: outbox,
+      channel: 'inventory_outbox',
+      bus,
+      log,
+    });
     const tx = <T>(fn: Parameters<typeof inGraphTx<T>>[3], lineage = {}, readOnly = false) =>
       inGraphTx(db, deps, lineage, fn, { readOnly }).finally(() => void relay.flush());
 
     const specs = readBarclamps(config.CROWBAR_BARCLAMPS);
     await tx((g) => importBarclamps(g, specs));
     await seed((fn) => tx(fn));
-    log.info({ barclamps: specs.map((b) => b.name), roles: specs.reduce((n, b) => n + b.roles.length, 0) }, 'barclamps imported');
+    log.info(
+      { barclamps: specs.map((b) => b.name), roles: specs.reduce((n, b) => n + b.roles.length, 0) },
+      'barclamps imported',
+    );
 
-    const lineageOf = (env: { correlationId: string; id: string }) => ({ correlationId: env.correlationId, causationId: env.id });
+    const lineageOf = (env: { correlationId: string; id: string }) => ({
+      correlationId: env.correlationId,
+      causationId: env.id,
+    });
     bus.serve(inventoryApi, async (req, env) =>
       tx((g) => runOp(g, req.op, req.args), lineageOf(env), /\.(get|list|graph)$/.test(req.op)),
     );
     bus.serve(inventoryRpcs.getNode, async (req) =>
-      tx(async (g) => {
-        const n = await g.nodeSummary(await nodeId(g, req.node));
-        if (!n) throw new NotFoundError(`no node ${req.node}`, { field: 'node' });
-        return n;
-      }, {}, true),
+      tx(
+        async (g) => {
+          const n = await g.nodeSummary(await nodeId(g, req.node));
+          if (!n) throw new NotFoundError(`no node ${req.node}`, { field: 'node' });
+          return n;
+        },
+        {},
+        true,
+      ),
     );
     bus.serve(inventoryRpcs.listNodes, async () =>
-      tx(async (g) => {
-        const ids = await g.rows<{ id: number }>(sql`select id from inventory.nodes order by id`);
-        const nodes = [];
-        for (const { id } of ids) nodes.push((await g.nodeSummary(id))!);
-        return { nodes };
-      }, {}, true),
+      tx(
+        async (g) => {
+          const ids = await g.rows<{ id: number }>(sql`select id from inventory.nodes order by id`);
+          const nodes = [];
+          for (const { id } of ids) nodes.push((await g.nodeSummary(id))!);
+          return { nodes };
+        },
+        {},
+        true,
+      ),
     );
     bus.serve(inventoryRpcs.defineRole, async (req, env) =>
       tx(async (g) => ({ id: await defineRole(g, req), name: req.name }), lineageOf(env)),
@@ -74,8 +104,13 @@ export const inventoryService: ServiceDef<typeof inventoryConfig> = {
       tx(async (g) => {
         const r = await g.one<{ id: number }>(sql`select id from inventory.roles where name = ${req.name}`);
         if (!r) return { deleted: false };
-        const used = await g.one<{ n: number }>(sql`select count(*)::int as n from inventory.noderoles where role_id = ${r.id}`);
-        if (used?.n) throw new ConflictError(`role ${req.name} is still bound to ${used.n} nodes`, { rule: "bound roles cannot be deleted" });
+        const used = await g.one<{ n: number }>(
+          sql`select count(*)::int as n from inventory.noderoles where role_id = ${r.id}`,
+        );
+        if (used?.n)
+          throw new ConflictError(`role ${req.name} is still bound to ${used.n} nodes`, {
+            rule: 'bound roles cannot be deleted',
+          });
         await g.rows(sql`delete from inventory.attribs where role_id = ${r.id}`);
         await g.rows(sql`delete from inventory.deployment_roles where role_id = ${r.id}`);
         await g.rows(sql`delete from inventory.roles where id = ${r.id}`);
@@ -85,7 +120,10 @@ export const inventoryService: ServiceDef<typeof inventoryConfig> = {
     bus.serve(inventoryRpcs.bindRole, async (req, env) =>
       tx(async (g) => {
         const node = await nodeId(g, req.node);
-        const dep = req.deployment !== undefined ? await deploymentId(g, req.deployment) : (await g.nodeSummary(node))!.deploymentId;
+        const dep =
+          req.deployment !== undefined
+            ? await deploymentId(g, req.deployment)
+            : (await g.nodeSummary(node))!.deploymentId;
         return g.noderoleSummary(await bind(g, req.role, node, dep));
       }, lineageOf(env)),
     );
@@ -97,10 +135,14 @@ export const inventoryService: ServiceDef<typeof inventoryConfig> = {
       }, lineageOf(env)),
     );
     bus.serve(inventoryRpcs.verifyNodeCredential, async (req) =>
-      tx(async (g) => {
-        const id = await verifyCredential(g, req.node, req.secret);
-        return { valid: id !== null, nodeId: id };
-      }, {}, true),
+      tx(
+        async (g) => {
+          const id = await verifyCredential(g, req.node, req.secret);
+          return { valid: id !== null, nodeId: id };
+        },
+        {},
+        true,
+      ),
     );
     bus.serve(inventoryAnnealRpcs.runnable, async (req) =>
       tx(async (g) => ({ candidates: await candidates(g, req.limit, req.excludeNodeIds) }), {}, true),
@@ -108,7 +150,9 @@ export const inventoryService: ServiceDef<typeof inventoryConfig> = {
     bus.serve(inventoryAnnealRpcs.startRun, async (req, env) =>
       tx((g) => startRun(g, req.noderoleId, req.token, req.rerun), lineageOf(env)),
     );
-    bus.serve(inventoryAnnealRpcs.finishRun, async (req, env) => tx((g) => finishRun(g, req), lineageOf(env)));
+    bus.serve(inventoryAnnealRpcs.finishRun, async (req, env) =>
+      tx((g) => finishRun(g, req), lineageOf(env)),
+    );
     bus.serve(inventoryAnnealRpcs.status, async () => tx((g) => annealStatus(g), {}, true));
     log.debug({ api: wireType(inventoryApi) }, 'inventory serving');
 

@@ -2,12 +2,19 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
+import type { Bus } from '../../shared/bus/bus.js';
 import { consume } from '../../shared/bus/consume.js';
-import { alivenessMessages, annealerMessages, ipamMessages, type JigJob, roleRun, serviceName } from '../../shared/catalogue/index.js';
+import {
+  alivenessMessages,
+  annealerMessages,
+  ipamMessages,
+  type JigJob,
+  roleRun,
+  serviceName,
+} from '../../shared/catalogue/index.js';
 import { intFromEnv } from '../../shared/config.js';
 import { startOutboxRelay } from '../../shared/db/outbox.js';
 import type { Logger } from '../../shared/log.js';
-import type { Bus } from '../../shared/bus/bus.js';
 import type { ServiceDef } from '../../shared/service/host.js';
 import { outbox, runlogs } from './db/schema.js';
 import { runScriptJig, type ScriptTarget } from './jigs/script.js';
@@ -29,7 +36,10 @@ async function scriptTarget(bus: Bus, job: JigJob): Promise<ScriptTarget> {
   const hint = job.node.hint.ssh as { host?: unknown; port?: unknown } | undefined;
   const port = typeof hint?.port === 'number' ? hint.port : 22;
   if (typeof hint?.host === 'string') return { host: hint.host, port };
-  const { allocations } = await bus.request(ipamMessages.nodeAddresses, { nodeId: job.node.id, category: 'admin' });
+  const { allocations } = await bus.request(ipamMessages.nodeAddresses, {
+    nodeId: job.node.id,
+    category: 'admin',
+  });
   const first = allocations.find((a) => a.family === 'ipv4') ?? allocations[0];
   if (!first) throw new Error(`node ${job.node.name} has no admin address to reach it on`);
   return { host: first.address.split('/')[0]!, port };
@@ -39,10 +49,18 @@ async function runJig(bus: Bus, job: JigJob, key: () => string, keepAlive: () =>
   if (job.jig === 'noop') return { ok: true, wall: null, log: `noop jig: ${job.role} on ${job.node.name}` };
   if (job.jig === 'service') {
     const owner = serviceName.safeParse(job.owner);
-    if (!owner.success) return { ok: false, wall: null, log: `role ${job.role} names no known owning service (${job.owner})` };
+    if (!owner.success)
+      return { ok: false, wall: null, log: `role ${job.role} names no known owning service (${job.owner})` };
     const r = await bus.request(
       roleRun[owner.data],
-      { runId: job.runId, noderoleId: job.noderoleId, role: job.role, nodeId: job.node.id, node: job.node.name, data: job.data },
+      {
+        runId: job.runId,
+        noderoleId: job.noderoleId,
+        role: job.role,
+        nodeId: job.node.id,
+        node: job.node.name,
+        data: job.data,
+      },
       { timeoutMs: job.timeoutSeconds * 1000 },
     );
     return { ok: true, wall: r.wall, log: r.log };
@@ -53,39 +71,83 @@ async function runJig(bus: Bus, job: JigJob, key: () => string, keepAlive: () =>
 export const jigRunnerService: ServiceDef<typeof jigRunnerConfig> = {
   name: 'jig-runner',
   config: jigRunnerConfig,
-  schema: { name: 'jig_runner', migrationsFolder: fileURLToPath(new URL('./db/migrations', import.meta.url)) },
+  schema: {
+    name: 'jig_runner',
+    migrationsFolder: fileURLToPath(new URL('./db/migrations', import.meta.url)),
+  },
   async start({ database, bus, log, config, instance }) {
     const db = database!.db;
-    const relay = startOutboxRelay({ database: database!, table: outbox, channel: 'jig_runner_outbox', bus, log });
+    const relay = startOutboxRelay({
+      database: database!,
+      table: outbox,
+      channel: 'jig_runner_outbox',
+      bus,
+      log,
+    });
     let cachedKey: string | null = null;
     const key = () => {
-      if (!config.CROWBAR_SSH_KEY) throw new Error('CROWBAR_SSH_KEY is not set: the script jig needs the cluster SSH key');
+      if (!config.CROWBAR_SSH_KEY)
+        throw new Error('CROWBAR_SSH_KEY is not set: the script jig needs the cluster SSH key');
       cachedKey ??= readFileSync(config.CROWBAR_SSH_KEY, 'utf8');
       return cachedKey;
     };
     const handle = async (job: JigJob, jobLog: Logger, keepAlive: () => void) => {
-      const begin = await bus.request(annealerMessages.beginRun, { runId: job.runId, token: job.token, runner: instance });
+      const begin = await bus.request(annealerMessages.beginRun, {
+        runId: job.runId,
+        token: job.token,
+        runner: instance,
+      });
       if (!begin.proceed) {
         jobLog.warn({ run: job.runId, noderole: job.noderoleId, reason: begin.reason }, 'run not started');
         return;
       }
       const [row] = await db
         .insert(runlogs)
-        .values({ runId: job.runId, noderoleId: job.noderoleId, attempt: begin.attempt, runner: instance, jig: job.jig })
+        .values({
+          runId: job.runId,
+          noderoleId: job.noderoleId,
+          attempt: begin.attempt,
+          runner: instance,
+          jig: job.jig,
+        })
         .returning({ id: runlogs.id });
-      jobLog.info({ run: job.runId, noderole: job.noderoleId, node: job.node.name, role: job.role, jig: job.jig, attempt: begin.attempt }, 'run started');
+      jobLog.info(
+        {
+          run: job.runId,
+          noderole: job.noderoleId,
+          node: job.node.name,
+          role: job.role,
+          jig: job.jig,
+          attempt: begin.attempt,
+        },
+        'run started',
+      );
       let result: JigResult;
       try {
         result = await runJig(bus, job, key, keepAlive);
       } catch (err) {
-        result = { ok: false, wall: null, log: `${job.jig} jig failed: ${err instanceof Error ? err.message : String(err)}` };
+        result = {
+          ok: false,
+          wall: null,
+          log: `${job.jig} jig failed: ${err instanceof Error ? err.message : String(err)}`,
+        };
       }
-      const logText = result.log.length > MAX_LOG ? `[… ${result.log.length - MAX_LOG} bytes cut]\n${result.log.slice(-MAX_LOG)}` : result.log;
-      await db.execute(sql`update jig_runner.runlogs set ok = ${result.ok}, log = ${logText}, finished_at = now() where id = ${row!.id}`);
-      jobLog.info({ run: job.runId, noderole: job.noderoleId, node: job.node.name, role: job.role, ok: result.ok }, 'run ended');
+      const logText =
+        result.log.length > MAX_LOG
+          ? `[… ${result.log.length - MAX_LOG} bytes cut]\n${result.log.slice(-MAX_LOG)}`
+          : result.log;
+      await db.execute(
+        sql`update jig_runner.runlogs set ok = ${result.ok}, log = ${logText}, finished_at = now() where id = ${row!.id}`,
+      );
+      jobLog.info(
+        { run: job.runId, noderole: job.noderoleId, node: job.node.name, role: job.role, ok: result.ok },
+        'run ended',
+      );
       if (job.jig === 'script' && config.CROWBAR_PROBE_AFTER_RUN === 'true') {
         // The probe service reports a dead node to inventory itself; we only ask it to look now.
-        await bus.request(alivenessMessages.probe, { nodeId: job.node.id }, { timeoutMs: 20_000 }).catch(() => undefined);
+        await bus
+          .request(alivenessMessages.probe, { nodeId: job.node.id }, { timeoutMs: 20_000 })
+          .catch(() => undefined);
       }
       await bus.publish(
         annealerMessages.runFinished,
@@ -94,7 +156,13 @@ export const jigRunnerService: ServiceDef<typeof jigRunnerConfig> = {
       );
     };
     const consumer = await consume(bus, {
-      decl: { stream: 'JIG', durable: 'jig-runner', filterSubject: 'cmd.jig.>', ackWaitMs: 30_000, maxDeliver: 3 },
+      decl: {
+        stream: 'JIG',
+        durable: 'jig-runner',
+        filterSubject: 'cmd.jig.>',
+        ackWaitMs: 30_000,
+        maxDeliver: 3,
+      },
       log,
       concurrency: config.CROWBAR_JIG_CONCURRENCY,
       handlers: [[annealerMessages.jigRun, async (job, _env, ctx) => handle(job, ctx.log, ctx.keepAlive)]],

@@ -34,7 +34,12 @@ const jobExample: z.input<typeof jigJob> = {
   destructive: false,
   scripts: { '10-write.sh': 'write_attribute test/ok true\n' },
   timeoutSeconds: 600,
-  node: { id: 2, name: 'n1.cluster.example.com', sshHostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB', hint: {} },
+  node: {
+    id: 2,
+    name: 'n1.cluster.example.com',
+    sshHostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB',
+    hint: {},
+  },
   data: { test: { greeting: 'hello' } },
 };
 
@@ -44,14 +49,32 @@ export const annealerMessages = {
     'ANNEALER',
     'annealer.run_finished',
     1,
-    z.object({ runId: id, token: z.string().min(1).max(200), ok: z.boolean(), wall: blob.nullable(), runlog: z.string().max(1_000_000) }),
-    { runId: 11, token: 'r11-3f2a', ok: true, wall: { test: { written: 'hello' } }, runlog: '+ write_attribute test/ok true' },
+    z.object({
+      runId: id,
+      token: z.string().min(1).max(200),
+      ok: z.boolean(),
+      wall: blob.nullable(),
+      runlog: z.string().max(1_000_000),
+    }),
+    {
+      runId: 11,
+      token: 'r11-3f2a',
+      ok: true,
+      wall: { test: { written: 'hello' } },
+      runlog: '+ write_attribute test/ok true',
+    },
   ),
   /** Re-run an ACTIVE noderole in the high-priority lane (the original's Run.enqueue). */
-  enqueue: command('ANNEALER', 'annealer.enqueue', 1, z.object({ noderoleId: id, reason: z.string().max(500).default('') }), {
-    noderoleId: 7,
-    reason: 'dhcp database changed',
-  }),
+  enqueue: command(
+    'ANNEALER',
+    'annealer.enqueue',
+    1,
+    z.object({ noderoleId: id, reason: z.string().max(500).default('') }),
+    {
+      noderoleId: 7,
+      reason: 'dhcp database changed',
+    },
+  ),
   /** A jig runner asks before it touches the node; a destructive run interrupted once is not started again. */
   beginRun: rpc(
     'annealer',
@@ -59,7 +82,10 @@ export const annealerMessages = {
     1,
     z.object({ runId: id, token: z.string().min(1).max(200), runner: z.string().max(200) }),
     z.object({ proceed: z.boolean(), reason: z.string(), attempt: z.number().int().nonnegative() }),
-    { request: { runId: 11, token: 'r11-3f2a', runner: 'jig-runner-1' }, response: { proceed: true, reason: 'first attempt', attempt: 1 } },
+    {
+      request: { runId: 11, token: 'r11-3f2a', runner: 'jig-runner-1' },
+      response: { proceed: true, reason: 'first attempt', attempt: 1 },
+    },
   ),
   runFinishedEvent: event(
     'run.finished',
@@ -72,14 +98,33 @@ export const annealerMessages = {
       outcome: z.enum(['active', 'error', 'requeued', 'skipped', 'stale']),
       durationMs: z.number().nonnegative(),
     }),
-    { runId: 11, noderoleId: 7, node: 'n1.cluster.example.com', role: 'test-writer', outcome: 'active', durationMs: 812 },
+    {
+      runId: 11,
+      noderoleId: 7,
+      node: 'n1.cluster.example.com',
+      role: 'test-writer',
+      outcome: 'active',
+      durationMs: 812,
+    },
   ),
   runs: rpc(
     'annealer',
     'run.list',
     1,
     z.object({ active: z.boolean().default(true) }),
-    z.object({ runs: z.array(z.object({ id, noderoleId: id, nodeId: id, role: z.string().nullable(), lane: z.string(), state: z.string(), createdAt: z.string() })) }),
+    z.object({
+      runs: z.array(
+        z.object({
+          id,
+          noderoleId: id,
+          nodeId: id,
+          role: z.string().nullable(),
+          lane: z.string(),
+          state: z.string(),
+          createdAt: z.string(),
+        }),
+      ),
+    }),
     { request: { active: true }, response: { runs: [] } },
   ),
 };
@@ -87,5 +132,11 @@ export const annealerMessages = {
 const day = 24 * 3600 * 1000;
 export const annealerStreams: StreamDecl[] = [
   { name: 'JIG', subjects: ['cmd.jig.>'], retention: 'workqueue', maxAgeMs: day, duplicateWindowMs: 120_000 },
-  { name: 'ANNEALER', subjects: ['cmd.annealer.>'], retention: 'workqueue', maxAgeMs: day, duplicateWindowMs: 120_000 },
+  {
+    name: 'ANNEALER',
+    subjects: ['cmd.annealer.>'],
+    retention: 'workqueue',
+    maxAgeMs: day,
+    duplicateWindowMs: 120_000,
+  },
 ];

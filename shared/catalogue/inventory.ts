@@ -237,9 +237,15 @@ export const inventoryAnnealRpcs = {
     'inventory',
     'anneal.runnable',
     1,
-    z.object({ limit: z.number().int().positive().max(1000), excludeNodeIds: z.array(id).max(10_000).default([]) }),
+    z.object({
+      limit: z.number().int().positive().max(1000),
+      excludeNodeIds: z.array(id).max(10_000).default([]),
+    }),
     z.object({ candidates: z.array(z.object({ noderoleId: id, nodeId: id, cohort: z.number().int() })) }),
-    { request: { limit: 10, excludeNodeIds: [] }, response: { candidates: [{ noderoleId: 7, nodeId: 2, cohort: 1 }] } },
+    {
+      request: { limit: 10, excludeNodeIds: [] },
+      response: { candidates: [{ noderoleId: 7, nodeId: 2, cohort: 1 }] },
+    },
   ),
   startRun: rpc(
     'inventory',
@@ -274,14 +280,20 @@ export const inventoryAnnealRpcs = {
     1,
     runRequest.extend({ ok: z.boolean(), wall: jsonBlob.nullable(), runlog: z.string().max(1_000_000) }),
     z.object({ applied: z.boolean(), state: z.string() }),
-    { request: { noderoleId: 7, token: 'run-1-1', ok: true, wall: {}, runlog: '' }, response: { applied: true, state: 'active' } },
+    {
+      request: { noderoleId: 7, token: 'run-1-1', ok: true, wall: {}, runlog: '' },
+      response: { applied: true, state: 'active' },
+    },
   ),
   status: rpc(
     'inventory',
     'anneal.status',
     1,
     z.object({}),
-    z.object({ status: z.enum(['failed', 'working', 'scheduled', 'finished']), counts: z.record(z.string(), z.number()) }),
+    z.object({
+      status: z.enum(['failed', 'working', 'scheduled', 'finished']),
+      counts: z.record(z.string(), z.number()),
+    }),
     { request: {}, response: { status: 'finished', counts: { active: 12 } } },
   ),
 };
@@ -303,40 +315,82 @@ export const inventoryOps = {
     system: z.boolean().optional(),
     alive: z.boolean().optional(),
     available: z.boolean().optional(),
-    bootenv: z.string().regex(/^[a-z0-9][-_.a-z0-9]*$/).max(100).optional(),
+    bootenv: z
+      .string()
+      .regex(/^[a-z0-9][-_.a-z0-9]*$/)
+      .max(100)
+      .optional(),
     deployment: ref.optional(),
     hint: dataBlob.optional(),
     discovery: dataBlob.optional(),
-    sshHostKey: z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/, 'must be an OpenSSH public key line').nullable().optional(),
-    mac: z.string().regex(/^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$/, 'must be a MAC address like 52:54:00:12:34:56').optional(),
+    sshHostKey: z
+      .string()
+      .regex(
+        /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/,
+        'must be an OpenSSH public key line',
+      )
+      .nullable()
+      .optional(),
+    mac: z
+      .string()
+      .regex(/^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$/, 'must be a MAC address like 52:54:00:12:34:56')
+      .optional(),
   }),
   'node.update': z.object({
     node: ref,
-    name: z.string().transform((s) => s.toLowerCase()).pipe(fqdn).optional(),
+    name: z
+      .string()
+      .transform((s) => s.toLowerCase())
+      .pipe(fqdn)
+      .optional(),
     description: z.string().max(1000).optional(),
     alive: z.boolean().optional(),
     available: z.boolean().optional(),
-    bootenv: z.string().regex(/^[a-z0-9][-_.a-z0-9]*$/).max(100).optional(),
+    bootenv: z
+      .string()
+      .regex(/^[a-z0-9][-_.a-z0-9]*$/)
+      .max(100)
+      .optional(),
     deployment: ref.optional(),
     hint: dataBlob.optional(),
     discovery: dataBlob.optional(),
-    sshHostKey: z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/, 'must be an OpenSSH public key line').nullable().optional(),
+    sshHostKey: z
+      .string()
+      .regex(
+        /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/,
+        'must be an OpenSSH public key line',
+      )
+      .nullable()
+      .optional(),
   }),
   'node.get': z.object({ node: ref }),
   'node.list': z.object({}),
   'node.delete': z.object({ node: ref }),
   'node.propose': z.object({ node: ref }),
   'node.commit': z.object({ node: ref }),
-  'noderole.list': z.object({ node: ref.optional(), deployment: ref.optional(), role: z.string().optional(), state: noderoleState.optional() }),
+  'noderole.list': z.object({
+    node: ref.optional(),
+    deployment: ref.optional(),
+    role: z.string().optional(),
+    state: noderoleState.optional(),
+  }),
   'noderole.get': z.object({ noderole: id.optional(), node: ref.optional(), role: z.string().optional() }),
-  'noderole.create': z.object({ node: ref, role: z.string().min(1), deployment: ref.optional(), data: dataBlob.optional() }),
+  'noderole.create': z.object({
+    node: ref,
+    role: z.string().min(1),
+    deployment: ref.optional(),
+    data: dataBlob.optional(),
+  }),
   'noderole.update': z.object({ noderole: id, data: dataBlob }),
   'noderole.retry': z.object({ noderole: id }),
   'noderole.propose': z.object({ noderole: id }),
   'noderole.commit': z.object({ noderole: id }),
   'noderole.delete': z.object({ noderole: id }),
   'deployment.create': z.object({
-    name: z.string().regex(/^[a-z][-_a-z0-9]*$/, 'must start with a letter: lower-case letters, digits, - and _').max(100),
+    name: z
+      .string()
+      .regex(/^[a-z][-_a-z0-9]*$/, 'must start with a letter: lower-case letters, digits, - and _')
+      .max(100),
     parent: ref.optional(),
     description: z.string().max(1000).optional(),
   }),
@@ -353,9 +407,21 @@ export const inventoryOps = {
   'deployment_role.commit': z.object({ id: id }),
   'role.list': z.object({}),
   'role.get': z.object({ role: ref }),
-  'attrib.list': z.object({ target: z.enum(['node', 'noderole', 'deployment_role', 'role']).optional(), id: id.optional() }),
-  'attrib.get': z.object({ target: z.enum(['node', 'noderole', 'deployment_role', 'role']), id: ref, attrib: z.string() }),
-  'attrib.set': z.object({ target: z.enum(['node', 'noderole', 'deployment_role']), id: ref, attrib: z.string(), value: z.unknown() }),
+  'attrib.list': z.object({
+    target: z.enum(['node', 'noderole', 'deployment_role', 'role']).optional(),
+    id: id.optional(),
+  }),
+  'attrib.get': z.object({
+    target: z.enum(['node', 'noderole', 'deployment_role', 'role']),
+    id: ref,
+    attrib: z.string(),
+  }),
+  'attrib.set': z.object({
+    target: z.enum(['node', 'noderole', 'deployment_role']),
+    id: ref,
+    attrib: z.string(),
+    value: z.unknown(),
+  }),
 } as const;
 export type InventoryOp = keyof typeof inventoryOps;
 
@@ -363,7 +429,10 @@ export const inventoryApi = rpc(
   'inventory',
   'api',
   1,
-  z.object({ op: z.enum(Object.keys(inventoryOps) as [InventoryOp, ...InventoryOp[]]), args: z.record(z.string(), z.unknown()) }),
+  z.object({
+    op: z.enum(Object.keys(inventoryOps) as [InventoryOp, ...InventoryOp[]]),
+    args: z.record(z.string(), z.unknown()),
+  }),
   z.unknown(),
   { request: { op: 'node.list', args: {} }, response: { nodes: [] } },
 );

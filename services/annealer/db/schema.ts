@@ -1,5 +1,15 @@
 import { sql } from 'drizzle-orm';
-import { bigserial, boolean, index, integer, jsonb, pgSchema, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import {
+  bigserial,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgSchema,
+  text,
+  timestamp,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
 import { outboxTable } from '../../../shared/db/outbox.js';
 
 /** The annealer schema: run claims, written only by the annealer service. */
@@ -18,7 +28,9 @@ export const runs = annealerSchema.table(
     noderoleId: integer('noderole_id').notNull(),
     nodeId: integer('node_id').notNull(),
     lane: text('lane').$type<'normal' | 'high'>().notNull().default('normal'),
-    state: text('state').$type<'queued' | 'claimed' | 'running' | 'done' | 'failed' | 'cancelled'>().notNull(),
+    state: text('state')
+      .$type<'queued' | 'claimed' | 'running' | 'done' | 'failed' | 'cancelled'>()
+      .notNull(),
     token: text('token').notNull(),
     role: text('role'),
     jig: text('jig'),
@@ -34,7 +46,9 @@ export const runs = annealerSchema.table(
   },
   (t) => [
     uniqueIndex('runs_one_per_node').on(t.nodeId).where(sql`state in ('claimed', 'running')`),
-    uniqueIndex('runs_one_per_noderole').on(t.noderoleId).where(sql`state in ('queued', 'claimed', 'running')`),
+    uniqueIndex('runs_one_per_noderole')
+      .on(t.noderoleId)
+      .where(sql`state in ('queued', 'claimed', 'running')`),
     index('runs_state').on(t.state),
   ],
 );

@@ -1,8 +1,155 @@
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
+import { parsePayload } from '../../../shared/bus/bus.js';
+import {
+  annealerMessages,
+  type InventoryOp,
+  inventoryAnnealRpcs,
+  inventoryApi,
+  inventoryOps,
+} from '../../../shared/catalogue/index.js';
+import { ValidationError } from '../../../shared/errors.js';
 import type { GatewayDeps } from '../app.js';
 
-/** REST resources of the inventory domain, mounted under /api/v2. */
-export function inventoryRoutes(_deps: GatewayDeps): Hono {
+/** Path ids may be numbers or names (reference §1.1). */
+const ref = (v: string): number | string => (/^\d+$/.test(v) ? Number(v) : v);
+
+async function body(c: Context): Promise<Record<string, unknown>> {
+  const text = await c.req.text();
+  if (!text.trim()) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new ValidationError('request body is not valid JSON', { field: 'body' });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ValidationError('request body must be a JSON object', { field: 'body' });
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** REST resources of inventory (nodes, roles, node_roles, deployments, deployment_roles, attribs, anneal). */
+export function inventoryRoutes(deps: GatewayDeps): Hono {
   const app = new Hono();
+  const call = async (
+    c: Context,
+    op: InventoryOp,
+    args: Record<string, unknown>,
+    status: 200 | 201 = 200,
+  ) => {
+    // Checked here so bad input never leaves the gateway; inventory checks again on arrival.
+    parsePayload(inventoryOps[op], args, 'request');
+    const res = await deps.bus.request(
+      inventoryApi,
+      { op, args },
+      { timeoutMs: 30_000, correlationId: c.req.header('x-correlation-id') ?? crypto.randomUUID() },
+    );
+    return c.json(res as object, status);
+  };
+  const id = (c: Context) => ref(c.req.param('id') ?? '');
+  const num = (c: Context) => Number(c.req.param('id'));
+
+  // nodes
+  app.get('/nodes', (c) => call(c, 'node.list', {}));
+  app.post('/nodes', async (c) => call(c, 'node.create', await body(c), 201));
+  app.get('/nodes/:id', (c) => call(c, 'node.get', { node: id(c) }));
+  app.put('/nodes/:id', async (c) => call(c, 'node.update', { ...(await body(c)), node: id(c) }));
+  app.delete('/nodes/:id', (c) => call(c, 'node.delete', { node: id(c) }));
+  app.put('/nodes/:id/propose', (c) => call(c, 'node.propose', { node: id(c) }));
+  app.put('/nodes/:id/commit', (c) => call(c, 'node.commit', { node: id(c) }));
+  app.get('/nodes/:id/node_roles', (c) => call(c, 'noderole.list', { node: id(c) }));
+  app.get('/nodes/:id/node_roles/:role', (c) =>
+    call(c, 'noderole.get', { node: id(c), role: c.req.param('role') }),
+  );
+  app.get('/nodes/:id/attribs/:attrib', (c) =>
+    call(c, 'attrib.get', { target: 'node', id: id(c), attrib: c.req.param('attrib') }),
+  );
+  app.put('/nodes/:id/attribs/:attrib', async (c) =>
+    call(c, 'attrib.set', {
+      target: 'node',
+      id: id(c),
+      attrib: c.req.param('attrib'),
+      value: (await body(c)).value,
+    }),
+  );
+
+  // roles (read-only)
+  app.get('/roles', (c) => call(c, 'role.list', {}));
+  app.get('/roles/:id', (c) => call(c, 'role.get', { role: id(c) }));
+
+  // node_roles
+  app.get('/node_roles', (c) => {
+    const q = c.req.query();
+    return call(c, 'noderole.list', {
+      ...(q.node ? { node: ref(q.node) } : {}),
+      ...(q.deployment ? { deployment: ref(q.deployment) } : {}),
+      ...(q.role ? { role: q.role } : {}),
+      ...(q.state ? { state: q.state } : {}),
+    });
+  });
+  app.post('/node_roles', async (c) => call(c, 'noderole.create', await body(c), 201));
+  app.get('/node_roles/:id', (c) => call(c, 'noderole.get', { noderole: num(c) }));
+  app.put('/node_roles/:id', async (c) =>
+    call(c, 'noderole.update', { noderole: num(c), data: (await body(c)).data }),
+  );
+  app.delete('/node_roles/:id', (c) => call(c, 'noderole.delete', { noderole: num(c) }));
+  for (const action of ['retry', 'propose', 'commit'] as const) {
+    app.put(`/node_roles/:id/${action}`, (c) => call(c, `noderole.${action}`, { noderole: num(c) }));
+  }
+  app.get('/node_roles/:id/attribs/:attrib', (c) =>
+    call(c, 'attrib.get', { target: 'noderole', id: num(c), attrib: c.req.param('attrib') }),
+  );
+  app.put('/node_roles/:id/attribs/:attrib', async (c) =>
+    call(c, 'attrib.set', {
+      target: 'noderole',
+      id: num(c),
+      attrib: c.req.param('attrib'),
+      value: (await body(c)).value,
+    }),
+  );
+
+  // deployments
+  app.get('/deployments', (c) => call(c, 'deployment.list', {}));
+  app.post('/deployments', async (c) => call(c, 'deployment.create', await body(c), 201));
+  app.get('/deployments/:id', (c) => call(c, 'deployment.get', { deployment: id(c) }));
+  app.delete('/deployments/:id', (c) => call(c, 'deployment.delete', { deployment: id(c) }));
+  app.put('/deployments/:id/propose', (c) => call(c, 'deployment.propose', { deployment: id(c) }));
+  app.put('/deployments/:id/recall', (c) => call(c, 'deployment.propose', { deployment: id(c) }));
+  app.put('/deployments/:id/commit', (c) => call(c, 'deployment.commit', { deployment: id(c) }));
+  app.get('/deployments/:id/graph', (c) => call(c, 'deployment.graph', { deployment: id(c) }));
+  app.get('/deployments/:id/node_roles', (c) => call(c, 'noderole.list', { deployment: id(c) }));
+  app.get('/deployments/:id/deployment_roles', (c) => call(c, 'deployment_role.list', { deployment: id(c) }));
+
+  // deployment_roles
+  app.get('/deployment_roles', (c) => call(c, 'deployment_role.list', {}));
+  app.post('/deployment_roles', async (c) => call(c, 'deployment_role.create', await body(c), 201));
+  app.get('/deployment_roles/:id', (c) => call(c, 'deployment_role.get', { id: num(c) }));
+  app.put('/deployment_roles/:id', async (c) =>
+    call(c, 'deployment_role.update', { id: num(c), data: (await body(c)).data }),
+  );
+  app.put('/deployment_roles/:id/commit', (c) => call(c, 'deployment_role.commit', { id: num(c) }));
+  app.get('/deployment_roles/:id/attribs/:attrib', (c) =>
+    call(c, 'attrib.get', { target: 'deployment_role', id: num(c), attrib: c.req.param('attrib') }),
+  );
+  app.put('/deployment_roles/:id/attribs/:attrib', async (c) =>
+    call(c, 'attrib.set', {
+      target: 'deployment_role',
+      id: num(c),
+      attrib: c.req.param('attrib'),
+      value: (await body(c)).value,
+    }),
+  );
+
+  app.get('/attribs', (c) => call(c, 'attrib.list', {}));
+
+  // anneal: 409 failed, 202 working/scheduled, 200 finished (reference §3.9)
+  app.get('/anneal', async (c) => {
+    const s = await deps.bus.request(inventoryAnnealRpcs.status, {});
+    const status = s.status === 'failed' ? 409 : s.status === 'finished' ? 200 : 202;
+    return c.json({ message: s.status, counts: s.counts }, status);
+  });
+  app.get('/runs', async (c) =>
+    c.json(await deps.bus.request(annealerMessages.runs, { active: c.req.query('all') !== 'true' })),
+  );
   return app;
 }

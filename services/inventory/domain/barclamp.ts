@@ -17,7 +17,9 @@ export const roleFlags = [
 ] as const;
 export const jigs = ['noop', 'script', 'service'] as const;
 
-const name = z.string().regex(/^[a-z][-_a-z0-9]*$/, 'must start with a letter: lower-case letters, digits, - and _');
+const name = z
+  .string()
+  .regex(/^[a-z][-_a-z0-9]*$/, 'must start with a letter: lower-case letters, digits, - and _');
 
 const attribSpec = z.object({
   name,
@@ -69,17 +71,27 @@ export function readBarclamps(dir: string): BarclampSpec[] {
     const r = barclampSpec.safeParse(raw);
     if (!r.success) {
       const i = r.error.issues[0];
-      throw new ValidationError(`${f}: ${i?.path.join('.')}: ${i?.message}`, { field: i?.path.join('.') ?? f });
+      throw new ValidationError(`${f}: ${i?.path.join('.')}: ${i?.message}`, {
+        field: i?.path.join('.') ?? f,
+      });
     }
-    const roles = r.data.roles.map((role) => ({ ...role, scripts: readScripts(join(dir, 'scripts', role.name)) }));
+    const roles = r.data.roles.map((role) => ({
+      ...role,
+      scripts: readScripts(join(dir, 'scripts', role.name)),
+    }));
     for (const role of roles) {
       if (role.jig === 'script' && Object.keys(role.scripts).length === 0) {
-        throw new ValidationError(`${f}: role ${role.name} uses the script jig but has no scripts in scripts/${role.name}/`, {
-          field: `roles.${role.name}`,
-        });
+        throw new ValidationError(
+          `${f}: role ${role.name} uses the script jig but has no scripts in scripts/${role.name}/`,
+          {
+            field: `roles.${role.name}`,
+          },
+        );
       }
       if (role.jig === 'service' && !role.owner) {
-        throw new ValidationError(`${f}: role ${role.name} uses the service jig but names no owner`, { field: `roles.${role.name}.owner` });
+        throw new ValidationError(`${f}: role ${role.name} uses the service jig but names no owner`, {
+          field: `roles.${role.name}.owner`,
+        });
       }
     }
     return { ...r.data.barclamp, sourcePath: path, attribs: r.data.attribs, roles };
@@ -106,7 +118,9 @@ export function checkRoleGraph(roles: Pick<RoleSpec, 'name' | 'requires' | 'prov
   for (const r of roles) {
     for (const req of r.requires) {
       if (!byName.has(req) && !provided.has(req)) {
-        throw new ValidationError(`role ${r.name} requires ${req}, which no barclamp defines`, { field: `roles.${r.name}.requires` });
+        throw new ValidationError(`role ${r.name} requires ${req}, which no barclamp defines`, {
+          field: `roles.${r.name}.requires`,
+        });
       }
     }
   }
@@ -114,7 +128,9 @@ export function checkRoleGraph(roles: Pick<RoleSpec, 'name' | 'requires' | 'prov
   const visit = (n: string, path: string[]) => {
     if (state.get(n) === 'done') return;
     if (state.get(n) === 'visiting') {
-      throw new ValidationError(`role requires form a cycle: ${[...path, n].join(' -> ')}`, { field: `roles.${n}.requires` });
+      throw new ValidationError(`role requires form a cycle: ${[...path, n].join(' -> ')}`, {
+        field: `roles.${n}.requires`,
+      });
     }
     state.set(n, 'visiting');
     for (const req of byName.get(n)?.requires ?? []) if (byName.has(req)) visit(req, [...path, n]);

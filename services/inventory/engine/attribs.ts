@@ -14,12 +14,15 @@ interface AttribRow {
 }
 
 async function attrib(g: GraphTx, name: string): Promise<AttribRow> {
-  const a = await g.one<AttribRow>(sql`select id, name, map, schema, default_value as "defaultValue", writable from inventory.attribs where name = ${name}`);
+  const a = await g.one<AttribRow>(
+    sql`select id, name, map, schema, default_value as "defaultValue", writable from inventory.attribs where name = ${name}`,
+  );
   if (!a) throw new NotFoundError(`no attrib ${name}`, { field: 'attrib' });
   return a;
 }
 
-const jsonType = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'array' : Number.isInteger(v) ? 'integer' : typeof v);
+const jsonType = (v: unknown) =>
+  v === null ? 'null' : Array.isArray(v) ? 'array' : Number.isInteger(v) ? 'integer' : typeof v;
 
 function checkValue(a: AttribRow, value: unknown) {
   const want = a.schema.type;
@@ -35,11 +38,18 @@ export async function listAttribs(g: GraphTx) {
 }
 
 /** The value an attrib has for a node, noderole, deployment role or role (defaults underneath). */
-export async function getAttrib(g: GraphTx, target: string, id: number, name: string): Promise<{ name: string; value: unknown }> {
+export async function getAttrib(
+  g: GraphTx,
+  target: string,
+  id: number,
+  name: string,
+): Promise<{ name: string; value: unknown }> {
   const a = await attrib(g, name);
   let blob: Json = {};
   if (target === 'node') {
-    const n = await g.one<{ hint: Json; discovery: Json }>(sql`select hint, discovery from inventory.nodes where id = ${id}`);
+    const n = await g.one<{ hint: Json; discovery: Json }>(
+      sql`select hint, discovery from inventory.nodes where id = ${id}`,
+    );
     if (!n) throw new NotFoundError(`no node ${id}`, { field: 'node' });
     blob = deepMerge(n.discovery, n.hint);
   } else if (target === 'noderole') {
@@ -48,7 +58,9 @@ export async function getAttrib(g: GraphTx, target: string, id: number, name: st
     if (!r) throw new NotFoundError(`no noderole ${id}`, { field: 'noderole' });
     blob = deepMerge(r.wall, r.sysdata, r.state === 'proposed' ? r.p : r.c);
   } else if (target === 'deployment_role') {
-    const r = await g.one<{ wall: Json; p: Json }>(sql`select wall, proposed_data as p from inventory.deployment_roles where id = ${id}`);
+    const r = await g.one<{ wall: Json; p: Json }>(
+      sql`select wall, proposed_data as p from inventory.deployment_roles where id = ${id}`,
+    );
     if (!r) throw new NotFoundError(`no deployment role ${id}`, { field: 'deployment_role' });
     blob = deepMerge(r.wall, r.p);
   }
@@ -60,22 +72,34 @@ export async function getAttrib(g: GraphTx, target: string, id: number, name: st
  * Writes an attrib. On a noderole outside PROPOSED the value takes effect at once and an ACTIVE noderole
  * is "poked" (block_or_todo) so it runs again with the new value.
  */
-export async function setAttrib(g: GraphTx, target: string, id: number, name: string, value: unknown): Promise<{ name: string; value: unknown }> {
+export async function setAttrib(
+  g: GraphTx,
+  target: string,
+  id: number,
+  name: string,
+  value: unknown,
+): Promise<{ name: string; value: unknown }> {
   const a = await attrib(g, name);
   if (!a.writable) throw new ValidationError(`attrib ${name} is read-only`, { field: 'attrib' });
   checkValue(a, value);
   if (target === 'node') {
     const n = await g.one<{ hint: Json }>(sql`select hint from inventory.nodes where id = ${id} for update`);
     if (!n) throw new NotFoundError(`no node ${id}`, { field: 'node' });
-    await g.rows(sql`update inventory.nodes set hint = ${JSON.stringify(setPath(n.hint, a.map, value))}::jsonb where id = ${id}`);
+    await g.rows(
+      sql`update inventory.nodes set hint = ${JSON.stringify(setPath(n.hint, a.map, value))}::jsonb where id = ${id}`,
+    );
     await g.nodeChanged(id, ['hint'], `attrib ${name} set`);
   } else if (target === 'noderole') {
     const nr = await g.noderole(id);
     if (!nr) throw new NotFoundError(`no noderole ${id}`, { field: 'noderole' });
-    const r = await g.one<{ p: Json; c: Json }>(sql`select proposed_data as p, committed_data as c from inventory.noderoles where id = ${id}`);
+    const r = await g.one<{ p: Json; c: Json }>(
+      sql`select proposed_data as p, committed_data as c from inventory.noderoles where id = ${id}`,
+    );
     const p = setPath(r!.p, a.map, value);
     const c = nr.state === 'proposed' ? r!.c : setPath(r!.c, a.map, value);
-    await g.rows(sql`update inventory.noderoles set proposed_data = ${JSON.stringify(p)}::jsonb, committed_data = ${JSON.stringify(c)}::jsonb where id = ${id}`);
+    await g.rows(
+      sql`update inventory.noderoles set proposed_data = ${JSON.stringify(p)}::jsonb, committed_data = ${JSON.stringify(c)}::jsonb where id = ${id}`,
+    );
     if (nr.state === 'active') await blockOrTodo(g, nr, `attrib ${name} changed`);
   } else {
     const r = await g.one<{ p: Json; c: Json; committed: boolean }>(sql`

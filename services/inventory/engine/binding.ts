@@ -51,23 +51,31 @@ async function findInDeployment(g: GraphTx, deploymentId: number, role: string):
 
 /** The node that hosts service-flag roles: the system phantom node. */
 async function phantomNode(g: GraphTx): Promise<number | undefined> {
-  return (await g.one<{ id: number }>(sql`select id from inventory.nodes where system order by id limit 1`))?.id;
+  return (await g.one<{ id: number }>(sql`select id from inventory.nodes where system order by id limit 1`))
+    ?.id;
 }
 
 async function validateAgainstNode(g: GraphTx, role: RoleRow, nodeId: number) {
-  if (role.flags.includes('abstract')) throw new ValidationError(`role ${role.name} is abstract and cannot be bound`, { field: 'role' });
+  if (role.flags.includes('abstract'))
+    throw new ValidationError(`role ${role.name} is abstract and cannot be bound`, { field: 'role' });
   const existing = await g.rows<{ name: string; conflicts: string[]; provides: string[] }>(sql`
     select r.name, r.conflicts, r.provides from inventory.noderoles nr join inventory.roles r on r.id = nr.role_id
     where nr.node_id = ${nodeId}`);
   for (const e of existing) {
     if (role.conflicts.includes(e.name) || e.conflicts.includes(role.name)) {
-      throw new ConflictError(`role ${role.name} conflicts with ${e.name} already on the node`, { rule: 'conflicts' });
+      throw new ConflictError(`role ${role.name} conflicts with ${e.name} already on the node`, {
+        rule: 'conflicts',
+      });
     }
     if (e.provides.includes(role.name)) {
-      throw new ConflictError(`role ${role.name} is already provided by ${e.name} on the node`, { rule: 'provides' });
+      throw new ConflictError(`role ${role.name} is already provided by ${e.name} on the node`, {
+        rule: 'provides',
+      });
     }
     if (role.provides.includes(e.name) || role.provides.some((p) => e.provides.includes(p))) {
-      throw new ConflictError(`role ${role.name} provides something ${e.name} already provides on the node`, { rule: 'provides' });
+      throw new ConflictError(`role ${role.name} provides something ${e.name} already provides on the node`, {
+        rule: 'provides',
+      });
     }
   }
 }
@@ -77,10 +85,18 @@ async function validateAgainstNode(g: GraphTx, role: RoleRow, nodeId: number) {
  * node, else (non-implicit parents) up the deployment chain, else create it; service roles live on the
  * system phantom node. New noderoles are PROPOSED with cohort = max(parent cohort) + 1.
  */
-export async function bind(g: GraphTx, roleName: string, nodeId: number, deploymentId: number, depth = 0): Promise<number> {
+export async function bind(
+  g: GraphTx,
+  roleName: string,
+  nodeId: number,
+  deploymentId: number,
+  depth = 0,
+): Promise<number> {
   if (depth > 64) throw new ValidationError(`binding ${roleName} recursed too deep`, { field: 'role' });
   const role = await roleByName(g, roleName);
-  const existing = await g.one<{ id: number }>(sql`select id from inventory.noderoles where node_id = ${nodeId} and role_id = ${role.id}`);
+  const existing = await g.one<{ id: number }>(
+    sql`select id from inventory.noderoles where node_id = ${nodeId} and role_id = ${role.id}`,
+  );
   if (existing) return existing.id;
   await validateAgainstNode(g, role, nodeId);
 
@@ -95,7 +111,10 @@ export async function bind(g: GraphTx, roleName: string, nodeId: number, deploym
   for (const p of wanted) {
     const pRole = await g.one<{ flags: string[] }>(sql`
       select flags from inventory.roles where name = ${p} or ${p} = any(provides) order by (name = ${p}) desc limit 1`);
-    if (!pRole) throw new ValidationError(`role ${role.name} requires ${p}, which no barclamp defines`, { field: 'role' });
+    if (!pRole)
+      throw new ValidationError(`role ${role.name} requires ${p}, which no barclamp defines`, {
+        field: 'role',
+      });
     let found = await findOnNode(g, nodeId, p);
     if (!found && !pRole.flags.includes('implicit')) {
       for (const d of chain) {
@@ -113,7 +132,11 @@ export async function bind(g: GraphTx, roleName: string, nodeId: number, deploym
   await g.rows(sql`insert into inventory.deployment_roles (deployment_id, role_id) values (${deploymentId}, ${role.id})
                    on conflict (deployment_id, role_id) do nothing`);
   const cohort = parents.length
-    ? ((await g.one<{ c: number }>(sql`select max(cohort)::int + 1 as c from inventory.noderoles where id in ${sql.raw(`(${parents.join(',')})`)}`))?.c ?? 0)
+    ? ((
+        await g.one<{ c: number }>(
+          sql`select max(cohort)::int + 1 as c from inventory.noderoles where id in ${sql.raw(`(${parents.join(',')})`)}`,
+        )
+      )?.c ?? 0)
     : 0;
   const created = await g.one<{ id: number }>(sql`
     insert into inventory.noderoles (node_id, role_id, deployment_id, state, cohort)
@@ -129,7 +152,10 @@ export async function bind(g: GraphTx, roleName: string, nodeId: number, deploym
       on conflict do nothing`);
   }
   const summary = await g.noderoleSummary(id);
-  g.log.info({ noderole: id, node: summary.node, role: role.name, cohort, correlationId: g.lineage.correlationId }, 'noderole bound');
+  g.log.info(
+    { noderole: id, node: summary.node, role: role.name, cohort, correlationId: g.lineage.correlationId },
+    'noderole bound',
+  );
   g.emit(inventoryEvents.noderoleProposed, { noderole: summary, from: null, reason: 'bound' });
   await g.nodeChanged(nodeId, ['roles'], `bound ${role.name}`);
   return id;
@@ -137,7 +163,9 @@ export async function bind(g: GraphTx, roleName: string, nodeId: number, deploym
 
 /** Adds a parent edge (and, for cluster-role parents, the same edge under every peer). */
 async function link(g: GraphTx, parentId: number, childId: number) {
-  await g.rows(sql`insert into inventory.noderole_edges (parent_id, child_id) values (${parentId}, ${childId}) on conflict do nothing`);
+  await g.rows(
+    sql`insert into inventory.noderole_edges (parent_id, child_id) values (${parentId}, ${childId}) on conflict do nothing`,
+  );
   await g.rows(sql`
     insert into inventory.noderole_edges (parent_id, child_id)
     select peer.id, ${childId} from inventory.noderoles p join inventory.roles r on r.id = p.role_id

@@ -2,12 +2,27 @@ import { sql } from 'drizzle-orm';
 import { type BarclampSpec, checkRoleGraph, type RoleSpec } from '../domain/barclamp.js';
 import type { GraphTx } from './tx.js';
 
-type RoleInput = Pick<RoleSpec, 'name' | 'description' | 'jig' | 'owner' | 'flags' | 'requires' | 'provides' | 'conflicts' | 'template' | 'scripts'> & {
+type RoleInput = Pick<
+  RoleSpec,
+  | 'name'
+  | 'description'
+  | 'jig'
+  | 'owner'
+  | 'flags'
+  | 'requires'
+  | 'provides'
+  | 'conflicts'
+  | 'template'
+  | 'scripts'
+> & {
   'wants-attribs': string[];
   timeout: number;
 };
 
-async function upsertBarclamp(g: GraphTx, b: { name: string; description: string; version: string; sourcePath: string }) {
+async function upsertBarclamp(
+  g: GraphTx,
+  b: { name: string; description: string; version: string; sourcePath: string },
+) {
   const r = await g.one<{ id: number }>(sql`
     insert into inventory.barclamps (name, description, version, source_path) values (${b.name}, ${b.description}, ${b.version}, ${b.sourcePath})
     on conflict (name) do update set description = excluded.description, version = excluded.version,
@@ -36,7 +51,14 @@ async function upsertAttrib(
   g: GraphTx,
   barclampId: number,
   roleId: number | null,
-  a: { name: string; map: string; description: string; schema: Record<string, unknown>; default?: unknown; writable: boolean },
+  a: {
+    name: string;
+    map: string;
+    description: string;
+    schema: Record<string, unknown>;
+    default?: unknown;
+    writable: boolean;
+  },
 ) {
   await g.rows(sql`
     insert into inventory.attribs (name, barclamp_id, role_id, description, map, schema, default_value, writable)
@@ -70,11 +92,30 @@ export async function importBarclamps(g: GraphTx, specs: BarclampSpec[]): Promis
 /** A role defined at run time by another service (e.g. `network-admin`), idempotent by name. */
 export async function defineRole(
   g: GraphTx,
-  r: { name: string; barclamp: string; description: string; jig: string; requires: string[]; flags: string[]; template: Record<string, unknown>; owner: string | null },
+  r: {
+    name: string;
+    barclamp: string;
+    description: string;
+    jig: string;
+    requires: string[];
+    flags: string[];
+    template: Record<string, unknown>;
+    owner: string | null;
+  },
 ): Promise<number> {
-  const all = await g.rows<{ name: string; requires: string[]; provides: string[] }>(sql`select name, requires, provides from inventory.roles`);
-  checkRoleGraph([...all.filter((o) => o.name !== r.name), { name: r.name, requires: r.requires, provides: [] }]);
-  const bid = await upsertBarclamp(g, { name: r.barclamp, description: '', version: '0', sourcePath: 'defined by service' });
+  const all = await g.rows<{ name: string; requires: string[]; provides: string[] }>(
+    sql`select name, requires, provides from inventory.roles`,
+  );
+  checkRoleGraph([
+    ...all.filter((o) => o.name !== r.name),
+    { name: r.name, requires: r.requires, provides: [] },
+  ]);
+  const bid = await upsertBarclamp(g, {
+    name: r.barclamp,
+    description: '',
+    version: '0',
+    sourcePath: 'defined by service',
+  });
   return upsertRole(g, bid, {
     name: r.name,
     description: r.description,

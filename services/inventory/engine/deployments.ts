@@ -14,7 +14,10 @@ const summary = (d: Awaited<ReturnType<typeof getDeployment>>) => ({
   system: d.system,
 });
 
-export async function createDeployment(g: GraphTx, a: { name: string; parent?: number | string | undefined; description?: string | undefined }) {
+export async function createDeployment(
+  g: GraphTx,
+  a: { name: string; parent?: number | string | undefined; description?: string | undefined },
+) {
   if (await g.one(sql`select 1 from inventory.deployments where name = ${a.name}`)) {
     throw new ConflictError(`deployment ${a.name} already exists`, { rule: 'deployment names are unique' });
   }
@@ -23,14 +26,18 @@ export async function createDeployment(g: GraphTx, a: { name: string; parent?: n
     insert into inventory.deployments (name, parent_id, description, state) values (${a.name}, ${parent}, ${a.description ?? ''}, 'proposed')
     returning id`);
   const d = await getDeployment(g, r!.id);
-  g.log.info({ deployment: d.id, name: d.name, parent, correlationId: g.lineage.correlationId }, 'deployment created');
+  g.log.info(
+    { deployment: d.id, name: d.name, parent, correlationId: g.lineage.correlationId },
+    'deployment created',
+  );
   g.emit(inventoryEvents.deploymentCreated, { deployment: summary(d) });
   return d;
 }
 
 export async function proposeDeployment(g: GraphTx, id: number) {
   const d = await getDeployment(g, id);
-  if (d.system) throw new ConflictError('the system deployment is never proposed', { rule: 'system deployment' });
+  if (d.system)
+    throw new ConflictError('the system deployment is never proposed', { rule: 'system deployment' });
   if (d.state === 'proposed') return d;
   await g.rows(sql`update inventory.deployments set state = 'proposed', updated_at = now() where id = ${id}`);
   g.log.info({ deployment: id, from: d.state, to: 'proposed' }, 'deployment state changed');
@@ -41,29 +48,42 @@ export async function proposeDeployment(g: GraphTx, id: number) {
 /** Commit: deployment-role data, then every PROPOSED noderole in cohort order (reference §2.2). */
 export async function commitDeployment(g: GraphTx, id: number) {
   const d = await getDeployment(g, id);
-  await g.rows(sql`update inventory.deployments set state = 'committed', updated_at = now() where id = ${id}`);
-  await g.rows(sql`update inventory.deployment_roles set committed_data = proposed_data, updated_at = now() where deployment_id = ${id}`);
-  const nrs = await g.rows<{ id: number }>(sql`select id from inventory.noderoles where deployment_id = ${id} and state = 'proposed' order by cohort, id`);
+  await g.rows(
+    sql`update inventory.deployments set state = 'committed', updated_at = now() where id = ${id}`,
+  );
+  await g.rows(
+    sql`update inventory.deployment_roles set committed_data = proposed_data, updated_at = now() where deployment_id = ${id}`,
+  );
+  const nrs = await g.rows<{ id: number }>(
+    sql`select id from inventory.noderoles where deployment_id = ${id} and state = 'proposed' order by cohort, id`,
+  );
   for (const { id: nrId } of nrs) {
     const nr = await g.noderole(nrId);
     if (nr) await commit(g, nr, `deployment ${d.name} committed`);
   }
-  g.log.info({ deployment: id, from: d.state, to: 'committed', noderoles: nrs.length }, 'deployment state changed');
+  g.log.info(
+    { deployment: id, from: d.state, to: 'committed', noderoles: nrs.length },
+    'deployment state changed',
+  );
   g.emit(inventoryEvents.deploymentCommitted, { deployment: { ...summary(d), state: 'committed' } });
   return { ...d, state: 'committed' as const };
 }
 
 export async function deleteDeployment(g: GraphTx, id: number) {
   const d = await getDeployment(g, id);
-  if (d.system) throw new ConflictError('the system deployment cannot be deleted', { rule: 'system deployment' });
+  if (d.system)
+    throw new ConflictError('the system deployment cannot be deleted', { rule: 'system deployment' });
   const busy = await g.one<{ c: number; n: number; r: number }>(sql`
     select (select count(*)::int from inventory.deployments where parent_id = ${id}) as c,
            (select count(*)::int from inventory.nodes where deployment_id = ${id}) as n,
            (select count(*)::int from inventory.noderoles where deployment_id = ${id}) as r`);
   if (busy && (busy.c || busy.n || busy.r)) {
-    throw new ConflictError(`deployment ${d.name} still has ${busy.c} child deployments, ${busy.n} nodes and ${busy.r} noderoles`, {
-      rule: 'only empty deployments can be deleted',
-    });
+    throw new ConflictError(
+      `deployment ${d.name} still has ${busy.c} child deployments, ${busy.n} nodes and ${busy.r} noderoles`,
+      {
+        rule: 'only empty deployments can be deleted',
+      },
+    );
   }
   await g.rows(sql`delete from inventory.deployment_roles where deployment_id = ${id}`);
   await g.rows(sql`delete from inventory.deployments where id = ${id}`);

@@ -66,7 +66,9 @@ export async function createNode(g: GraphTx, n: NodeCreate): Promise<{ id: numbe
   g.emit(inventoryEvents.nodeCreated, { node: node! });
   // Bootstrap roles go to every new admin node (reference §1.5).
   if (n.admin) {
-    const boots = await g.rows<{ name: string }>(sql`select name from inventory.roles where 'bootstrap' = any(flags) order by name`);
+    const boots = await g.rows<{ name: string }>(
+      sql`select name from inventory.roles where 'bootstrap' = any(flags) order by name`,
+    );
     for (const b of boots) await bind(g, b.name, id, dep);
   }
   return { id, credential };
@@ -86,7 +88,15 @@ export interface NodeUpdate {
 
 /** Applies a node update; alive true→false deactivates its noderoles (reference §4.1). */
 export async function updateNode(g: GraphTx, id: number, u: NodeUpdate, reason: string): Promise<string[]> {
-  const cur = await g.one<{ name: string; alive: boolean; available: boolean; bootenv: string; deploymentId: number; sshHostKey: string | null; description: string }>(sql`
+  const cur = await g.one<{
+    name: string;
+    alive: boolean;
+    available: boolean;
+    bootenv: string;
+    deploymentId: number;
+    sshHostKey: string | null;
+    description: string;
+  }>(sql`
     select name, alive, available, bootenv, deployment_id as "deploymentId", ssh_host_key as "sshHostKey", description
     from inventory.nodes where id = ${id} for update`);
   if (!cur) throw new NotFoundError(`no node ${id}`, { field: 'node' });
@@ -109,7 +119,8 @@ export async function updateNode(g: GraphTx, id: number, u: NodeUpdate, reason: 
   change('available', 'available', u.available, cur.available);
   change('bootenv', 'bootenv', u.bootenv, cur.bootenv);
   change('sshHostKey', 'ssh_host_key', u.sshHostKey, cur.sshHostKey);
-  if (u.deployment !== undefined) change('deployment', 'deployment_id', await deploymentId(g, u.deployment), cur.deploymentId);
+  if (u.deployment !== undefined)
+    change('deployment', 'deployment_id', await deploymentId(g, u.deployment), cur.deploymentId);
   if (u.hint !== undefined) {
     changed.push('hint');
     set.push(sql`hint = hint || ${JSON.stringify(u.hint)}::jsonb`);
@@ -120,10 +131,14 @@ export async function updateNode(g: GraphTx, id: number, u: NodeUpdate, reason: 
   }
   if (changed.length === 0) return [];
   if (u.alive !== undefined && u.alive !== cur.alive) set.push(sql`alive_reason = ${reason}`);
-  await g.rows(sql`update inventory.nodes set ${sql.join(set, sql`, `)}, version = version + 1, updated_at = now() where id = ${id}`);
+  await g.rows(
+    sql`update inventory.nodes set ${sql.join(set, sql`, `)}, version = version + 1, updated_at = now() where id = ${id}`,
+  );
   g.log.info({ node: id, changed, reason, correlationId: g.lineage.correlationId }, 'node changed');
   if (cur.alive && u.alive === false) {
-    const nrs = await g.rows<{ id: number }>(sql`select id from inventory.noderoles where node_id = ${id} and state <> 'proposed' order by cohort, id`);
+    const nrs = await g.rows<{ id: number }>(
+      sql`select id from inventory.noderoles where node_id = ${id} and state <> 'proposed' order by cohort, id`,
+    );
     for (const { id: nrId } of nrs) {
       const nr = await g.noderole(nrId);
       if (nr) await deactivate(g, nr, `node not alive: ${reason}`);
@@ -135,11 +150,17 @@ export async function updateNode(g: GraphTx, id: number, u: NodeUpdate, reason: 
 
 /** Node commit: available, then every PROPOSED noderole committed in cohort order. */
 export async function commitNode(g: GraphTx, id: number): Promise<void> {
-  const disc = await g.rows<{ name: string }>(sql`select name from inventory.roles where 'discovery' = any(flags) order by name`);
-  const node = await g.one<{ deploymentId: number }>(sql`select deployment_id as "deploymentId" from inventory.nodes where id = ${id}`);
+  const disc = await g.rows<{ name: string }>(
+    sql`select name from inventory.roles where 'discovery' = any(flags) order by name`,
+  );
+  const node = await g.one<{ deploymentId: number }>(
+    sql`select deployment_id as "deploymentId" from inventory.nodes where id = ${id}`,
+  );
   for (const d of disc) await bind(g, d.name, id, node!.deploymentId);
   await updateNode(g, id, { available: true }, 'node committed');
-  const nrs = await g.rows<{ id: number }>(sql`select id from inventory.noderoles where node_id = ${id} and state = 'proposed' order by cohort, id`);
+  const nrs = await g.rows<{ id: number }>(
+    sql`select id from inventory.noderoles where node_id = ${id} and state = 'proposed' order by cohort, id`,
+  );
   for (const { id: nrId } of nrs) {
     const nr = await g.noderole(nrId);
     if (nr) await commit(g, nr, 'node committed');
@@ -147,7 +168,9 @@ export async function commitNode(g: GraphTx, id: number): Promise<void> {
 }
 
 export async function proposeNode(g: GraphTx, id: number): Promise<void> {
-  const nrs = await g.rows<{ id: number }>(sql`select id from inventory.noderoles where node_id = ${id} order by cohort, id`);
+  const nrs = await g.rows<{ id: number }>(
+    sql`select id from inventory.noderoles where node_id = ${id} order by cohort, id`,
+  );
   for (const { id: nrId } of nrs) {
     const nr = await g.noderole(nrId);
     if (nr) await propose(g, nr, 'node proposed');
@@ -159,16 +182,23 @@ export async function deleteNode(g: GraphTx, id: number): Promise<void> {
   const node = await g.nodeSummary(id);
   if (!node) throw new NotFoundError(`no node ${id}`, { field: 'node' });
   if (node.admin) {
-    const admins = await g.one<{ n: number }>(sql`select count(*)::int as n from inventory.nodes where admin`);
-    if ((admins?.n ?? 0) <= 1) throw new ConflictError('the last admin node cannot be deleted', { rule: 'last admin node' });
+    const admins = await g.one<{ n: number }>(
+      sql`select count(*)::int as n from inventory.nodes where admin`,
+    );
+    if ((admins?.n ?? 0) <= 1)
+      throw new ConflictError('the last admin node cannot be deleted', { rule: 'last admin node' });
   }
   const foreign = await g.one<{ n: number }>(sql`
     select count(*)::int as n from inventory.noderole_edges e join inventory.noderoles p on p.id = e.parent_id
     join inventory.noderoles c on c.id = e.child_id where p.node_id = ${id} and c.node_id <> ${id}`);
   if ((foreign?.n ?? 0) > 0) {
-    throw new ConflictError(`node ${node.name} has noderoles other nodes depend on`, { rule: 'cross-node children' });
+    throw new ConflictError(`node ${node.name} has noderoles other nodes depend on`, {
+      rule: 'cross-node children',
+    });
   }
-  const nrs = await g.rows<{ id: number }>(sql`select id from inventory.noderoles where node_id = ${id} order by cohort desc, id desc`);
+  const nrs = await g.rows<{ id: number }>(
+    sql`select id from inventory.noderoles where node_id = ${id} order by cohort desc, id desc`,
+  );
   for (const { id: nrId } of nrs) {
     const s = await g.noderoleSummary(nrId);
     await g.rows(sql`delete from inventory.noderoles where id = ${nrId}`);
@@ -179,14 +209,20 @@ export async function deleteNode(g: GraphTx, id: number): Promise<void> {
   g.emit(inventoryEvents.nodeDeleted, { node });
 }
 
-export async function verifyCredential(g: GraphTx, ref: number | string, secret: string): Promise<number | null> {
+export async function verifyCredential(
+  g: GraphTx,
+  ref: number | string,
+  secret: string,
+): Promise<number | null> {
   let id: number;
   try {
     id = await nodeId(g, ref);
   } catch {
     return null;
   }
-  const r = await g.one<{ h: string | null }>(sql`select credential_hash as h from inventory.nodes where id = ${id}`);
+  const r = await g.one<{ h: string | null }>(
+    sql`select credential_hash as h from inventory.nodes where id = ${id}`,
+  );
   return r?.h && r.h === hashSecret(secret) ? id : null;
 }
 

@@ -10,24 +10,32 @@ export const noderoleColumns = sql`
 const noderoleFrom = sql`from inventory.noderoles nr join inventory.nodes n on n.id = nr.node_id
   join inventory.roles r on r.id = nr.role_id join inventory.deployments d on d.id = nr.deployment_id`;
 
-export async function listNoderoles(g: GraphTx, f: { nodeId?: number; deploymentId?: number; role?: string; state?: string }) {
+export async function listNoderoles(
+  g: GraphTx,
+  f: { nodeId?: number; deploymentId?: number; role?: string; state?: string },
+) {
   const where = [sql`true`];
   if (f.nodeId !== undefined) where.push(sql`nr.node_id = ${f.nodeId}`);
   if (f.deploymentId !== undefined) where.push(sql`nr.deployment_id = ${f.deploymentId}`);
   if (f.role !== undefined) where.push(sql`r.name = ${f.role}`);
   if (f.state !== undefined) where.push(sql`nr.state = ${f.state}`);
-  return g.rows(sql`select ${noderoleColumns} ${noderoleFrom} where ${sql.join(where, sql` and `)} order by nr.cohort, nr.id`);
+  return g.rows(
+    sql`select ${noderoleColumns} ${noderoleFrom} where ${sql.join(where, sql` and `)} order by nr.cohort, nr.id`,
+  );
 }
 
 export async function getNoderole(g: GraphTx, id: number) {
-  const r = await g.one(sql`select ${noderoleColumns}, nr.proposed_data as "proposedData", nr.committed_data as "committedData",
+  const r =
+    await g.one(sql`select ${noderoleColumns}, nr.proposed_data as "proposedData", nr.committed_data as "committedData",
       nr.sysdata, nr.wall ${noderoleFrom} where nr.id = ${id}`);
   if (!r) throw new NotFoundError(`no noderole ${id}`, { field: 'noderole' });
   return r;
 }
 
 export async function noderoleFor(g: GraphTx, nodeId: number, role: string): Promise<number> {
-  const r = await g.one<{ id: number }>(sql`select nr.id ${noderoleFrom} where nr.node_id = ${nodeId} and r.name = ${role}`);
+  const r = await g.one<{ id: number }>(
+    sql`select nr.id ${noderoleFrom} where nr.node_id = ${nodeId} and r.name = ${role}`,
+  );
   if (!r) throw new NotFoundError(`node ${nodeId} has no role ${role}`, { field: 'role' });
   return r.id;
 }
@@ -52,7 +60,14 @@ export async function listNodes(g: GraphTx) {
 }
 
 export async function getDeployment(g: GraphTx, id: number) {
-  const d = await g.one<{ id: number; name: string; parentId: number | null; state: 'proposed' | 'committed'; system: boolean; description: string }>(sql`
+  const d = await g.one<{
+    id: number;
+    name: string;
+    parentId: number | null;
+    state: 'proposed' | 'committed';
+    system: boolean;
+    description: string;
+  }>(sql`
     select id, name, parent_id as "parentId", state, system, description from inventory.deployments where id = ${id}`);
   if (!d) throw new NotFoundError(`no deployment ${id}`, { field: 'deployment' });
   return d;

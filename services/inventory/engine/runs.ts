@@ -27,7 +27,14 @@ export interface StartedRun {
   reason: string;
   /** Destructive role that already ran: finish without running the jig (DESIGN §4, #7). */
   skipJig: boolean;
-  role: { name: string; jig: string; owner: string | null; destructive: boolean; scripts: Record<string, string>; timeoutSeconds: number };
+  role: {
+    name: string;
+    jig: string;
+    owner: string | null;
+    destructive: boolean;
+    scripts: Record<string, string>;
+    timeoutSeconds: number;
+  };
   node: { id: number; name: string; sshHostKey: string | null; hint: Json };
   data: Json;
 }
@@ -36,7 +43,12 @@ export interface StartedRun {
  * Starts a run with fencing token `token`: the noderole must still be runnable (or ACTIVE for an
  * event-driven re-run) and its node must have nothing else in TRANSITION. Idempotent for the same token.
  */
-export async function startRun(g: GraphTx, noderoleId: number, token: string, rerun: boolean): Promise<StartedRun | { started: false; reason: string }> {
+export async function startRun(
+  g: GraphTx,
+  noderoleId: number,
+  token: string,
+  rerun: boolean,
+): Promise<StartedRun | { started: false; reason: string }> {
   const nr = await g.noderole(noderoleId);
   if (!nr) return { started: false, reason: 'noderole gone' };
   await g.rows(sql`select id from inventory.nodes where id = ${nr.nodeId} for update`);
@@ -62,7 +74,14 @@ export async function startRun(g: GraphTx, noderoleId: number, token: string, re
     started: true,
     reason: already ? 'already started' : 'started',
     skipJig: destructive && nr.runCount > 0,
-    role: { name: role!.name, jig: role!.jig, owner: role!.owner, destructive, scripts: role!.scripts, timeoutSeconds: role!.timeoutSeconds },
+    role: {
+      name: role!.name,
+      jig: role!.jig,
+      owner: role!.owner,
+      destructive,
+      scripts: role!.scripts,
+      timeoutSeconds: role!.timeoutSeconds,
+    },
     node: node!,
     data: await stageRunData(g, noderoleId),
   };
@@ -78,7 +97,10 @@ export async function finishRun(
   if (nr.state !== 'transition' || nr.runToken !== r.token) return { applied: false, state: nr.state };
   const runlog = r.runlog.slice(-65_536);
   if (r.ok) {
-    if (r.wall) await g.rows(sql`update inventory.noderoles set wall = ${JSON.stringify(r.wall)}::jsonb where id = ${nr.id}`);
+    if (r.wall)
+      await g.rows(
+        sql`update inventory.noderoles set wall = ${JSON.stringify(r.wall)}::jsonb where id = ${nr.id}`,
+      );
     await active(g, nr, runlog, `run ${r.token} succeeded`);
   } else {
     await error(g, nr, runlog, `run ${r.token} failed`);
@@ -87,11 +109,19 @@ export async function finishRun(
 }
 
 /** GET /anneal (reference §3.9). */
-export async function annealStatus(g: GraphTx): Promise<{ status: 'failed' | 'working' | 'scheduled' | 'finished'; counts: Record<string, number> }> {
+export async function annealStatus(
+  g: GraphTx,
+): Promise<{ status: 'failed' | 'working' | 'scheduled' | 'finished'; counts: Record<string, number> }> {
   const rows = await g.rows<{ state: string; n: number }>(sql`
     select nr.state, count(*)::int as n from inventory.noderoles nr join inventory.deployments d on d.id = nr.deployment_id
     where d.state = 'committed' group by nr.state`);
   const counts = Object.fromEntries(rows.map((r) => [r.state, r.n]));
-  const status = counts.error ? 'failed' : counts.transition ? 'working' : counts.todo ? 'scheduled' : 'finished';
+  const status = counts.error
+    ? 'failed'
+    : counts.transition
+      ? 'working'
+      : counts.todo
+        ? 'scheduled'
+        : 'finished';
   return { status, counts };
 }

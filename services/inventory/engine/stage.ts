@@ -39,15 +39,27 @@ export async function stageRunData(g: GraphTx, noderoleId: number): Promise<Json
     from (select id, max(depth) as depth from a group by id) x join inventory.noderoles nr on nr.id = x.id
     left join inventory.deployment_roles dr on dr.role_id = nr.role_id and dr.deployment_id = nr.deployment_id
     order by x.depth desc, nr.cohort, nr.id`);
-  const node = await g.one<{ id: number; name: string; admin: boolean; hint: Json; quirks: string[]; bootenv: string }>(
-    sql`select id, name, admin, hint, quirks, bootenv from inventory.nodes where id = ${self.nodeId}`,
-  );
+  const node = await g.one<{
+    id: number;
+    name: string;
+    admin: boolean;
+    hint: Json;
+    quirks: string[];
+    bootenv: string;
+  }>(sql`select id, name, admin, hint, quirks, bootenv from inventory.nodes where id = ${self.nodeId}`);
   const blobs: Json[] = defaults.map((d) => atPath(d.map, d.value));
   for (const a of ancestors) {
     const d = a.data as { dw: Json; dc: Json; w: Json; s: Json; c: Json };
     blobs.push(deepMerge(d.dw, d.dc, d.w, d.s, d.c));
   }
-  blobs.push(self.template, self.drWall ?? {}, self.drCommitted ?? {}, self.wall, self.sysdata, self.committed);
+  blobs.push(
+    self.template,
+    self.drWall ?? {},
+    self.drCommitted ?? {},
+    self.wall,
+    self.sysdata,
+    self.committed,
+  );
   const reservations = (node?.hint as { reservations?: unknown })?.reservations;
   return deepMerge(...blobs, {
     crowbar: { node: { id: node?.id, name: node?.name, admin: node?.admin, bootenv: node?.bootenv } },

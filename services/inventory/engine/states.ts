@@ -4,7 +4,15 @@ import type { NoderoleState } from '../../../shared/catalogue/index.js';
  * The noderole state machine as data (reference §2.2, with DESIGN §4 decisions). Each operation lists the
  * states it may start from; `apply` in transitions.ts is the only code that changes a state.
  */
-export type Operation = 'commit' | 'todo' | 'block' | 'transition' | 'active' | 'error' | 'propose' | 'deactivate';
+export type Operation =
+  | 'commit'
+  | 'todo'
+  | 'block'
+  | 'transition'
+  | 'active'
+  | 'error'
+  | 'propose'
+  | 'deactivate';
 
 const all: readonly NoderoleState[] = ['error', 'active', 'todo', 'transition', 'blocked', 'proposed'];
 

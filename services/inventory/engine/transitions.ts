@@ -15,7 +15,9 @@ const hook = {
 
 function check(op: Operation, nr: NoderoleRow) {
   if (!legalFrom[op].includes(nr.state)) {
-    throw new InvalidTransitionError(`noderole ${nr.id} cannot ${op} from ${nr.state}`, { rule: `${op} is legal from ${legalFrom[op].join(', ')}` });
+    throw new InvalidTransitionError(`noderole ${nr.id} cannot ${op} from ${nr.state}`, {
+      rule: `${op} is legal from ${legalFrom[op].join(', ')}`,
+    });
   }
 }
 
@@ -23,7 +25,13 @@ function check(op: Operation, nr: NoderoleRow) {
  * The one place a noderole's state changes: writes it, logs old→new, and queues the hook event.
  * `extra` sets further columns in the same update.
  */
-async function setState(g: GraphTx, nr: NoderoleRow, to: NoderoleState, reason: string, extra = sql``): Promise<void> {
+async function setState(
+  g: GraphTx,
+  nr: NoderoleRow,
+  to: NoderoleState,
+  reason: string,
+  extra = sql``,
+): Promise<void> {
   if (nr.state === to) {
     // Same state: only the extra columns change; hooks fire on state changes only.
     await g.rows(sql`update inventory.noderoles set updated_at = now() ${extra} where id = ${nr.id}`);
@@ -34,7 +42,18 @@ async function setState(g: GraphTx, nr: NoderoleRow, to: NoderoleState, reason: 
   const from = nr.state;
   nr.state = to;
   const summary = await g.noderoleSummary(nr.id);
-  g.log.info({ noderole: nr.id, node: summary.node, role: summary.role, from, to, reason, correlationId: g.lineage.correlationId }, 'noderole state changed');
+  g.log.info(
+    {
+      noderole: nr.id,
+      node: summary.node,
+      role: summary.role,
+      from,
+      to,
+      reason,
+      correlationId: g.lineage.correlationId,
+    },
+    'noderole state changed',
+  );
   g.emit(hook[to], { noderole: summary, from, reason });
 }
 
@@ -66,7 +85,9 @@ async function blockTodoChildren(g: GraphTx, nr: NoderoleRow, reason: string) {
 export async function todo(g: GraphTx, nr: NoderoleRow, reason: string): Promise<void> {
   check('todo', nr);
   if (!(await activatable(g, nr.id))) {
-    throw new InvalidTransitionError(`noderole ${nr.id} has parents that are not active`, { rule: 'todo needs every parent active' });
+    throw new InvalidTransitionError(`noderole ${nr.id} has parents that are not active`, {
+      rule: 'todo needs every parent active',
+    });
   }
   await setState(g, nr, 'todo', reason);
   await blockTodoChildren(g, nr, `parent ${nr.id} went back to todo`);
@@ -109,7 +130,9 @@ export async function active(g: GraphTx, nr: NoderoleRow, runlog: string, reason
   const node = await g.one<{ alive: boolean; available: boolean }>(
     sql`select alive, available from inventory.nodes where id = ${nr.nodeId}`,
   );
-  await g.rows(sql`update inventory.noderoles set run_count = run_count + 1, runlog = ${runlog}, run_token = null where id = ${nr.id}`);
+  await g.rows(
+    sql`update inventory.noderoles set run_count = run_count + 1, runlog = ${runlog}, run_token = null where id = ${nr.id}`,
+  );
   nr.runCount++;
   if (!node?.alive || !node.available) {
     nr.state = 'transition';

@@ -5,9 +5,9 @@ import type { Envelope, Lineage } from '../../../shared/bus/envelope.js';
 import {
   type EventDef,
   inventoryEvents,
-  type NodeSummary,
   type NoderoleState,
   type NoderoleSummary,
+  type NodeSummary,
   wireType,
 } from '../../../shared/catalogue/index.js';
 import type { Db } from '../../../shared/db/database.js';
@@ -56,7 +56,10 @@ export class GraphTx {
 
   emit<S extends z.ZodType>(def: EventDef<S>, data: z.input<S>): void {
     const payload = parsePayload(def.schema, data, `${def.type} event`);
-    this.pending.push({ subject: def.subject, envelope: this.envelope(wireType(def), payload, this.lineage) });
+    this.pending.push({
+      subject: def.subject,
+      envelope: this.envelope(wireType(def), payload, this.lineage),
+    });
   }
 
   async flush(): Promise<void> {
@@ -96,7 +99,12 @@ export class GraphTx {
   /** Emits `node.changed` with the node as it is now inside this transaction. */
   async nodeChanged(nodeId: number, changed: string[], reason = ''): Promise<void> {
     const node = await this.nodeSummary(nodeId);
-    if (node) this.emit(inventoryEvents.nodeChanged, { node: { ...node, macs: [...node.macs].sort() }, changed, reason });
+    if (node)
+      this.emit(inventoryEvents.nodeChanged, {
+        node: { ...node, macs: [...node.macs].sort() },
+        changed,
+        reason,
+      });
   }
 }
 
@@ -111,14 +119,16 @@ export async function inGraphTx<T>(
   for (let attempt = 1; ; attempt++) {
     try {
       return await db.transaction(async (tx) => {
-        if (!opts.readOnly) await tx.execute(sql`select pg_advisory_xact_lock(hashtext('crowbar-inventory-graph'))`);
+        if (!opts.readOnly)
+          await tx.execute(sql`select pg_advisory_xact_lock(hashtext('crowbar-inventory-graph'))`);
         const g = new GraphTx(tx, deps.envelope, deps.log, lineage);
         const out = await fn(g);
         await g.flush();
         return out;
       });
     } catch (err) {
-      const code = (err as { cause?: { code?: string }; code?: string }).cause?.code ?? (err as { code?: string }).code;
+      const code =
+        (err as { cause?: { code?: string }; code?: string }).cause?.code ?? (err as { code?: string }).code;
       if ((code === '40001' || code === '40P01') && attempt < 5) continue;
       throw err;
     }

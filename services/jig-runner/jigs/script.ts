@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { JigJob } from '../../../shared/catalogue/index.js';
 import { ValidationError } from '../../../shared/errors.js';
 import { connectSsh } from '../../../shared/ssh/index.js';
@@ -22,9 +22,17 @@ const listWalls = (dir: string) =>
  * verified, upload attrs.json, the role's scripts and the runner; run them; read back what they wrote as
  * the wall. Nothing runs when the host key does not match.
  */
-export async function runScriptJig(job: JigJob, target: ScriptTarget, privateKey: string, keepAlive: () => void): Promise<JigResult> {
+export async function runScriptJig(
+  job: JigJob,
+  target: ScriptTarget,
+  privateKey: string,
+  keepAlive: () => void,
+): Promise<JigResult> {
   if (!job.node.sshHostKey) {
-    throw new ValidationError(`node ${job.node.name} has no pinned SSH host key; register it before running scripts`, { field: 'sshHostKey' });
+    throw new ValidationError(
+      `node ${job.node.name} has no pinned SSH host key; register it before running scripts`,
+      { field: 'sshHostKey' },
+    );
   }
   const session = await connectSsh({
     host: target.host,
@@ -41,12 +49,25 @@ export async function runScriptJig(job: JigJob, target: ScriptTarget, privateKey
     if (mk.code !== 0) throw new Error(`cannot create ${dir} on ${job.node.name}: ${mk.stderr}`);
     await session.putFile(`${dir}/attrs.json`, JSON.stringify(job.data), { mode: 0o600 });
     await session.putFile(`${dir}/runner`, runnerScript, { mode: 0o700 });
-    for (const [name, body] of Object.entries(job.scripts)) await session.putFile(`${dir}/${job.role}/${name}`, body, { mode: 0o600 });
-    const run = await session.exec(`/bin/bash '${dir}/runner' '${dir}' '${job.role}'`, { timeoutMs: job.timeoutSeconds * 1000 });
+    for (const [name, body] of Object.entries(job.scripts))
+      await session.putFile(`${dir}/${job.role}/${name}`, body, { mode: 0o600 });
+    const run = await session.exec(`/bin/bash '${dir}/runner' '${dir}' '${job.role}'`, {
+      timeoutMs: job.timeoutSeconds * 1000,
+    });
     const log = `${run.stdout}${run.stderr ? `\n--- stderr ---\n${run.stderr}` : ''}`;
-    if (run.code !== 0) return { ok: false, wall: null, log: `${log}\nscripts of ${job.role} failed with exit code ${run.code}` };
+    if (run.code !== 0)
+      return {
+        ok: false,
+        wall: null,
+        log: `${log}\nscripts of ${job.role} failed with exit code ${run.code}`,
+      };
     const listing = await session.exec(listWalls(dir), { timeoutMs: 30_000 });
-    if (listing.code !== 0) return { ok: false, wall: null, log: `${log}\ncould not read back written attributes: ${listing.stderr}` };
+    if (listing.code !== 0)
+      return {
+        ok: false,
+        wall: null,
+        log: `${log}\ncould not read back written attributes: ${listing.stderr}`,
+      };
     const { wall, rejected } = parseWallListing(listing.stdout);
     const note = rejected.length ? `\nignored attributes with invalid paths: ${rejected.join(', ')}` : '';
     return { ok: true, wall, log: log + note };
