@@ -13,19 +13,27 @@ export const dnsFilterRef = z.union([id, z.string().min(1).max(100)]);
  * `range.name == "x"`, `deployment.name == "x"`, `node.role has "x"`, `node.attr.<field> == "x"`.
  * An empty matcher matches every allocation. Syntax is checked by dns-db (422 naming the test).
  */
-export const dnsFilterInput = z.object({
+const filterFields = {
   name: z
     .string()
     .regex(/^[a-z][a-z0-9_-]{0,62}$/, 'must be lower-case letters, digits, - or _, starting with a letter'),
-  matcher: z.string().max(1000).default(''),
+  matcher: z.string().max(1000),
   /** Lower runs first; unique. */
-  priority: z.number().int().min(0).max(1_000_000).default(50),
+  priority: z.number().int().min(0).max(1_000_000),
   /** e.g. `{{node.name}}` or `{{node.hostname}}-{{network.name}}`; checked by dns-db. */
   template: z.string().min(1).max(255),
   /** The DNS service the filter feeds (kept from the original; only `system` exists). */
-  service: z.string().min(1).max(63).default('system'),
+  service: z.string().min(1).max(63),
+};
+export const dnsFilterInput = z.object({
+  ...filterFields,
+  matcher: filterFields.matcher.default(''),
+  priority: filterFields.priority.default(50),
+  service: filterFields.service.default('system'),
 });
-export const dnsFilter = dnsFilterInput.extend({
+/** Fields to change; absent ones keep their value. */
+export const dnsFilterChanges = z.object(filterFields).partial();
+export const dnsFilter = z.object(filterFields).extend({
   id,
   createdAt: z.string(),
   updatedAt: z.string(),
@@ -85,7 +93,7 @@ export const dnsMessages = {
     'dns-db',
     'filter.update',
     1,
-    z.object({ filter: dnsFilterRef, changes: dnsFilterInput.partial() }),
+    z.object({ filter: dnsFilterRef, changes: dnsFilterChanges }),
     dnsFilter,
     {
       request: { filter: 'default', changes: { priority: 40 } },

@@ -130,3 +130,13 @@ export function diffRecords(have: readonly DerivedRecord[], want: readonly Deriv
   for (const r of remove) zones.add(r.zone);
   return { upsert, remove, zones };
 }
+
+/** The reverse zones a set of allocations falls in. */
+export function liveReverseZones(allocations: readonly Pick<AllocationSummary, 'address'>[]): string[] {
+  const out = new Set<string>();
+  for (const a of allocations) {
+    const c = parseCidr(a.address);
+    if (c) out.add(reverseZone(c.address, c.prefix));
+  }
+  return [...out];
+}

@@ -1,0 +1,175 @@
+import type { Bus } from '../../shared/bus/bus.js';
+import type { Lineage } from '../../shared/bus/envelope.js';
+import {
+  type AllocationSummary,
+  type DnsFilter,
+  dnsMessages,
+  type NodeSummary,
+  wireType,
+} from '../../shared/catalogue/index.js';
+import type { Clock } from '../../shared/clock.js';
+import type { Database } from '../../shared/db/database.js';
+import { enqueueOutbox } from '../../shared/db/outbox.js';
+import type { Logger } from '../../shared/log.js';
+import { outbox } from './db/schema.js';
+import * as store from './db/store.js';
+import { compileFilter, diffRecords, liveReverseZones, recordsFor, type Skipped } from './domain/records.js';
+
+export interface ProjectionDeps {
+  database: Database;
+  bus: Bus;
+  clock: Clock;
+  log: Logger;
+  domain: string;
+  /** Called after a commit that changed records (the local snapshot reload; others hear NOTIFY). */
+  changed: () => void;
+}
+
+export const defaultFilter = {
+  name: 'default',
+  matcher: 'net.category == "admin"',
+  priority: 50,
+  template: '{{node.name}}',
+  service: 'system',
+};
+
+/**
+ * The write side of dns-db: nodes and allocations in, records and zone serials out. Every change runs
+ * in one transaction under one lock, recomputes only what it touches, raises the serial of each zone
+ * whose records changed, and queues a `dns.zone.changed` event in the outbox.
+ */
+export function createProjection(deps: ProjectionDeps) {
+  const { database, bus, clock, log, domain } = deps;
+  const nowSeconds = () => Math.floor(clock.now().getTime() / 1000);
+
+  /** Recomputes the records of the given allocations (undefined: all of them) inside `tx`. */
+  async function recompute(
+    tx: store.Tx,
+    scope: { allocationIds?: number[]; nodeIds?: number[] },
+    lineage: Lineage,
+  ) {
+    const filters = (await store.listFilters(tx)).map(compileFilter);
+    const all = scope.allocationIds === undefined && scope.nodeIds === undefined;
+    const live = await store.liveAllocations(
+      tx,
+      all ? undefined : scope.nodeIds ? { nodeIds: scope.nodeIds } : { ids: scope.allocationIds! },
+    );
+    const nodes = await store.liveNodes(tx, all ? undefined : [...new Set(live.map((a) => a.nodeId))]);
+    const touched = all
+      ? undefined
+      : [
+          ...new Set([
+            ...(scope.allocationIds ?? []),
+            ...live.map((a) => a.id),
+            ...(await ownedBy(tx, scope.nodeIds)),
+          ]),
+        ];
+    const have = await store.storedRecords(tx, touched);
+    const skipped: Skipped[] = [];
+    const want = live.flatMap((a) => recordsFor(a, nodes.get(a.nodeId), filters, domain, skipped));
+    for (const s of skipped) log.warn(s, 'allocation gets no name from a filter');
+    // Reverse zones of every live allocation are served even when no filter names an address in them,
+    // so a PTR query for such an address says NXDOMAIN rather than REFUSED.
+    await store.ensureZones(tx, liveReverseZones(live), nowSeconds());
+    const { upsert, remove, zones } = diffRecords(have, want);
+    if (zones.size === 0) return [];
+    await store.applyRecordDiff(tx, upsert, remove);
+    const serials = await store.bumpSerials(tx, [...zones].sort(), nowSeconds());
+    await enqueueOutbox(
+      tx,
+      outbox,
+      serials.map((z) => ({
+        subject: dnsMessages.zoneChanged.subject,
+        envelope: bus.envelope(wireType(dnsMessages.zoneChanged), z, lineage),
+      })),
+      'dns_db_outbox',
+    );
+    for (const z of serials)
+      log.info(
+        { zone: z.zone, serial: z.serial, upserted: upsert.length, removed: remove.length },
+        'zone changed',
+      );
+    return serials.map((z) => z.zone);
+  }
+
+  /** Allocations whose stored records belong to these nodes (a deleted node's records must go too). */
+  async function ownedBy(tx: store.Tx, nodeIds: number[] | undefined): Promise<number[]> {
+    if (!nodeIds?.length) return [];
+    const rows = await store.allAllocationIdsOf(tx, nodeIds);
+    return rows;
+  }
+
+  async function run<T>(fn: (tx: store.Tx) => Promise<T>): Promise<T> {
+    const out = await store.write(database, fn);
+    deps.changed();
+    return out;
+  }
+
+  return {
+    /** A node event: stored unless older than what we have; then its allocations are renamed. */
+    node(node: NodeSummary, time: Date, deleted: boolean, lineage: Lineage) {
+      return run(async (tx) => {
+        if (!(await store.putNode(tx, node, time, deleted))) return { applied: false, zones: [] as string[] };
+        return { applied: true, zones: await recompute(tx, { nodeIds: [node.id] }, lineage) };
+      });
+    },
+
+    allocation(a: AllocationSummary, time: Date, deleted: boolean, lineage: Lineage) {
+      return run(async (tx) => {
+        if (!(await store.putAllocation(tx, a, time, deleted)))
+          return { applied: false, zones: [] as string[] };
+        return { applied: true, zones: await recompute(tx, { allocationIds: [a.id] }, lineage) };
+      });
+    },
+
+    /** Replaces the projection with the owners' state as of `time` (before it was read), then recomputes. */
+    resync(nodes: NodeSummary[], allocations: AllocationSummary[], time: Date, lineage: Lineage) {
+      return run(async (tx) => {
+        for (const n of nodes) await store.putNode(tx, n, time, false);
+        for (const a of allocations) await store.putAllocation(tx, a, time, false);
+        const goneNodes = await store.tombstoneNodesExcept(
+          tx,
+          nodes.map((n) => n.id),
+          time,
+        );
+        const goneAllocations = await store.tombstoneAllocationsExcept(
+          tx,
+          allocations.map((a) => a.id),
+          time,
+        );
+        const zones = await recompute(tx, {}, lineage);
+        return { goneNodes, goneAllocations, zones };
+      });
+    },
+
+    /** Filter writes re-evaluate every allocation in the same transaction. */
+    filters<T>(fn: (tx: store.Tx) => Promise<T>, lineage: Lineage) {
+      return run(async (tx) => {
+        const out = await fn(tx);
+        await recompute(tx, {}, lineage);
+        return out;
+      });
+    },
+
+    /** Once per installation: the default filter; then the domain zone exists and all is recomputed. */
+    start(lineage: Lineage) {
+      return run(async (tx) => {
+        if ((await store.getMeta(tx, 'default_filter_seeded')) !== true) {
+          const existing = await store.listFilters(tx);
+          if (
+            !existing.some(
+              (f: DnsFilter) => f.name === defaultFilter.name || f.priority === defaultFilter.priority,
+            )
+          )
+            await store.insertFilter(tx, defaultFilter);
+          await store.setMeta(tx, 'default_filter_seeded', true);
+          log.info({ filter: defaultFilter.name }, 'default dns name filter created');
+        }
+        await store.ensureZones(tx, [domain], nowSeconds());
+        // The domain may have changed since the last run; every name is recomputed against it.
+        return recompute(tx, {}, lineage);
+      });
+    },
+  };
+}
+export type Projection = ReturnType<typeof createProjection>;
