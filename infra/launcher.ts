@@ -71,7 +71,7 @@ async function main() {
     cleanups.push(() => nats.stop());
     env.NATS_URL = nats.url;
     say(`nats-server (JetStream) at ${nats.url}, pid ${nats.pid}`);
-  } else say(`using NATS at ${env.NATS_URL}`);
+  } else say(`using NATS at ${env.NATS_URL.replace(/\/\/[^@/]*@/, '//***@')}`);
 
   if (!env.DATABASE_URL) {
     say('starting embedded PostgreSQL …');

@@ -91,6 +91,29 @@ export function parsePayload<S extends z.ZodType>(schema: S, data: unknown, what
 }
 
 /**
+ * nats.js ignores credentials in a URL, so `nats://user:password@host:4222` (or `nats://token@host`)
+ * is split into the server and its credentials; `shown` is the URL without the secret, for messages.
+ */
+function natsServer(url: string): {
+  servers: string;
+  auth: { user?: string; pass?: string; token?: string };
+  shown: string;
+} {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return { servers: url, auth: {}, shown: url };
+  }
+  if (!u.username) return { servers: url, auth: {}, shown: url };
+  const user = decodeURIComponent(u.username);
+  const pass = decodeURIComponent(u.password);
+  const servers = `${u.protocol}//${u.host}`;
+  const shown = `${u.protocol}//${user}${pass ? ':***' : ''}@${u.host}`;
+  return { servers, auth: pass ? { user, pass } : { token: user }, shown };
+}
+
+/**
  * The one door to NATS. Publishes events and commands as envelopes, answers and asks RPCs.
  * Consuming lives in consume.ts.
  */
@@ -115,9 +138,11 @@ export class Bus {
 
   static async connect(opts: BusOptions): Promise<Bus> {
     let nc: NatsConnection;
+    const { servers, auth, shown } = natsServer(opts.url);
     try {
       nc = await connect({
-        servers: opts.url,
+        servers,
+        ...auth,
         name: opts.source,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 500,
@@ -126,7 +151,7 @@ export class Bus {
         noAsyncTraces: true,
       });
     } catch (cause) {
-      throw new UnavailableError(`cannot reach NATS at ${opts.url}`, { cause });
+      throw new UnavailableError(`cannot reach NATS at ${shown}`, { cause });
     }
     void (async () => {
       for await (const s of nc.status()) {
@@ -136,7 +161,7 @@ export class Bus {
     })();
     const jsm = await jetstreamManager(nc).catch((cause: unknown) => {
       void nc.close();
-      throw new UnavailableError(`NATS at ${opts.url} has no JetStream (start nats-server with -js)`, {
+      throw new UnavailableError(`NATS at ${shown} has no JetStream (start nats-server with -js)`, {
         cause,
       });
     });
