@@ -102,6 +102,8 @@ describe('shared/ssh against a real sshd', () => {
   });
 
   it('says connection refused when sshd is stopped, and works again after start', async () => {
+    // The helper holds sshd's own PID (exec chain), so stop() really stops the listener.
+    expect(readFileSync(`/proc/${sshd.pid()}/comm`, 'utf8').trim()).toBe('sshd');
     await sshd.stop();
     try {
       await expect(connectSsh(target())).rejects.toBeInstanceOf(SshConnectionRefusedError);

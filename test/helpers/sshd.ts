@@ -98,14 +98,22 @@ export async function startSshd(opts: SshdOptions): Promise<TestSshd> {
     'Subsystem sftp internal-sftp',
   ].join('\n');
   writeFileSync(join(dir, 'sshd_config'), `${config}\n`);
+  writeFileSync(join(dir, 'empty-rc'), '');
   let hostKey = makeHostKey(dir);
   let child: ChildProcess | null = null;
   let stderr = '';
 
   const start = async () => {
     if (child) return;
-    const argv = [sshdPath, '-D', '-e', '-f', join(dir, 'sshd_config')];
-    // `ip netns exec` execs sshd in place, so the PID we hold is sshd's own.
+    // Root's shell config on this machine (pyenv init, which takes a lock file) runs for every SSH
+    // command and hangs when a session is killed mid-way; sshd gets a private mount namespace where
+    // those files are empty. `unshare` and `sh` exec in place, so the PID we hold is sshd's own.
+    const masks = ['/root/.bashrc', '/root/.profile', '/etc/bash.bashrc']
+      .filter((f) => existsSync(f))
+      .map((f) => `mount --bind ${join(dir, 'empty-rc')} ${f}`)
+      .join(' && ');
+    const script = `${masks ? `${masks} && ` : ''}exec ${sshdPath} -D -e -f ${join(dir, 'sshd_config')}`;
+    const argv = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', script];
     const p = opts.netns
       ? spawn('ip', ['netns', 'exec', opts.netns, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] })
       : spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
