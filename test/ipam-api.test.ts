@@ -64,10 +64,13 @@ describe('ipam REST', () => {
   it('allocates a node its host v4 and md5 v6 address', async () => {
     await bus.publish(inventoryEvents.nodeCreated, { node: node(11, 'n11.cluster.example.com') });
     const r = await until('allocation', async () => {
-      const x = await stack.call('POST', '/network_allocations', { node: 'n11.cluster.example.com', network: 'admin' });
+      const x = await stack.call('POST', '/network_allocations', {
+        node: 'n11.cluster.example.com',
+        network: 'admin',
+      });
       return x.status === 201 ? x : null;
     });
-    expect(r.body.allocations.map((a: any) => a.range)).toEqual(['host', 'host-v6']);
-    expect(r.body.allocations[0].address).toBe('198.18.0.81/24');
+    expect(r!.body.allocations.map((a: any) => a.range)).toEqual(['host', 'host-v6']);
+    expect(r!.body.allocations[0].address).toBe('198.18.0.81/24');
   });
 });

@@ -1,37 +1,40 @@
-import { type AllocationSummary, inventoryRpcs } from '../../shared/catalogue/index.js';
+import {
+  type AllocationSummary,
+  inventoryRpcs,
+  ipamMessages,
+  wireType,
+} from '../../shared/catalogue/index.js';
 import { ConflictError, NotFoundError, UnavailableError, ValidationError } from '../../shared/errors.js';
-import { type Ctx, inTx, queueRoleTask, roleName } from './context.js';
+import { type Ctx, inTx, roleName } from './context.js';
+import { allocationById, deleteAllocation, lowestGap } from './db/allocation-store.js';
+import { claim, existingFor, loadContext, returnToPool } from './db/claim.js';
 import {
-  adminAddressOf,
-  allocationById,
-  deleteAllocation,
-  existingInRange,
-  insertAllocation,
-  lowestGap,
-  takeFromPool,
-  takeSpecific,
-} from './db/allocation-store.js';
-import {
-  getNetwork,
-  type NetworkFull,
+  cidrOf,
+  type NetworkRow,
   type RangeRow,
   rangeFirst,
   rangeLast,
   type Tx,
 } from './db/network-store.js';
 import { findNode, type NodeRow, upsertNode } from './db/node-store.js';
-import { type Cidr, formatIp, hostPartOf, type Ip, maskOf, networkOf, parseCidr } from './domain/address.js';
+import {
+  type Cidr,
+  formatCidr,
+  formatIp,
+  hostPartOf,
+  type Ip,
+  maskOf,
+  networkOf,
+  parseCidr,
+  parseIp,
+} from './domain/address.js';
 import { md5Address } from './domain/ipv6.js';
 import type { EventBatch } from './events.js';
-import { requireRange } from './ranges.js';
 
 /**
  * The allocation algorithm (reference §5.5) with the database as referee: the pool row or the unique
  * address index decides every race; a lost race moves on to the next candidate.
  */
-
-/** Thrown inside a transaction when another request allocated for the same node and range meanwhile. */
-class NodeRaced extends Error {}
 
 const maxAttempts = 64;
 
@@ -53,62 +56,9 @@ export async function resolveNode(ctx: Ctx, ref: number | string): Promise<NodeR
 const inRange = (r: RangeRow, ip: Ip) =>
   ip.family === r.family && ip.value >= rangeFirst(r).value && ip.value <= rangeLast(r).value;
 
-async function claim(tx: Tx, net: NetworkFull['net'], r: RangeRow, node: NodeRow, address: string) {
-  const id = await insertAllocation(tx, {
-    nodeId: node.id,
-    networkId: net.id,
-    rangeId: r.id,
-    family: r.family as Ip['family'],
-    address,
-  });
-  if (id !== null) return id;
-  if (await existingInRange(tx, r.id, node.id)) throw new NodeRaced();
-  return null;
-}
-
-/** `range.allocate(node, suggestion)`; returns null when nothing should be allocated (configure=false). */
-async function allocateInRange(
-  tx: Tx,
-  full: NetworkFull,
-  r: RangeRow,
-  node: NodeRow,
-  suggestion: Cidr | null,
-): Promise<{ allocation: AllocationSummary; created: boolean } | null> {
-  const existing = await existingInRange(tx, r.id, node.id);
-  if (existing) return { allocation: existing, created: false };
-  let hint = suggestion;
-  if (!hint && r.family === 'ipv6') hint = md5Address(rangeFirst(r), node.name);
-  if (!hint && !full.net.configure) return null;
-  let id: number | null = null;
-  if (hint && inRange(r, hint) && (await takeSpecific(tx, r, formatIp(hint))))
-    id = await claim(tx, full.net, r, node, formatIp(hint));
-  if (id === null) {
-    // Host-part alignment with the node's admin address of the same group and family.
-    const admin = await adminAddressOf(tx, node.id, r.family as Ip['family'], full.net.group, full.net.id);
-    if (admin) {
-      const first = rangeFirst(r);
-      const value = networkOf(first) | (hostPartOf(admin) & ~maskOf(first.family, first.prefix));
-      const aligned: Ip = { family: first.family, value };
-      if (inRange(r, aligned) && (await takeSpecific(tx, r, formatIp(aligned))))
-        id = await claim(tx, full.net, r, node, formatIp(aligned));
-    }
-  }
-  for (let attempt = 0; id === null && attempt < maxAttempts; attempt++) {
-    const address = r.pooled ? await takeFromPool(tx, r.id) : await lowestGap(tx, r);
-    if (address === null)
-      throw new ConflictError(`range ${r.name} of network ${full.net.name} has no free address`, {
-        rule: 'range_exhausted',
-      });
-    id = await claim(tx, full.net, r, node, address);
-  }
-  if (id === null)
-    throw new UnavailableError(`range ${r.name} of network ${full.net.name} is too busy; retry`);
-  return { allocation: (await allocationById(tx, id))!, created: true };
-}
-
 /** Ranges `auto_allocate` uses: `admin` for admin nodes when present, else `host`; plus `host-v6`. */
-export function autoRanges(full: NetworkFull, node: Pick<NodeRow, 'admin'>): RangeRow[] {
-  const byName = (n: string) => full.ranges.find((r) => r.name === n);
+export function autoRanges(ranges: RangeRow[], node: Pick<NodeRow, 'admin'>): RangeRow[] {
+  const byName = (n: string) => ranges.find((r) => r.name === n);
   const v4 = (node.admin ? byName('admin') : undefined) ?? byName('host');
   const v6 = byName('host-v6');
   return [v4, v6].filter((r): r is RangeRow => r !== undefined);
@@ -123,8 +73,86 @@ export interface AllocateRequest {
   bind: boolean;
 }
 
+interface Target {
+  ctx: Ctx;
+  net: NetworkRow;
+  node: NodeRow;
+  range: RangeRow;
+  bindRole: string | null;
+}
+
+function summary(t: Target, id: number, address: string): AllocationSummary {
+  const ip = parseIp(address)!;
+  return {
+    id,
+    nodeId: t.node.id,
+    node: t.node.name,
+    networkId: t.net.id,
+    network: t.net.name,
+    category: t.net.category as AllocationSummary['category'],
+    range: t.range.name,
+    address: formatCidr({ ...ip, prefix: t.range.prefix }),
+    family: t.range.family as Ip['family'],
+  };
+}
+
+/**
+ * `range.allocate(node, suggestion)` (reference §5.5 step 4): the suggestion if inside the range and
+ * free, else the host part of the node's admin address, else the lowest free address. Each claim is one
+ * statement; a lost race moves on to the next candidate.
+ */
+async function allocateInRange(
+  t: Target,
+  preferred: string[],
+): Promise<{ allocation: AllocationSummary; created: boolean }> {
+  const { ctx, range: r } = t;
+  const db = ctx.database.db;
+  const envelope = ctx.bus.envelope(wireType(ipamMessages.allocationCreated), {
+    allocation: summary(t, 1, formatIp({ family: r.family as Ip['family'], value: 0n })),
+  });
+  const base = {
+    range: r,
+    nodeId: t.node.id,
+    networkId: t.net.id,
+    envelope,
+    subject: ipamMessages.allocationCreated.subject,
+    bindRole: t.bindRole,
+  };
+  const queue = [...new Set(preferred)];
+  for (let attempt = 0; attempt < maxAttempts; attempt++) {
+    let candidates: string[];
+    if (r.pooled) candidates = queue.splice(0, 2);
+    else {
+      const next = queue.shift() ?? (await lowestGap(db, r));
+      if (next === null) throw exhausted(t);
+      candidates = [next];
+    }
+    const res = await claim(db, { ...base, preferred: candidates, lowest: r.pooled });
+    if (res.inserted) {
+      const a = summary(t, res.inserted.id, res.inserted.address);
+      ctx.log.info(
+        { allocationId: a.id, node: a.node, network: a.network, range: a.range, address: a.address },
+        'address allocated',
+      );
+      return { allocation: a, created: true };
+    }
+    if (r.pooled && res.picked === null) throw exhausted(t);
+    // Lost a race: either this node got an address in the range meanwhile, or the address was held.
+    const mine = await existingFor(db, r.id, t.node.id);
+    if (mine) {
+      if (r.pooled && res.picked) await returnToPool(db, r.id, res.picked);
+      return { allocation: summary(t, mine.id, mine.address), created: false };
+    }
+  }
+  throw new UnavailableError(`range ${r.name} of network ${t.net.name} is too busy; retry`);
+}
+
+const exhausted = (t: Target) =>
+  new ConflictError(`range ${t.range.name} of network ${t.net.name} has no free address`, {
+    rule: 'range_exhausted',
+  });
+
 export async function allocate(ctx: Ctx, req: AllocateRequest): Promise<AllocationSummary[]> {
-  const node = await resolveNode(ctx, req.node);
   let suggestion: Cidr | null = null;
   if (req.suggestion !== undefined) {
     suggestion = parseCidr(req.suggestion, { bareAllowed: true });
@@ -133,41 +161,55 @@ export async function allocate(ctx: Ctx, req: AllocateRequest): Promise<Allocati
         field: 'suggestion',
       });
   }
-  for (let round = 0; ; round++) {
-    try {
-      const { out, created } = await inTx(ctx, async (tx, events) => {
-        const full = await getNetwork(tx, req.network);
-        const targets = req.range ? [requireRange(full, req.range)] : autoRanges(full, node);
-        if (req.range && suggestion && !inRange(targets[0]!, suggestion))
-          throw new ValidationError(`suggestion ${req.suggestion} is outside range ${req.range}`, {
-            field: 'suggestion',
-          });
-        const out: AllocationSummary[] = [];
-        const created: AllocationSummary[] = [];
-        for (const r of targets) {
-          const hint = suggestion && suggestion.family === r.family ? suggestion : null;
-          const got = await allocateInRange(tx, full, r, node, hint);
-          if (!got) continue;
-          out.push(got.allocation);
-          if (got.created) created.push(got.allocation);
-        }
-        for (const a of created) events.allocationCreated(a);
-        if (req.bind && out.length > 0) await queueRoleTask(tx, 'bind', roleName(full.net.name), node.id);
-        return { out, created, events };
-      });
-      for (const a of created)
-        ctx.log.info(
-          { allocationId: a.id, node: a.node, network: a.network, range: a.range, address: a.address },
-          'address allocated',
-        );
-      if (req.bind && out.length > 0) ctx.kickRoleTasks();
-      return out;
-    } catch (err) {
-      // Another request allocated for this node meanwhile: rerun, which finds and returns its result.
-      if (err instanceof NodeRaced && round < 3) continue;
-      throw err;
-    }
+  let c = await loadContext(ctx.database.db, req.node, req.network);
+  if (!c.network) throw new NotFoundError(`network ${req.network} not found`, { field: 'network' });
+  if (!c.node) {
+    await resolveNode(ctx, req.node);
+    c = await loadContext(ctx.database.db, req.node, req.network);
   }
+  const net = c.network!;
+  const node = c.node!;
+  let targets: RangeRow[];
+  if (req.range) {
+    const r = c.ranges.find((x) => x.name === req.range);
+    if (!r) throw new NotFoundError(`network ${net.name} has no range ${req.range}`, { field: 'range' });
+    if (suggestion && !inRange(r, suggestion))
+      throw new ValidationError(`suggestion ${req.suggestion} is outside range ${req.range}`, {
+        field: 'suggestion',
+      });
+    targets = [r];
+  } else targets = autoRanges(c.ranges, node);
+  const out: AllocationSummary[] = [];
+  let created = false;
+  for (const r of targets) {
+    const t: Target = { ctx, net, node, range: r, bindRole: req.bind ? roleName(net.name) : null };
+    const existing = c.existing.find((e) => e.rangeId === r.id);
+    if (existing) {
+      out.push(summary(t, existing.id, existing.address));
+      continue;
+    }
+    const preferred: string[] = [];
+    let hint = suggestion && suggestion.family === r.family ? suggestion : null;
+    if (!hint && r.family === 'ipv6') hint = md5Address(rangeFirst(r), node.name);
+    if (hint && inRange(r, hint)) preferred.push(formatIp(hint));
+    // Without any hint an unconfigured network hands out nothing (reference §5.5 step 3).
+    if (!hint && !net.configure) continue;
+    const admin = c.admin.find((a) => a.family === r.family);
+    if (admin) {
+      const first = rangeFirst(r);
+      const host = hostPartOf(cidrOf(admin.address, admin.prefix)) & ~maskOf(first.family, first.prefix);
+      const aligned: Ip = { family: first.family, value: networkOf(first) | host };
+      if (inRange(r, aligned)) preferred.push(formatIp(aligned));
+    }
+    const got = await allocateInRange(t, preferred);
+    out.push(got.allocation);
+    created ||= got.created;
+  }
+  if (created) {
+    ctx.kickOutbox();
+    if (req.bind) ctx.kickRoleTasks();
+  }
+  return out;
 }
 
 /** Releases one allocation; its address goes back to the range's free pool. */

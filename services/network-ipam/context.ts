@@ -18,16 +18,22 @@ export interface Ctx {
   clock: Clock;
   /** Wakes the role-task worker after a transaction queued work for inventory. */
   kickRoleTasks(): void;
+  /** Wakes the outbox relay after a transaction wrote events. */
+  kickOutbox(): void;
 }
 
 /** Runs `fn` in a transaction with an event batch that commits with it. */
 export async function inTx<T>(ctx: Ctx, fn: (tx: Tx, events: EventBatch) => Promise<T>): Promise<T> {
-  return ctx.database.db.transaction(async (tx) => {
+  let wrote = false;
+  const out = await ctx.database.db.transaction(async (tx) => {
     const events = new EventBatch(ctx.bus);
     const out = await fn(tx, events);
+    wrote = events.size > 0;
     await events.flush(tx);
     return out;
   });
+  if (wrote) ctx.kickOutbox();
+  return out;
 }
 
 /** Serialises changes to the network topology (overlap and conduit rules are check-then-write). */

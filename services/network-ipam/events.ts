@@ -7,7 +7,7 @@ import {
   ipamMessages,
   wireType,
 } from '../../shared/catalogue/index.js';
-import { enqueueOutbox, type OutboxEntry } from '../../shared/db/outbox.js';
+import type { OutboxEntry } from '../../shared/db/outbox.js';
 import type { Tx } from './db/network-store.js';
 import { outbox } from './db/schema.js';
 
@@ -31,7 +31,17 @@ export class EventBatch {
     this.add(ipamMessages.allocationDeleted, { allocation: a });
   }
 
+  get size() {
+    return this.entries.length;
+  }
+
+  /**
+   * Writes the rows without NOTIFY: PostgreSQL serialises the commits of notifying transactions, which
+   * would cap allocations at one commit (one fsync) at a time. The caller wakes its relay after commit;
+   * other instances' relays find the rows on their poll.
+   */
   async flush(tx: Tx) {
-    await enqueueOutbox(tx, outbox, this.entries.splice(0), outboxChannel);
+    const rows = this.entries.splice(0);
+    if (rows.length) await tx.insert(outbox).values(rows);
   }
 }

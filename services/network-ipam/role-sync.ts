@@ -85,33 +85,51 @@ export function startRoleSync(ctx: Omit<Ctx, 'kickRoleTasks'>, opts: { pollMs?: 
       );
     }
     if (done.length) await database.db.delete(roleTasks).where(inArray(roleTasks.id, done));
+    // Failures are grouped by message so a down inventory costs one statement per pass, not one per task.
+    const dropped = failed.filter(({ t }) => t.attempts + 1 >= maxAttempts);
+    for (const { t, err } of dropped)
+      log.warn(
+        { task: t.kind, role: t.role, nodeId: t.nodeId, err: String(err) },
+        'inventory role task dropped',
+      );
+    if (dropped.length)
+      await database.db.delete(roleTasks).where(
+        inArray(
+          roleTasks.id,
+          dropped.map(({ t }) => t.id),
+        ),
+      );
+    const byMessage = new Map<string, number[]>();
     for (const { t, err } of failed) {
-      const attempts = t.attempts + 1;
-      const message = err instanceof Error ? err.message : String(err);
-      if (attempts >= maxAttempts) {
-        log.warn(
-          { task: t.kind, role: t.role, nodeId: t.nodeId, err: message },
-          'inventory role task dropped',
-        );
-        await database.db.delete(roleTasks).where(eq(roleTasks.id, t.id));
-        continue;
-      }
-      const delayMs = Math.min(60_000, 500 * 2 ** Math.min(attempts, 10)) * (0.8 + Math.random() * 0.4);
-      await database.db
-        .update(roleTasks)
-        .set({
-          attempts,
-          lastError: message.slice(0, 500),
-          nextAt: sql`now() + ${`${Math.round(delayMs)} milliseconds`}::interval`,
-        })
-        .where(eq(roleTasks.id, t.id));
+      if (t.attempts + 1 >= maxAttempts) continue;
+      const m = (err instanceof Error ? err.message : String(err)).slice(0, 500);
+      byMessage.set(m, [...(byMessage.get(m) ?? []), t.id]);
     }
+    for (const [message, ids] of byMessage)
+      await database.db.execute(sql`
+        update network_ipam.role_tasks
+           set attempts = attempts + 1, last_error = ${message},
+               next_at = now() + least(60000, 500 * power(2, least(attempts + 1, 10))) * (0.8 + random() * 0.4)
+                                 * interval '1 millisecond'
+         where id in (${sql.join(
+           ids.map((i) => sql`${i}`),
+           sql`, `,
+         )})`);
     stats.done += done.length;
     stats.failed += failed.length;
     return tasks.length;
   };
 
+  // Kicks within a short window share one pass, so a burst of allocations costs one claim query.
+  let pending: NodeJS.Timeout | null = null;
   const kick = () => {
+    if (stopped || pending) return;
+    pending = setTimeout(() => {
+      pending = null;
+      run();
+    }, 50);
+  };
+  const run = () => {
     if (stopped) return;
     if (running) {
       again = true;
@@ -135,14 +153,15 @@ export function startRoleSync(ctx: Omit<Ctx, 'kickRoleTasks'>, opts: { pollMs?: 
     });
   };
 
-  const timer = setInterval(kick, opts.pollMs ?? 2000);
-  kick();
+  const timer = setInterval(run, opts.pollMs ?? 2000);
+  run();
   return {
     kick,
     stats,
     async stop() {
       stopped = true;
       clearInterval(timer);
+      if (pending) clearTimeout(pending);
       await running?.catch(() => undefined);
     },
   };

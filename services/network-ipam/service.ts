@@ -39,8 +39,9 @@ export const networkIpamService: ServiceDef<typeof ipamConfig> = {
   async start({ database, bus, log, clock, config }) {
     const db = database!;
     const relay = startOutboxRelay({ database: db, table: outbox, channel: outboxChannel, bus, log });
-    const roles = startRoleSync({ database: db, bus, log, clock });
-    const ctx: Ctx = { database: db, bus, log, clock, kickRoleTasks: roles.kick };
+    const roles = startRoleSync({ database: db, bus, log, clock, kickOutbox: () => undefined });
+    const kickOutbox = () => void relay.flush();
+    const ctx: Ctx = { database: db, bus, log, clock, kickRoleTasks: roles.kick, kickOutbox };
     const stops: (() => Promise<void>)[] = [() => roles.stop(), () => relay.stop()];
     try {
       const boot = await bootstrap(ctx, {

@@ -101,11 +101,11 @@ describe('conduit resolution against NIC sets', () => {
     expect(r.interface).toBe(names[0]);
   });
 
-  it.each([
+  it.each<[string, Nic[]]>([
     ['1g0', onlyTenGig],
     ['-10g0', [{ name: 'x', bus: '1', speeds: ['40g'] }]],
     ['+10g0', onlySlow],
-  ] as const)('%s does not fall back the wrong way', (conduit, nics) =>
+  ])('%s does not fall back the wrong way', (conduit, nics) =>
     expect(() => resolveConduit(conduit, nics, plain)).toThrow(/matches none/),
   );
 
