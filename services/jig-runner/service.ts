@@ -27,6 +27,8 @@ const jigRunnerConfig = z.object({
   CROWBAR_SSH_KEY: z.string().min(1).optional(),
   /** Ask aliveness-probe about the node after each script run (reference §3.3). */
   CROWBAR_PROBE_AFTER_RUN: z.enum(['true', 'false']).default('true'),
+  /** How long a job may go without a keep-alive before JetStream hands it to another runner. */
+  CROWBAR_JIG_ACK_WAIT_MS: intFromEnv(1000, 600_000).default(30_000),
 });
 
 const MAX_LOG = 256 * 1024;
@@ -45,7 +47,7 @@ async function scriptTarget(bus: Bus, job: JigJob): Promise<ScriptTarget> {
   return { host: first.address.split('/')[0]!, port };
 }
 
-async function runJig(bus: Bus, job: JigJob, key: () => string, keepAlive: () => void): Promise<JigResult> {
+async function runJig(bus: Bus, job: JigJob, key: () => string): Promise<JigResult> {
   if (job.jig === 'noop') return { ok: true, wall: null, log: `noop jig: ${job.role} on ${job.node.name}` };
   if (job.jig === 'service') {
     const owner = serviceName.safeParse(job.owner);
@@ -65,7 +67,7 @@ async function runJig(bus: Bus, job: JigJob, key: () => string, keepAlive: () =>
     );
     return { ok: true, wall: r.wall, log: r.log };
   }
-  return runScriptJig(job, await scriptTarget(bus, job), key(), keepAlive);
+  return runScriptJig(job, await scriptTarget(bus, job), key());
 }
 
 export const jigRunnerService: ServiceDef<typeof jigRunnerConfig> = {
@@ -123,14 +125,18 @@ export const jigRunnerService: ServiceDef<typeof jigRunnerConfig> = {
         'run started',
       );
       let result: JigResult;
+      // Keep the job ours while the jig works, well inside the ack wait.
+      const alive = setInterval(keepAlive, Math.max(300, Math.floor(config.CROWBAR_JIG_ACK_WAIT_MS / 3)));
       try {
-        result = await runJig(bus, job, key, keepAlive);
+        result = await runJig(bus, job, key);
       } catch (err) {
         result = {
           ok: false,
           wall: null,
           log: `${job.jig} jig failed: ${err instanceof Error ? err.message : String(err)}`,
         };
+      } finally {
+        clearInterval(alive);
       }
       const logText =
         result.log.length > MAX_LOG
@@ -155,17 +161,30 @@ export const jigRunnerService: ServiceDef<typeof jigRunnerConfig> = {
         { msgId: `finished:${job.runId}:${job.token}` },
       );
     };
+    // JetStream can hand this process the same job twice (a redelivery racing the first pull after a
+    // restart); the second delivery waits for the first instead of running the scripts again.
+    const inflight = new Map<number, Promise<void>>();
+    const once = (job: JigJob, jobLog: Logger, keepAlive: () => void) => {
+      const running = inflight.get(job.runId);
+      if (running) {
+        jobLog.info({ run: job.runId }, 'duplicate delivery of a run in progress here; waiting for it');
+        return running;
+      }
+      const p = handle(job, jobLog, keepAlive).finally(() => inflight.delete(job.runId));
+      inflight.set(job.runId, p);
+      return p;
+    };
     const consumer = await consume(bus, {
       decl: {
         stream: 'JIG',
         durable: 'jig-runner',
         filterSubject: 'cmd.jig.>',
-        ackWaitMs: 30_000,
+        ackWaitMs: config.CROWBAR_JIG_ACK_WAIT_MS,
         maxDeliver: 3,
       },
       log,
       concurrency: config.CROWBAR_JIG_CONCURRENCY,
-      handlers: [[annealerMessages.jigRun, async (job, _env, ctx) => handle(job, ctx.log, ctx.keepAlive)]],
+      handlers: [[annealerMessages.jigRun, async (job, _env, ctx) => once(job, ctx.log, ctx.keepAlive)]],
     });
     return {
       detail: () => ({ ...consumer.stats }),

@@ -26,7 +26,6 @@ export async function runScriptJig(
   job: JigJob,
   target: ScriptTarget,
   privateKey: string,
-  keepAlive: () => void,
 ): Promise<JigResult> {
   if (!job.node.sshHostKey) {
     throw new ValidationError(
@@ -43,7 +42,6 @@ export async function runScriptJig(
     timeoutMs: 15_000,
   });
   const dir = `/tmp/scriptjig-${job.runId}-${randomBytes(4).toString('hex')}`;
-  const timer = setInterval(keepAlive, 10_000);
   try {
     const mk = await session.exec(`mkdir -m 700 -p '${dir}/${job.role}'`, { timeoutMs: 15_000 });
     if (mk.code !== 0) throw new Error(`cannot create ${dir} on ${job.node.name}: ${mk.stderr}`);
@@ -72,7 +70,6 @@ export async function runScriptJig(
     const note = rejected.length ? `\nignored attributes with invalid paths: ${rejected.join(', ')}` : '';
     return { ok: true, wall, log: log + note };
   } finally {
-    clearInterval(timer);
     await session.exec(`rm -rf '${dir}'`, { timeoutMs: 15_000 }).catch(() => undefined);
     await session.end();
   }
