@@ -35,7 +35,7 @@ const negative = (z: ZoneView, rcode: number): Resolution => ({
  * What an authoritative-only server says (RFC 1034 §4.3.2 without recursion, RFC 2308 negative
  * answers, RFC 8020 empty non-terminals, RFC 8482 minimal ANY). Zone transfers are decided by the caller.
  */
-export function resolve(s: Snapshot, q: Pick<Query, 'qname' | 'qtype' | 'qclass'>): Resolution {
+export function resolve(s: Snapshot, q: { qname: string } & Pick<Query, 'qtype' | 'qclass'>): Resolution {
   if (q.qclass !== CLASS_IN) return refused;
   const zone = findZone(s, q.qname);
   if (!zone) return refused;

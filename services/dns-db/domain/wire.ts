@@ -12,8 +12,11 @@ export interface Query {
   id: number;
   flags: number;
   opcode: number;
-  /** Lower-case, dotted, without the trailing dot; bytes that are not plain printable are \DDD. */
-  qname: string;
+  /**
+   * Cache key: the question's name bytes case-folded, then type and class. Two spellings of one name
+   * share it; the name text itself (`questionName`) is only built on a cache miss.
+   */
+  key: string;
   qtype: number;
   qclass: number;
   /** Offset just past the question (the question is bytes 12..qEnd). */
@@ -37,19 +40,33 @@ export class MalformedQuery extends Error {
 export const OPCODE_QUERY = 0;
 const MAX_NAME = 255;
 
-/** Reads the question name at 12, refusing compression (no legitimate client compresses a question). */
-function readQname(buf: Buffer, id: number, flags: number): { name: string; end: number } {
+/** Checks the question name at 12 and returns where it ends; refuses compression (no client compresses it). */
+function walkQname(buf: Buffer, id: number, flags: number): number {
   let off = 12;
-  let total = 1;
-  let name = '';
   for (let labels = 0; labels < 128; labels++) {
     if (off >= buf.length) throw new MalformedQuery('question name runs past the end', id, flags);
     const len = buf[off]!;
-    if (len === 0) return { name, end: off + 1 };
+    if (len === 0) return off + 1;
     if (len > 63) throw new MalformedQuery('compressed or extended label in the question', id, flags);
-    total += len + 1;
-    if (total > MAX_NAME) throw new MalformedQuery('question name longer than 255 octets', id, flags);
+    if (off - 12 + len + 2 > MAX_NAME)
+      throw new MalformedQuery('question name longer than 255 octets', id, flags);
     if (off + 1 + len > buf.length) throw new MalformedQuery('question label runs past the end', id, flags);
+    off += 1 + len;
+  }
+  throw new MalformedQuery('too many labels', id, flags);
+}
+
+/**
+ * The question name of a query that `parseQuery` accepted, as text: lower-case, dotted, no trailing dot;
+ * bytes that are not plain printable (and `.` or `\` inside a label) become \DDD so labels stay apart.
+ * Only needed when an answer is not cached yet.
+ */
+export function questionName(buf: Buffer): string {
+  let off = 12;
+  let name = '';
+  for (let labels = 0; labels < 128; labels++) {
+    const len = buf[off] ?? 0;
+    if (len === 0) break;
     let label = '';
     for (let i = off + 1; i <= off + len; i++) {
       let c = buf[i]!;
@@ -62,7 +79,7 @@ function readQname(buf: Buffer, id: number, flags: number): { name: string; end:
     name = name === '' ? label : `${name}.${label}`;
     off += 1 + len;
   }
-  throw new MalformedQuery('too many labels', id, flags);
+  return name;
 }
 
 /** Skips a (possibly compressed) name in the additional section; bounded so pointer loops end. */
@@ -97,12 +114,13 @@ export function parseQuery(buf: Buffer): Query | null {
   const ns = buf.readUInt16BE(8);
   const ar = buf.readUInt16BE(10);
   if (qd !== 1) throw new MalformedQuery(`question count ${qd}, expected 1`, id, flags);
-  const { name, end } = readQname(buf, id, flags);
+  const end = walkQname(buf, id, flags);
   if (end + 4 > buf.length) throw new MalformedQuery('question type/class missing', id, flags);
   const qtype = buf.readUInt16BE(end);
   const qclass = buf.readUInt16BE(end + 2);
   const qEnd = end + 4;
-  if (opcode !== OPCODE_QUERY) return { id, flags, opcode, qname: name, qtype, qclass, qEnd, edns: null };
+  const key = buf.toString('latin1', 12, end).toLowerCase() + buf.toString('latin1', end, qEnd);
+  if (opcode !== OPCODE_QUERY) return { id, flags, opcode, key, qtype, qclass, qEnd, edns: null };
   if (an !== 0 || ns !== 0)
     throw new MalformedQuery('a query carries answer or authority records', id, flags, qEnd);
   let off = qEnd;
@@ -137,5 +155,5 @@ export function parseQuery(buf: Buffer): Query | null {
     off += 10 + rdlen;
   }
   if (off !== buf.length) throw new MalformedQuery('trailing bytes after the last record', id, flags, qEnd);
-  return { id, flags, opcode, qname: name, qtype, qclass, qEnd, edns };
+  return { id, flags, opcode, key, qtype, qclass, qEnd, edns };
 }

@@ -9,7 +9,7 @@ import {
   transferMessages,
 } from '../domain/answer.js';
 import { emptySnapshot, findZone, type Snapshot, T } from '../domain/snapshot.js';
-import { MalformedQuery, parseQuery } from '../domain/wire.js';
+import { MalformedQuery, parseQuery, questionName } from '../domain/wire.js';
 
 export type Transport = 'udp' | 'tcp';
 
@@ -86,13 +86,12 @@ export class DnsEngine {
     }
     if (q.edns && q.edns.version > 0) return [badVersion(query, q, this.opts.maxUdp)];
     if (q.qtype === T.AXFR || q.qtype === T.IXFR) return this.transfer(query, q, transport, address);
-    const key = `${q.qtype}|${q.qclass}|${q.qname}`;
-    let cached = this.cache.get(key);
+    let cached = this.cache.get(q.key);
     if (!cached) {
-      const r = resolve(this.snapshot, q);
+      const r = resolve(this.snapshot, { qname: questionName(query), qtype: q.qtype, qclass: q.qclass });
       cached = encodeResponse(foldedQuestion(query, q.qEnd), 0, r);
       if (this.cache.size >= (this.opts.maxCached ?? 100_000)) this.cache.clear();
-      this.cache.set(key, cached);
+      this.cache.set(q.key, cached);
     }
     const rcode = cached[3]! & 0x0f;
     if (rcode === RCODE.REFUSED) this.stats.refused++;
@@ -114,8 +113,9 @@ export class DnsEngine {
       this.stats.transfersRefused++;
       return [headerReply(q.id, q.flags, RCODE.REFUSED, question)];
     }
-    const zone = findZone(this.snapshot, q.qname);
-    if (!zone || zone.name !== q.qname) return [headerReply(q.id, q.flags, NOTAUTH, question)];
+    const qname = questionName(query);
+    const zone = findZone(this.snapshot, qname);
+    if (!zone || zone.name !== qname) return [headerReply(q.id, q.flags, NOTAUTH, question)];
     // Transfers need TCP; a UDP request is told to come back over TCP.
     if (t === 'udp') return [headerReply(q.id, q.flags, RCODE.NOERROR, question, true)];
     this.stats.transfers++;
