@@ -109,7 +109,10 @@ for (let i = 0; i < N; i++) {
   if (i % 3 === 1) queries.push([`missing${i}.${domain}`, 'A']);
 }
 let seed = 7;
-const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+const rnd = () => {
+  seed = (seed * 1103515245 + 12345) >>> 0;
+  return seed / 2 ** 32;
+};
 for (let i = queries.length - 1; i > 0; i--) {
   const j = Math.floor(rnd() * (i + 1));
   [queries[i], queries[j]] = [queries[j]!, queries[i]!];
@@ -293,9 +296,8 @@ async function askAll(port: number, batch: [string, string][]): Promise<string[]
       }
     });
   });
-  batch.forEach(([name, type], i) =>
-    sock.send(encode({ type: 'query', id: i, questions: [{ name, type: type as 'A' }] }), port, '127.0.0.1'),
-  );
+  for (const [i, [name, type]] of batch.entries())
+    sock.send(encode({ type: 'query', id: i, questions: [{ name, type: type as 'A' }] }), port, '127.0.0.1');
   await done;
   sock.close();
   return out;
