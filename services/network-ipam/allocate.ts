@@ -190,7 +190,8 @@ export async function allocate(ctx: Ctx, req: AllocateRequest): Promise<Allocati
     }
     const preferred: string[] = [];
     let hint = suggestion && suggestion.family === r.family ? suggestion : null;
-    if (!hint && r.family === 'ipv6') hint = md5Address(rangeFirst(r), node.name);
+    // The md5 interface ID is the default v6 suggestion on managed networks (reference §5.7).
+    if (!hint && r.family === 'ipv6' && net.configure) hint = md5Address(rangeFirst(r), node.name);
     if (hint && inRange(r, hint)) preferred.push(formatIp(hint));
     // Without any hint an unconfigured network hands out nothing (reference §5.5 step 3).
     if (!hint && !net.configure) continue;
