@@ -85,7 +85,7 @@ describe('aliveness and availability', () => {
     expect(pos('test-base')).toBeGreaterThanOrEqual(0);
     expect(pos('test-base')).toBeLessThan(pos('test-middle'));
     expect(pos('test-middle')).toBeLessThan(pos('test-top'));
-    for (const n of Object.values(ra2)) expect(n.runCount).toBe(2);
+    for (const n of Object.values(ra2) as any[]) expect(n.runCount).toBe(2);
   });
 
   it('an unavailable node is left alone: no runs, states untouched; available again → annealing resumes', async () => {
