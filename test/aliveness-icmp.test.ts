@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { icmpSweep, sweepBoundMs } from '../services/aliveness-probe/probes/icmp.js';
+import { icmpStability, icmpSweep, sweepBoundMs } from '../services/aliveness-probe/probes/icmp.js';
 import { probeNodes } from '../services/aliveness-probe/probes/pipeline.js';
 import { ValidationError } from '../shared/errors.js';
 import { generateKeyPair } from '../shared/ssh/index.js';
@@ -58,9 +58,34 @@ describe('ICMP stage: one fping process for many targets', () => {
   });
 });
 
+describe('recovery check of a dead node: every echo over a time span answered', () => {
+  const stability = { count: 3, periodMs: 400, timeoutMs: 300 };
+
+  it('passes a steady address and fails a silent one', async () => {
+    const r = await icmpStability(['127.0.0.1', node.ipv4, '198.19.255.254'], stability);
+    expect(r.get('127.0.0.1')?.alive).toBe(true);
+    expect(r.get(node.ipv4)).toMatchObject({ alive: true, reason: 'ok' });
+    expect(r.get('198.19.255.254')).toMatchObject({ alive: false, reason: 'icmp timeout' });
+  });
+
+  it('fails a link that drops in the middle of the span', async () => {
+    const check = icmpStability([node.ipv4], stability);
+    await new Promise((r) => setTimeout(r, 250));
+    lab.linkDown(node);
+    await new Promise((r) => setTimeout(r, 400));
+    lab.linkUp(node);
+    const r = (await check).get(node.ipv4);
+    expect(r?.alive).toBe(false);
+    expect(r?.reason).toMatch(/^icmp (unstable \([12]\/3 replies\)|timeout)$/);
+    const end = Date.now() + 5000;
+    while (!(await icmpSweep([node.ipv4], icmp)).get(node.ipv4)?.alive && Date.now() < end);
+  });
+});
+
 describe('probe pipeline: ICMP then SSH with the pinned key', () => {
   const pipeline = () => ({
     icmp,
+    stability: { count: 3, periodMs: 200, timeoutMs: 300 },
     ssh: { privateKey: cluster.privateKey, port: 22, timeoutMs: 2000, concurrency: 4 },
   });
 
@@ -105,7 +130,11 @@ describe('probe pipeline: ICMP then SSH with the pinned key', () => {
   });
 
   it('decides by ICMP alone when no cluster key is configured', async () => {
-    const [o] = await probeNodes([{ nodeId: 1, addresses: [node.ipv4], hostKey: null }], { icmp, ssh: null });
+    const [o] = await probeNodes([{ nodeId: 1, addresses: [node.ipv4], hostKey: null }], {
+      icmp,
+      stability: null,
+      ssh: null,
+    });
     expect(o).toMatchObject({ ok: true, stage: 'none' });
   });
 });

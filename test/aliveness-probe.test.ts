@@ -97,9 +97,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const n of nodes) await n.sshd.cleanup();
   await bus?.close();
   await stack?.stop();
+  for (const n of nodes) await n.sshd.cleanup();
   lab?.cleanup();
   if (keyDir) rmSync(keyDir, { recursive: true, force: true });
   await t?.cleanup();

@@ -21,6 +21,9 @@ const probeConfig = z.object({
   CROWBAR_PROBE_ICMP_TIMEOUT_MS: intFromEnv(50, 60_000).default(1000),
   CROWBAR_PROBE_ICMP_RETRIES: intFromEnv(0, 10).default(1),
   CROWBAR_PROBE_ICMP_INTERVAL_MS: intFromEnv(0, 1000).default(1),
+  /** Recovery check of a dead node: this many echo requests, this far apart, all answered. */
+  CROWBAR_PROBE_RECOVERY_ECHOES: intFromEnv(1, 20).default(3),
+  CROWBAR_PROBE_RECOVERY_SPACING_MS: intFromEnv(20, 10_000).default(500),
   CROWBAR_PROBE_SSH_TIMEOUT_MS: intFromEnv(200, 120_000).default(5000),
   CROWBAR_PROBE_SSH_PORT: intFromEnv(1, 65_535).default(22),
   /** SSH logins in flight at once during a sweep. */
@@ -78,6 +81,11 @@ export const alivenessProbeService: ServiceDef<typeof probeConfig> = {
             timeoutMs: config.CROWBAR_PROBE_ICMP_TIMEOUT_MS,
             retries: config.CROWBAR_PROBE_ICMP_RETRIES,
             intervalMs: config.CROWBAR_PROBE_ICMP_INTERVAL_MS,
+          },
+          stability: {
+            count: config.CROWBAR_PROBE_RECOVERY_ECHOES,
+            periodMs: config.CROWBAR_PROBE_RECOVERY_SPACING_MS,
+            timeoutMs: config.CROWBAR_PROBE_ICMP_TIMEOUT_MS,
           },
           ssh: privateKey
             ? {

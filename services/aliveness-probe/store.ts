@@ -128,7 +128,12 @@ export function createStore(database: Database, bus: Bus) {
     },
 
     targets(list: ProjectedNode[]): ProbeTarget[] {
-      return list.map((n) => ({ nodeId: n.id, addresses: n.addresses, hostKey: n.sshHostKey }));
+      return list.map((n) => ({
+        nodeId: n.id,
+        addresses: n.addresses,
+        hostKey: n.sshHostKey,
+        recovering: n.verdict === 'dead',
+      }));
     },
 
     /**

@@ -58,36 +58,12 @@ export async function icmpSweep(
     '-f',
     '-',
   ];
-  const child = spawn(o.fpingPath ?? 'fping', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    stdout += d;
-  });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => {
-    // Only the tail matters for diagnostics; per-target errors are short lines.
-    stderr = (stderr + d).slice(-1_000_000);
-  });
-  child.stdin.on('error', () => undefined);
-  child.stdin.end(`${targets.join('\n')}\n`);
-  const bound = sweepBoundMs(targets.length, o);
-  const code = await new Promise<number | null>((resolve, reject) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), bound);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(new IcmpSweepError(`cannot run fping: ${err.message}`, { cause: err }));
-    });
-    child.once('close', (c) => {
-      clearTimeout(timer);
-      resolve(c);
-    });
-  });
-  // fping: 0 all alive, 1 some unreachable, 2 some address errors; anything else is fping failing.
-  if (code === null || code > 2) {
-    throw new IcmpSweepError(
-      `fping failed (exit ${code ?? 'killed'}): ${stderr.trim().split('\n').slice(-3).join('; ')}`,
-    );
-  }
+  const { stdout, stderr } = await runFping(
+    o.fpingPath ?? 'fping',
+    args,
+    targets,
+    sweepBoundMs(targets.length, o),
+  );
   for (const line of stdout.split('\n')) {
     const m = lineRe.exec(line);
     if (!m) continue;
@@ -109,6 +85,95 @@ export async function icmpSweep(
         rttMs: null,
         reason: `icmp unreachable (${msg.replace(/^error while sending ping: /, '')})`,
       });
+  }
+  for (const a of targets) if (!out.has(a)) out.set(a, { alive: false, rttMs: null, reason: 'icmp timeout' });
+  return out;
+}
+
+/** Runs one fping over `targets` (fed on stdin), bounded in time; exit codes 0-2 are answers, not errors. */
+async function runFping(
+  path: string,
+  args: string[],
+  targets: string[],
+  boundMs: number,
+): Promise<{ stdout: string; stderr: string }> {
+  const child = spawn(path, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
+  child.stdin.on('error', () => undefined);
+  child.stdin.end(`${targets.join('\n')}\n`);
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), boundMs);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new IcmpSweepError(`cannot run fping: ${err.message}`, { cause: err }));
+    });
+    child.once('close', (c) => {
+      clearTimeout(timer);
+      resolve(c);
+    });
+  });
+  // fping: 0 all alive, 1 some unreachable, 2 some address errors; anything else is fping failing.
+  if (code === null || code > 2) {
+    const tail = stderr.trim().split('\n').slice(-3).join('; ');
+    throw new IcmpSweepError(`fping failed (exit ${code ?? 'killed'}): ${tail}`);
+  }
+  return { stdout, stderr };
+}
+
+export interface StabilityOptions {
+  /** Echo requests per target; all must be answered. */
+  count: number;
+  /** Spacing between them (fping -p), so the check spans (count - 1) x period. */
+  periodMs: number;
+  timeoutMs: number;
+  fpingPath?: string;
+}
+
+const summaryRe = /^(\S+)\s+: xmt\/rcv\/%loss = (\d+)\/(\d+)/;
+
+/**
+ * The recovery check for a dead node: several echo requests spread over time, one fping process for all
+ * targets, passing only if every one is answered. A link that flaps faster than the span never passes,
+ * so a flapping node stays dead instead of churning (one passed probe still revives a node that is
+ * simply back).
+ */
+export async function icmpStability(
+  addresses: readonly string[],
+  o: StabilityOptions,
+): Promise<Map<string, IcmpResult>> {
+  const out = new Map<string, IcmpResult>();
+  const targets = [...new Set(addresses)];
+  for (const a of targets) {
+    if (!isIP(a)) throw new ValidationError(`not an IP address: ${JSON.stringify(a)}`, { field: 'address' });
+  }
+  if (targets.length === 0) return out;
+  const args = [
+    '-q',
+    `-c${o.count}`,
+    `-p${Math.max(20, o.periodMs)}`,
+    `-t${Math.max(1, o.timeoutMs)}`,
+    '-f',
+    '-',
+  ];
+  const bound = o.count * o.periodMs + o.timeoutMs + targets.length * 2 + 5000;
+  const { stderr } = await runFping(o.fpingPath ?? 'fping', args, targets, bound);
+  for (const line of stderr.split('\n')) {
+    const m = summaryRe.exec(line);
+    if (!m) continue;
+    const [, addr, xmt, rcv] = m as unknown as [string, string, string, string];
+    const all = Number(rcv) === Number(xmt) && Number(xmt) > 0;
+    out.set(addr, {
+      alive: all,
+      rttMs: null,
+      reason: all ? 'ok' : Number(rcv) === 0 ? 'icmp timeout' : `icmp unstable (${rcv}/${xmt} replies)`,
+    });
   }
   for (const a of targets) if (!out.has(a)) out.set(a, { alive: false, rttMs: null, reason: 'icmp timeout' });
   return out;

@@ -1,5 +1,5 @@
 import { isIPv4 } from 'node:net';
-import { type IcmpOptions, icmpSweep } from './icmp.js';
+import { type IcmpOptions, icmpStability, icmpSweep, type StabilityOptions } from './icmp.js';
 import { sshProbe } from './ssh.js';
 
 /** One node as the prober sees it. */
@@ -8,6 +8,8 @@ export interface ProbeTarget {
   /** Admin-network addresses (no prefix length). */
   addresses: string[];
   hostKey: string | null;
+  /** A dead node: its ICMP stage is the stricter recovery check (see icmpStability). */
+  recovering?: boolean;
 }
 
 export interface ProbeOutcome {
@@ -22,6 +24,8 @@ export interface ProbeOutcome {
 
 export interface PipelineOptions {
   icmp: IcmpOptions;
+  /** Recovery check for dead nodes; null uses the plain sweep for them too. */
+  stability: StabilityOptions | null;
   /** Null disables the SSH stage (no cluster key configured): ping alone decides. */
   ssh: { privateKey: string; port: number; timeoutMs: number; concurrency: number } | null;
 }
@@ -55,15 +59,26 @@ export async function probeNodes(targets: ProbeTarget[], o: PipelineOptions): Pr
     durationMs: 0,
   });
   const probeable = targets.filter((t) => t.addresses.length > 0 && (t.hostKey || !o.ssh));
-  const echo = await icmpSweep(
-    probeable.flatMap((t) => t.addresses),
-    o.icmp,
-  );
+  const strict = (t: ProbeTarget) => t.recovering === true && o.stability !== null;
+  // Both fping processes run side by side: one sweep for most nodes, one recovery check for dead ones.
+  const [plain, stable] = await Promise.all([
+    icmpSweep(
+      probeable.filter((t) => !strict(t)).flatMap((t) => t.addresses),
+      o.icmp,
+    ),
+    o.stability
+      ? icmpStability(
+          probeable.filter(strict).flatMap((t) => t.addresses),
+          o.stability,
+        )
+      : new Map(),
+  ]);
   const icmpDone = performance.now() - started;
   const outcomes = await pool(targets, o.ssh?.concurrency ?? 1, async (t): Promise<ProbeOutcome> => {
     if (t.addresses.length === 0) return skipped(t, 'not probed: no admin address');
     if (o.ssh && !t.hostKey) return skipped(t, 'not probed: no pinned host key');
     const addrs = [...t.addresses].sort(order);
+    const echo = strict(t) ? stable : plain;
     const answering = addrs.filter((a) => echo.get(a)?.alive);
     const first = answering[0];
     if (first === undefined) {
