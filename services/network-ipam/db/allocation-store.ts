@@ -1,11 +1,11 @@
 import { sql } from 'drizzle-orm';
 import type { AllocationSummary } from '../../../shared/catalogue/index.js';
-import { type Cidr, type Family, formatCidr, formatIp } from '../domain/address.js';
+import { type Family, formatCidr } from '../domain/address.js';
 import { cidrOf, type Q, type RangeRow } from './network-store.js';
 
 /**
- * The only queries that touch allocations and the free pool. Uniqueness is the database's job: a unique
- * address index across the installation and one allocation per node per range.
+ * Reading, releasing and pooling allocations (claiming lives in claim.ts). Uniqueness is the database's
+ * job: a unique address index across the installation and one allocation per node per range.
  */
 
 /** Ranges up to this many addresses keep a materialised free pool; bigger ones use a gap search. */
@@ -33,7 +33,7 @@ const select = sql`
     join network_ipam.networks net on net.id = a.network_id
     left join network_ipam.nodes n on n.id = a.node_id`;
 
-export function toSummary(r: Row): AllocationSummary {
+function toSummary(r: Row): AllocationSummary {
   return {
     id: r.id,
     nodeId: r.node_id,
@@ -50,11 +50,6 @@ export function toSummary(r: Row): AllocationSummary {
 async function many(q: Q, where: ReturnType<typeof sql>) {
   const res = await q.execute<Row>(sql`${select} where ${where} order by a.id`);
   return res.rows.map(toSummary);
-}
-
-export async function existingInRange(q: Q, rangeId: number, nodeId: number) {
-  const [a] = await many(q, sql`a.range_id = ${rangeId} and a.node_id = ${nodeId}`);
-  return a ?? null;
 }
 
 export async function allocationById(q: Q, id: number) {
@@ -92,29 +87,6 @@ export async function findAllocations(
   return res.rows.map(toSummary);
 }
 
-/** Takes the lowest free address of a pooled range; concurrent takers skip each other's rows. */
-export async function takeFromPool(q: Q, rangeId: number): Promise<string | null> {
-  const res = await q.execute<{ address: string }>(sql`
-    delete from network_ipam.free_addresses f
-     where f.range_id = ${rangeId}
-       and f.address = (select address from network_ipam.free_addresses
-                         where range_id = ${rangeId} order by address limit 1 for update skip locked)
-    returning host(f.address) as address`);
-  return res.rows[0]?.address ?? null;
-}
-
-/** Claims one given address: from the pool for pooled ranges, else it only has to be unallocated. */
-export async function takeSpecific(q: Q, range: RangeRow, address: string): Promise<boolean> {
-  if (range.pooled) {
-    const res = await q.execute(sql`
-      delete from network_ipam.free_addresses where range_id = ${range.id} and address = ${address}::inet
-      returning 1`);
-    return (res.rowCount ?? 0) > 0;
-  }
-  const res = await q.execute(sql`select 1 from network_ipam.allocations where address = ${address}::inet`);
-  return (res.rowCount ?? 0) === 0;
-}
-
 /** Lowest unallocated address of a range without a pool: `first`, or one past an allocation, with no holder. */
 export async function lowestGap(q: Q, range: RangeRow): Promise<string | null> {
   const res = await q.execute<{ address: string }>(sql`
@@ -128,37 +100,6 @@ export async function lowestGap(q: Q, range: RangeRow): Promise<string | null> {
       and not exists (select 1 from network_ipam.allocations b where b.address = cands.c)
     order by c limit 1`);
   return res.rows[0]?.address ?? null;
-}
-
-/** Inserts unless the address or the (range, node) pair is taken; returns the new id or null. */
-export async function insertAllocation(
-  q: Q,
-  a: { nodeId: number; networkId: number; rangeId: number; family: Family; address: string },
-): Promise<number | null> {
-  const res = await q.execute<{ id: number }>(sql`
-    insert into network_ipam.allocations (node_id, network_id, range_id, family, address)
-    values (${a.nodeId}, ${a.networkId}, ${a.rangeId}, ${a.family}, ${a.address}::inet)
-    on conflict do nothing returning id`);
-  return res.rows[0]?.id ?? null;
-}
-
-/** The node's address on an admin-category network of the same group and family (host-part alignment). */
-export async function adminAddressOf(
-  q: Q,
-  nodeId: number,
-  family: Family,
-  group: string,
-  exceptNetwork: number,
-): Promise<Cidr | null> {
-  const res = await q.execute<{ address: string; prefix: number }>(sql`
-    select host(a.address) as address, r.prefix from network_ipam.allocations a
-      join network_ipam.ranges r on r.id = a.range_id
-      join network_ipam.networks net on net.id = a.network_id
-     where a.node_id = ${nodeId} and a.family = ${family} and net.category = 'admin'
-       and net.group_name = ${group} and net.id <> ${exceptNetwork}
-     order by net.id, a.id limit 1`);
-  const r = res.rows[0];
-  return r ? cidrOf(r.address, r.prefix) : null;
 }
 
 /** Deletes an allocation and gives its address back to its range's pool. */
@@ -186,5 +127,3 @@ export async function fillPool(q: Q, range: RangeRow): Promise<void> {
       from generate_series(0::bigint, (${range.last}::inet - ${range.first}::inet)) g
      where not exists (select 1 from network_ipam.allocations a where a.address = ${range.first}::inet + g)`);
 }
-
-export const hostText = (c: Cidr) => formatIp(c);
