@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bus } from '../shared/bus/bus.js';
 import { annealerMessages } from '../shared/catalogue/index.js';
@@ -113,5 +114,23 @@ describe('aliveness and availability', () => {
     expect(seen).toEqual(['transition', 'active']);
     expect((await roles(a))['test-top'].runCount).toBe(2);
     expect((await roles(a))['test-top'].state).toBe('active');
+  });
+
+  it('stages run data with the closest ancestor winning (DESIGN §4, #4)', async () => {
+    const n = (await s.call('POST', '/nodes', { name: 'merge.lab.crowbar.test', alive: true })).body.id;
+    await s.call('POST', '/node_roles', { node: n, role: 'test-top' });
+    const r = await roles(n);
+    await s.call('PUT', `/node_roles/${r['test-base'].id}`, { data: { x: { v: 'base', onlyBase: 1 } } });
+    await s.call('PUT', `/node_roles/${r['test-middle'].id}`, { data: { x: { v: 'middle' } } });
+    await s.call('PUT', `/nodes/${n}/commit`);
+    await settled();
+    const db = new pg.Client({ connectionString: t.databaseUrl });
+    await db.connect();
+    const run = await db.query(`select data from annealer.runs where noderole_id = $1 and state = 'done'`, [
+      r['test-top'].id,
+    ]);
+    await db.end();
+    expect(run.rows[0].data.x).toEqual({ v: 'middle', onlyBase: 1 });
+    expect(run.rows[0].data.crowbar.node.name).toBe('merge.lab.crowbar.test');
   });
 });

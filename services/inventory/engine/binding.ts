@@ -94,6 +94,8 @@ export async function bind(
 ): Promise<number> {
   if (depth > 64) throw new ValidationError(`binding ${roleName} recursed too deep`, { field: 'role' });
   const role = await roleByName(g, roleName);
+  // Service roles front a cluster-wide service: they always live on the system phantom node.
+  if (role.flags.includes('service')) nodeId = (await phantomNode(g)) ?? nodeId;
   const existing = await g.one<{ id: number }>(
     sql`select id from inventory.noderoles where node_id = ${nodeId} and role_id = ${role.id}`,
   );
@@ -122,10 +124,7 @@ export async function bind(
         if (found) break;
       }
     }
-    if (!found) {
-      const host = pRole.flags.includes('service') ? ((await phantomNode(g)) ?? nodeId) : nodeId;
-      found = await bind(g, p, host, deploymentId, depth + 1);
-    }
+    if (!found) found = await bind(g, p, nodeId, deploymentId, depth + 1);
     parents.push(found);
   }
 
