@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Bus } from '../shared/bus/bus.js';
+import { Bus, encodeEnvelope } from '../shared/bus/bus.js';
+import { streamName } from '../shared/bus/streams.js';
 import {
   alivenessMessages,
   inventoryApi,
@@ -229,5 +230,36 @@ describe('node self-report', () => {
     expect(r.body).toMatchObject({ applied: false, changed: false });
     expect((await getNode(b.id)).alive).toBe(true);
     await update(b.id, { available: true });
+  });
+});
+
+describe('bad input', () => {
+  it('dead-letters malformed events without disturbing the service', async () => {
+    const dead = async () => (await bus.jsm.streams.info(streamName(t.prefix, 'DEAD'))).state.messages;
+    const before = await dead();
+    await bus.js.publish(
+      `${t.prefix}.evt.node.created.v1`,
+      new TextEncoder().encode('{"not":"an envelope"}'),
+    );
+    const bad = bus.envelope('allocation.created.v1', { allocation: { id: 'x', address: '; rm -rf /' } });
+    await bus.js.publish(`${t.prefix}.evt.allocation.created.v1`, encodeEnvelope(bad));
+    await until('both dead-lettered', async () => (await dead()) >= before + 2, 10_000);
+    const h = await health(nodes[0]!.id);
+    expect(h.addresses).toEqual([nodes[0]!.net.ipv4]);
+    expect((await getNode(nodes[0]!.id)).alive).toBe(true);
+  });
+
+  it('refuses to start with an unreadable cluster key or a bad setting, naming it', async () => {
+    await expect(
+      startStack(t, ['aliveness-probe'], { CROWBAR_SSH_KEY: '/nonexistent/cluster_key' }),
+    ).rejects.toThrow(/CROWBAR_SSH_KEY cannot be read/);
+    const notAKey = join(keyDir, 'not-a-key');
+    writeFileSync(notAKey, cluster.publicKey);
+    await expect(startStack(t, ['aliveness-probe'], { CROWBAR_SSH_KEY: notAKey })).rejects.toThrow(
+      /CROWBAR_SSH_KEY is not an unencrypted OpenSSH private key/,
+    );
+    await expect(startStack(t, ['aliveness-probe'], { CROWBAR_PROBE_FAILURES: '0' })).rejects.toThrow(
+      /CROWBAR_PROBE_FAILURES must be an integer from 1 to 100/,
+    );
   });
 });
