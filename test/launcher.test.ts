@@ -250,6 +250,9 @@ describe('npm start (launcher)', () => {
     expect(started.length).toBeGreaterThanOrEqual(serviceCount + 2);
     const code = await interrupt(l, true);
     expect(code, l.output()).toBe(0);
+    // Services stop before the database and NATS go away, so none of them crashes on the way out.
+    const shutdownOutput = l.output().slice(l.output().indexOf('stopping (SIGINT)'));
+    expect(shutdownOutput).not.toMatch(/Unhandled 'error' event|Node\.js v\d+/);
     const left = await until(
       'every started process to be gone',
       async () => ([...seen.values()].some(stillRunning) ? null : []),
