@@ -13,7 +13,15 @@ import { enqueueOutbox } from '../../shared/db/outbox.js';
 import type { Logger } from '../../shared/log.js';
 import { outbox } from './db/schema.js';
 import * as store from './db/store.js';
-import { compileFilter, diffRecords, liveReverseZones, recordsFor, type Skipped } from './domain/records.js';
+import {
+  type CompiledFilter,
+  compileFilter,
+  type DerivedRecord,
+  diffRecords,
+  liveReverseZones,
+  recordsFor,
+  type Skipped,
+} from './domain/records.js';
 
 export interface ProjectionDeps {
   database: Database;
@@ -21,8 +29,18 @@ export interface ProjectionDeps {
   clock: Clock;
   log: Logger;
   domain: string;
-  /** Called after a commit that changed records (the local snapshot reload; others hear NOTIFY). */
-  changed: () => void;
+  /** This instance's id: the NOTIFY payload, so it can skip reloading for its own writes. */
+  instance: string;
+  /** Called after a commit with what it changed (applied to the served state in memory). */
+  changed: (c: Change) => void;
+}
+
+/** What one transaction did to the served records and zones. */
+export interface Change {
+  upsert: DerivedRecord[];
+  remove: DerivedRecord[];
+  /** New serials of changed zones, and zones created with their first serial. */
+  serials: { zone: string; serial: number }[];
 }
 
 export const defaultFilter = {
@@ -41,20 +59,29 @@ export const defaultFilter = {
 export function createProjection(deps: ProjectionDeps) {
   const { database, bus, clock, log, domain } = deps;
   const nowSeconds = () => Math.floor(clock.now().getTime() / 1000);
+  // Round trips are most of a change's cost: compiled filters and the zones known to exist are kept
+  // between transactions (filters are dropped on any filter write, here or announced by another instance).
+  let filterCache: CompiledFilter[] | null = null;
+  const knownZones = new Set<string>();
 
   /** Recomputes the records of the given allocations (undefined: all of them) inside `tx`. */
   async function recompute(
     tx: store.Tx,
+    change: Change,
     scope: { allocationIds?: number[]; nodeIds?: number[] },
     lineage: Lineage,
+    freshFilters = false,
   ) {
-    const filters = (await store.listFilters(tx)).map(compileFilter);
+    let filters = freshFilters ? null : filterCache;
+    if (!filters) {
+      filters = (await store.listFilters(tx)).map(compileFilter);
+      if (!freshFilters) filterCache = filters;
+    }
     const all = scope.allocationIds === undefined && scope.nodeIds === undefined;
-    const live = await store.liveAllocations(
+    const { live, nodes } = await store.liveScope(
       tx,
       all ? undefined : scope.nodeIds ? { nodeIds: scope.nodeIds } : { ids: scope.allocationIds! },
     );
-    const nodes = await store.liveNodes(tx, all ? undefined : [...new Set(live.map((a) => a.nodeId))]);
     const touched = all
       ? undefined
       : [
@@ -70,11 +97,16 @@ export function createProjection(deps: ProjectionDeps) {
     for (const s of skipped) log.warn(s, 'allocation gets no name from a filter');
     // Reverse zones of every live allocation are served even when no filter names an address in them,
     // so a PTR query for such an address says NXDOMAIN rather than REFUSED.
-    await store.ensureZones(tx, liveReverseZones(live), nowSeconds());
+    const missing = liveReverseZones(live).filter((z) => !knownZones.has(z));
+    change.serials.push(...(await store.ensureZones(tx, missing, nowSeconds())));
+    for (const z of missing) knownZones.add(z);
     const { upsert, remove, zones } = diffRecords(have, want);
     if (zones.size === 0) return [];
     await store.applyRecordDiff(tx, upsert, remove);
     const serials = await store.bumpSerials(tx, [...zones].sort(), nowSeconds());
+    change.upsert.push(...upsert);
+    change.remove.push(...remove);
+    change.serials.push(...serials);
     await enqueueOutbox(
       tx,
       outbox,
@@ -99,32 +131,38 @@ export function createProjection(deps: ProjectionDeps) {
     return rows;
   }
 
-  async function run<T>(fn: (tx: store.Tx) => Promise<T>): Promise<T> {
-    const out = await store.write(database, fn);
-    deps.changed();
+  async function run<T>(fn: (tx: store.Tx, change: Change) => Promise<T>): Promise<T> {
+    const change: Change = { upsert: [], remove: [], serials: [] };
+    const out = await store.write(database, deps.instance, (tx) => fn(tx, change));
+    if (change.serials.length > 0) deps.changed(change);
     return out;
   }
 
   return {
+    /** Another instance changed something (maybe a filter): re-read filters next time. */
+    invalidate() {
+      filterCache = null;
+    },
+
     /** A node event: stored unless older than what we have; then its allocations are renamed. */
     node(node: NodeSummary, time: Date, deleted: boolean, lineage: Lineage) {
-      return run(async (tx) => {
+      return run(async (tx, change) => {
         if (!(await store.putNode(tx, node, time, deleted))) return { applied: false, zones: [] as string[] };
-        return { applied: true, zones: await recompute(tx, { nodeIds: [node.id] }, lineage) };
+        return { applied: true, zones: await recompute(tx, change, { nodeIds: [node.id] }, lineage) };
       });
     },
 
     allocation(a: AllocationSummary, time: Date, deleted: boolean, lineage: Lineage) {
-      return run(async (tx) => {
+      return run(async (tx, change) => {
         if (!(await store.putAllocation(tx, a, time, deleted)))
           return { applied: false, zones: [] as string[] };
-        return { applied: true, zones: await recompute(tx, { allocationIds: [a.id] }, lineage) };
+        return { applied: true, zones: await recompute(tx, change, { allocationIds: [a.id] }, lineage) };
       });
     },
 
     /** Replaces the projection with the owners' state as of `time` (before it was read), then recomputes. */
     resync(nodes: NodeSummary[], allocations: AllocationSummary[], time: Date, lineage: Lineage) {
-      return run(async (tx) => {
+      return run(async (tx, change) => {
         for (const n of nodes) await store.putNode(tx, n, time, false);
         for (const a of allocations) await store.putAllocation(tx, a, time, false);
         const goneNodes = await store.tombstoneNodesExcept(
@@ -137,23 +175,25 @@ export function createProjection(deps: ProjectionDeps) {
           allocations.map((a) => a.id),
           time,
         );
-        const zones = await recompute(tx, {}, lineage);
+        const zones = await recompute(tx, change, {}, lineage);
         return { goneNodes, goneAllocations, zones };
       });
     },
 
     /** Filter writes re-evaluate every allocation in the same transaction. */
     filters<T>(fn: (tx: store.Tx) => Promise<T>, lineage: Lineage) {
-      return run(async (tx) => {
+      return run(async (tx, change) => {
         const out = await fn(tx);
-        await recompute(tx, {}, lineage);
+        await recompute(tx, change, {}, lineage, true);
+        // Cleared while the lock is held: the next writer reads the committed filters.
+        filterCache = null;
         return out;
       });
     },
 
     /** Once per installation: the default filter; then the domain zone exists and all is recomputed. */
     start(lineage: Lineage) {
-      return run(async (tx) => {
+      return run(async (tx, change) => {
         if ((await store.getMeta(tx, 'default_filter_seeded')) !== true) {
           const existing = await store.listFilters(tx);
           if (
@@ -165,9 +205,9 @@ export function createProjection(deps: ProjectionDeps) {
           await store.setMeta(tx, 'default_filter_seeded', true);
           log.info({ filter: defaultFilter.name }, 'default dns name filter created');
         }
-        await store.ensureZones(tx, [domain], nowSeconds());
+        change.serials.push(...(await store.ensureZones(tx, [domain], nowSeconds())));
         // The domain may have changed since the last run; every name is recomputed against it.
-        return recompute(tx, {}, lineage);
+        return recompute(tx, change, {}, lineage);
       });
     },
   };

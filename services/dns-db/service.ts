@@ -4,14 +4,13 @@ import { startOutboxRelay } from '../../shared/db/outbox.js';
 import type { ServiceDef } from '../../shared/service/host.js';
 import { dnsConfig, listenPort, serverAddresses, transferPolicy, zoneSettings } from './config.js';
 import { outbox } from './db/schema.js';
-import { recordsChannel, servingState } from './db/store.js';
-import { liveReverseZones } from './domain/records.js';
+import { recordsChannel } from './db/store.js';
 import { ResponseRateLimiter } from './domain/rrl.js';
-import { buildSnapshot } from './domain/snapshot.js';
 import { startConsumers } from './handlers.js';
 import { createProjection } from './projection.js';
 import { startResync } from './resync.js';
 import { serveRpcs } from './rpcs.js';
+import { createServedState } from './served.js';
 import { DnsEngine } from './server/engine.js';
 import { listenDns } from './server/listen.js';
 
@@ -24,7 +23,7 @@ export const dnsDbService: ServiceDef<typeof dnsConfig> = {
   name: 'dns-db',
   config: dnsConfig,
   schema: { name: 'dns_db', migrationsFolder: fileURLToPath(new URL('./db/migrations', import.meta.url)) },
-  async start({ database: maybeDb, bus, log, config, clock }) {
+  async start({ database: maybeDb, bus, log, config, clock, instance }) {
     const database = maybeDb!;
     const domain = config.CROWBAR_DNS_DOMAIN;
     const settings = zoneSettings(config);
@@ -39,67 +38,34 @@ export const dnsDbService: ServiceDef<typeof dnsConfig> = {
       now: () => clock.now().getTime(),
     });
 
-    // Snapshot reloads are coalesced: a burst of changes costs one or two rebuilds, not one per change.
-    let version = 0;
-    let reloading: Promise<void> | null = null;
-    let again = false;
-    let reloadTimer: NodeJS.Timeout | null = null;
-    let stopped = false;
-    const reload = async () => {
-      const state = await servingState(database.db);
-      const live = new Set([
-        domain,
-        ...state.records.map((r) => r.zone),
-        ...liveReverseZones(state.addresses.map((address) => ({ address }))),
-      ]);
-      const snap = buildSnapshot(
-        ++version,
-        state.zones.filter((z) => live.has(z.name)),
-        state.records,
-        settings,
-      );
-      engine.install(snap);
-      const serial = snap.zones.get(domain)?.serial;
-      log.debug(
-        { version, zones: snap.zones.size, records: state.records.length, serial },
-        'dns snapshot installed',
-      );
-    };
-    const scheduleReload = () => {
-      if (stopped) return;
-      if (reloading) {
-        again = true;
-        return;
-      }
-      reloadTimer ??= setTimeout(() => {
-        reloadTimer = null;
-        reloading = reload()
-          .catch((err: unknown) => log.error({ err }, 'dns snapshot reload failed; serving the previous one'))
-          .finally(() => {
-            reloading = null;
-            if (again) {
-              again = false;
-              scheduleReload();
-            }
-          });
-      }, 5);
-    };
-
-    const projection = createProjection({ database, bus, clock, log, domain, changed: scheduleReload });
+    const served = createServedState({ database, engine, settings, domain, log });
+    const projection = createProjection({
+      database,
+      bus,
+      clock,
+      log,
+      domain,
+      instance,
+      changed: served.apply,
+    });
     await projection.start({});
-    await reload();
+    await served.load();
 
     let listener: PoolClient | null = null;
     try {
       listener = await database.pool.connect();
-      listener.on('notification', scheduleReload);
+      listener.on('notification', (n) => {
+        if (n.payload === instance) return;
+        projection.invalidate();
+        void served.load();
+      });
       listener.on('error', (err) => log.warn({ err }, 'dns reload listener lost; relying on local changes'));
       await listener.query(`listen ${recordsChannel}`);
     } catch (err) {
       log.warn({ err }, 'cannot LISTEN for record changes; this instance only sees its own writes');
     }
     // A slow safety net in case a notification is lost (another instance's write, connection blip).
-    const safety = setInterval(scheduleReload, 30_000);
+    const safety = setInterval(() => void served.load(), 30_000);
 
     const dns = listenDns({
       addresses: config.CROWBAR_DNS_ADDRESS,
@@ -148,14 +114,12 @@ export const dnsDbService: ServiceDef<typeof dnsConfig> = {
         lastResync: resync.last(),
       }),
       async stop() {
-        stopped = true;
         for (const s of subs) s.unsubscribe();
         await resync.stop();
         await consumers.stop();
         await dns.stop();
         clearInterval(safety);
-        if (reloadTimer) clearTimeout(reloadTimer);
-        await reloading;
+        await served.stop();
         if (listener) {
           await listener.query(`unlisten ${recordsChannel}`).catch(() => undefined);
           listener.release();

@@ -3,7 +3,6 @@ import type { AllocationSummary, DnsFilter, NodeSummary } from '../../../shared/
 import type { Database, Db } from '../../../shared/db/database.js';
 import { ConflictError, NotFoundError } from '../../../shared/errors.js';
 import type { DerivedRecord } from '../domain/records.js';
-import type { StoredRecord } from '../domain/snapshot.js';
 import { allocations, meta, nameFilters, nodes, records, zones } from './schema.js';
 
 /** Every query dns-db makes. Writers run inside `write`, which serialises them with one advisory lock. */
@@ -11,12 +10,12 @@ export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 
 export const recordsChannel = 'dns_db_records';
 
-export async function write<T>(database: Database, fn: (tx: Tx) => Promise<T>): Promise<T> {
+export async function write<T>(database: Database, instance: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
   return database.db.transaction(async (tx) => {
     // The lock and the notification ride on one statement: round trips are most of a change's cost.
     // Every instance reloads its served snapshot on the notification (the writer may not be answering).
     await tx.execute(
-      sql`select pg_advisory_xact_lock(hashtext('dns_db.records')), pg_notify(${recordsChannel}, '')`,
+      sql`select pg_advisory_xact_lock(hashtext('dns_db.records')), pg_notify(${recordsChannel}, ${instance})`,
     );
     return fn(tx);
   });
@@ -84,19 +83,12 @@ export async function tombstoneAllocationsExcept(tx: Tx, keep: number[], time: D
   return rows.length;
 }
 
-export async function liveNodes(tx: Tx, ids?: number[]): Promise<Map<number, NodeSummary>> {
+/** Live allocations (all, of some nodes, or by id) with their live nodes, in one round trip. */
+export async function liveScope(tx: Tx, by?: { nodeIds?: number[]; ids?: number[] }) {
   const rows = await tx
-    .select({ summary: nodes.summary })
-    .from(nodes)
-    .where(and(eq(nodes.deleted, false), ids ? inArray(nodes.id, ids) : undefined));
-  return new Map(rows.map((r) => [r.summary.id, r.summary]));
-}
-
-/** Live allocations, all of them or those of some nodes / with some ids. */
-export async function liveAllocations(tx: Tx, by?: { nodeIds?: number[]; ids?: number[] }) {
-  const rows = await tx
-    .select({ summary: allocations.summary })
+    .select({ allocation: allocations.summary, node: nodes.summary })
     .from(allocations)
+    .leftJoin(nodes, and(eq(nodes.id, allocations.nodeId), eq(nodes.deleted, false)))
     .where(
       and(
         eq(allocations.deleted, false),
@@ -104,7 +96,10 @@ export async function liveAllocations(tx: Tx, by?: { nodeIds?: number[]; ids?: n
         by?.ids ? inArray(allocations.id, by.ids) : undefined,
       ),
     );
-  return rows.map((r) => r.summary);
+  const live = rows.map((r) => r.allocation);
+  const found = new Map<number, NodeSummary>();
+  for (const r of rows) if (r.node) found.set(r.node.id, r.node);
+  return { live, nodes: found };
 }
 
 export async function storedRecords(tx: Tx, allocationIds?: number[]): Promise<DerivedRecord[]> {
@@ -156,28 +151,21 @@ export async function bumpSerials(tx: Tx, names: string[], nowSeconds: number) {
     .returning({ zone: zones.name, serial: zones.serial });
 }
 
+/** Creates missing zones; returns the ones it created, with their first serial. */
 export async function ensureZones(tx: Tx, names: string[], nowSeconds: number) {
-  if (names.length === 0) return;
-  await tx
+  if (names.length === 0) return [];
+  return tx
     .insert(zones)
     .values(names.map((name) => ({ name, serial: nowSeconds })))
-    .onConflictDoNothing();
+    .onConflictDoNothing()
+    .returning({ zone: zones.name, serial: zones.serial });
 }
 
-/**
- * What the server serves: every zone row plus the records. The caller decides which zones are live
- * (the cluster domain, zones with records, reverse zones of live allocations).
- */
+/** What the server may serve: every zone row plus the records (the caller picks the live zones). */
 export async function servingState(db: Db) {
-  const recs: StoredRecord[] = await db
-    .select({ zone: records.zone, name: records.name, type: records.type, data: records.data })
-    .from(records);
+  const recs: DerivedRecord[] = await db.select().from(records);
   const zoneRows = await db.select({ name: zones.name, serial: zones.serial }).from(zones);
-  const live = await db
-    .select({ address: sql<string>`${allocations.summary}->>'address'` })
-    .from(allocations)
-    .where(eq(allocations.deleted, false));
-  return { zones: zoneRows, records: recs, addresses: live.map((r) => r.address) };
+  return { zones: zoneRows, records: recs };
 }
 
 /* ---- name filters ---- */

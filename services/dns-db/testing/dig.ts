@@ -81,3 +81,29 @@ export function parseDig(raw: string): DigResult {
     raw,
   };
 }
+
+/**
+ * One UDP question from this process (no process spawn), for timing how soon a name resolves; dig then
+ * confirms what it sees. Resolves to the answers' data, or null on timeout.
+ */
+export async function quickLookup(port: number, name: string, type: 'A' | 'AAAA' | 'PTR', timeoutMs = 200) {
+  const { createSocket } = await import('node:dgram');
+  const { encode, decode } = await import('dns-packet');
+  const sock = createSocket('udp4');
+  try {
+    return await new Promise<{ rcode: string; data: string[] } | null>((resolve) => {
+      const timer = setTimeout(() => resolve(null), timeoutMs);
+      sock.on('message', (m) => {
+        clearTimeout(timer);
+        const p = decode(m) as ReturnType<typeof decode> & { rcode: string };
+        resolve({
+          rcode: p.rcode,
+          data: (p.answers ?? []).map((a) => String((a as { data: unknown }).data)),
+        });
+      });
+      sock.send(encode({ type: 'query', id: 1, questions: [{ name, type }] }), port, '127.0.0.1');
+    });
+  } finally {
+    sock.close();
+  }
+}
