@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { alivenessProbeService } from '../services/aliveness-probe/service.js';
 import { Bus, encodeEnvelope } from '../shared/bus/bus.js';
 import { streamName } from '../shared/bus/streams.js';
 import {
@@ -13,6 +15,7 @@ import {
 } from '../shared/catalogue/index.js';
 import { NotFoundError } from '../shared/errors.js';
 import { createLogger } from '../shared/log.js';
+import { hostService } from '../shared/service/host.js';
 import { generateKeyPair } from '../shared/ssh/index.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { createLab, type Lab, type NsNode } from './helpers/netns.js';
@@ -39,6 +42,9 @@ interface LabNode {
   sshd: TestSshd;
 }
 const nodes: LabNode[] = [];
+const historyKeep = 10;
+/** probe.verdict_changed events as an external tool sees them. */
+const verdicts: { nodeId: number; to: string; reason: string; reported: boolean }[] = [];
 
 async function until<T>(what: string, f: () => Promise<T>, ms = windowMs + 5000): Promise<T> {
   const end = Date.now() + ms;
@@ -92,8 +98,14 @@ beforeAll(async () => {
     CROWBAR_PROBE_ICMP_TIMEOUT_MS: String(probe.icmpTimeout),
     CROWBAR_PROBE_ICMP_RETRIES: '0',
     CROWBAR_PROBE_SSH_TIMEOUT_MS: String(probe.sshTimeout),
+    CROWBAR_PROBE_HISTORY: String(historyKeep),
   });
   bus = await Bus.connect({ url: t.natsUrl, prefix: t.prefix, source: 'aliveness-test', log, streams });
+  bus.nc.subscribe(bus.subject(`${alivenessMessages.verdictChanged.subject}`), {
+    callback: (_e, m) => {
+      verdicts.push(JSON.parse(new TextDecoder().decode(m.data)).data);
+    },
+  });
   nodes.push(await addLabNode(1, 101), await addLabNode(2, 102));
 });
 
@@ -127,6 +139,11 @@ describe('aliveness-probe with real inventory, sshd in namespaces', () => {
     const h = await health(n.id);
     expect(h).toMatchObject({ verdict: 'dead', reason: 'connection refused' });
     expect(h.consecutiveFailures).toBeGreaterThanOrEqual(probe.failures);
+    await until('verdict event', async () =>
+      verdicts.some(
+        (v) => v.nodeId === n.id && v.to === 'dead' && v.reason === 'connection refused' && v.reported,
+      ),
+    );
     expect((await getNode(nodes[1]!.id)).alive).toBe(true);
 
     await n.sshd.start();
@@ -153,6 +170,9 @@ describe('aliveness-probe with real inventory, sshd in namespaces', () => {
     await n.sshd.stop();
     try {
       await until('verdict dead', async () => (await health(n.id)).verdict === 'dead');
+      await until('unreported verdict event', async () =>
+        verdicts.some((v) => v.nodeId === n.id && v.to === 'dead' && !v.reported),
+      );
       // Two more sweeps: still alive in inventory.
       await new Promise((r) => setTimeout(r, 2 * probe.interval));
       expect((await getNode(n.id)).alive).toBe(true);
@@ -261,5 +281,34 @@ describe('bad input', () => {
     await expect(startStack(t, ['aliveness-probe'], { CROWBAR_PROBE_FAILURES: '0' })).rejects.toThrow(
       /CROWBAR_PROBE_FAILURES must be an integer from 1 to 100/,
     );
+  });
+});
+
+describe('housekeeping', () => {
+  it('lets only one instance sweep (advisory lock) and keeps the probe history bounded', async () => {
+    const second = await hostService(alivenessProbeService, {
+      env: { ...t.env, CROWBAR_PROBE_INTERVAL_MS: '200', CROWBAR_INSTANCE: 'aliveness-probe-second' },
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(second.detail()).toMatchObject({ leader: false, sweeps: 0 });
+      expect(stack.services.get('aliveness-probe')?.detail()).toMatchObject({ leader: true });
+    } finally {
+      await second.stop();
+    }
+    const db = new pg.Client({ connectionString: t.databaseUrl });
+    await db.connect();
+    try {
+      const sweeps = Number(stack.services.get('aliveness-probe')?.detail().sweeps);
+      expect(sweeps).toBeGreaterThanOrEqual(20);
+      const r = await db.query<{ n: number }>(
+        'select max(c)::int as n from (select count(*) as c from aliveness_probe.probe_history group by node_id) x',
+      );
+      // Pruned every 20 sweeps to the newest `historyKeep`; since then one row per sweep, plus the
+      // on-demand probes and a sweep that may finish while we look. Unpruned it would be > sweeps.
+      expect(r.rows[0]?.n).toBeLessThanOrEqual(historyKeep + (sweeps % 20) + 6);
+    } finally {
+      await db.end();
+    }
   });
 });
