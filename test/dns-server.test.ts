@@ -1,4 +1,5 @@
 import { createSocket } from 'node:dgram';
+import { connect } from 'node:net';
 import { encode } from 'dns-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileFilter, recordsFor } from '../services/dns-db/domain/records.js';
@@ -212,6 +213,92 @@ describe('dns server (real dig)', () => {
     const replies = await sendRaw([bad, notify]);
     expect(replies.get(99)).toBe(1); // FORMERR
     expect(replies.get(98)).toBe(4); // NOTIMP
+  });
+});
+
+describe('dns server transport limits', () => {
+  it('rate-limits UDP responses per client prefix, slipping truncated replies', async () => {
+    const rrl = new ResponseRateLimiter({ ratePerSecond: 10, slip: 2, now: Date.now });
+    const limited = listenDns({
+      addresses: ['127.0.0.1'],
+      port: 0,
+      engine,
+      rrl,
+      tcpIdleMs: 2000,
+      maxTcpConnections: 10,
+      retryBindMs: 60_000,
+      log,
+    });
+    try {
+      await waitListening(limited);
+      const s = createSocket('udp4');
+      let full = 0;
+      let truncated = 0;
+      s.on('message', (m) => (m[2]! & 0x02 ? truncated++ : full++));
+      await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+      const query = encode({ type: 'query', id: 1, questions: [{ name: `n1.${domain}`, type: 'A' }] });
+      for (let i = 0; i < 100; i++) s.send(query, limited.port()!, '127.0.0.1');
+      await new Promise((r) => setTimeout(r, 500));
+      s.close();
+      expect(full).toBeGreaterThanOrEqual(10);
+      expect(full).toBeLessThan(30);
+      expect(truncated).toBeGreaterThan(20);
+      expect(full + truncated).toBeLessThan(100);
+      expect(rrl.stats.dropped).toBeGreaterThan(20);
+    } finally {
+      await limited.stop();
+    }
+  });
+
+  it('answers pipelined TCP queries and closes idle connections', async () => {
+    const frames = [1, 2].map((id) => {
+      const m = encode({ type: 'query', id, questions: [{ name: `n1.${domain}`, type: 'A' }] });
+      const f = Buffer.alloc(m.length + 2);
+      f.writeUInt16BE(m.length, 0);
+      m.copy(f, 2);
+      return f;
+    });
+    const started = Date.now();
+    const { ids, closedAfter } = await new Promise<{ ids: number[]; closedAfter: number }>(
+      (resolve, reject) => {
+        const sock = connect(port, '127.0.0.1');
+        let got = Buffer.alloc(0);
+        const timer = setTimeout(() => reject(new Error('server kept an idle connection open')), 8000);
+        sock.on('connect', () => sock.write(Buffer.concat(frames)));
+        sock.on('data', (d) => {
+          got = Buffer.concat([got, d]);
+        });
+        sock.on('close', () => {
+          clearTimeout(timer);
+          const out: number[] = [];
+          for (let o = 0; o + 2 <= got.length; o += 2 + got.readUInt16BE(o))
+            out.push(got.readUInt16BE(o + 2));
+          resolve({ ids: out, closedAfter: Date.now() - started });
+        });
+        sock.on('error', reject);
+      },
+    );
+    expect(ids).toEqual([1, 2]);
+    expect(closedAfter).toBeGreaterThanOrEqual(1500); // tcpIdleMs is 2000 in this file
+  });
+
+  it('keeps running, saying why, when its port is taken', async () => {
+    const clash = listenDns({
+      addresses: ['127.0.0.1'],
+      port,
+      engine,
+      rrl: new ResponseRateLimiter({ ratePerSecond: 0, slip: 0, now: Date.now }),
+      tcpIdleMs: 2000,
+      maxTcpConnections: 10,
+      retryBindMs: 60_000,
+      log,
+    });
+    await waitListening(clash);
+    expect(clash.status()).toEqual([
+      { address: '127.0.0.1', listening: false, error: expect.stringMatching(/EADDRINUSE/) },
+    ]);
+    await clash.stop();
+    expect((await q([`n1.${domain}`, 'A'])).status).toBe('NOERROR');
   });
 });
 
