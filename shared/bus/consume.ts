@@ -71,9 +71,6 @@ export async function consume<const Ds extends readonly Def[]>(
   const concurrency = opts.concurrency ?? 16;
   const stats = { handled: 0, retried: 0, deadLettered: 0 };
   const consumer = await bus.js.consumers.get(streamName(bus.prefix, decl.stream), decl.durable);
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: Math.max(concurrency * 2, 64) });
-  const inflight = new Set<Promise<void>>();
-  let slotFree: (() => void) | null = null;
 
   const deadLetter = async (m: JsMsg, reason: string, env: Envelope | null) => {
     stats.deadLettered++;
@@ -116,7 +113,9 @@ export async function consume<const Ds extends readonly Def[]>(
       const pair = table.get(env.type);
       if (!pair) throw new ValidationError(`no handler for message type ${env.type}`, { field: 'type' });
       const data = parsePayload(pair[0].schema, env.data, `${env.type} payload`);
-      const out = (await pair[1](data, { ...env, data }, handlerContext(log, env, attempt, m))) ?? ack();
+      // The envelope was decoded for this delivery alone, so it can carry the parsed payload itself.
+      const typed = Object.assign(env, { data });
+      const out = (await pair[1](data, typed, handlerContext(log, typed, attempt, m))) ?? ack();
       if (out.outcome === 'ack') {
         stats.handled++;
         m.ack();
@@ -147,23 +146,40 @@ export async function consume<const Ds extends readonly Def[]>(
     }
   };
 
-  const loop = (async () => {
-    for await (const m of messages) {
-      const p = handle(m).finally(() => {
-        inflight.delete(p);
-        slotFree?.();
-      });
-      inflight.add(p);
-      while (inflight.size >= concurrency) await new Promise<void>((r) => (slotFree = r));
-    }
-  })();
+  // Messages arrive through a callback, straight from the socket read: the handlers for one read all
+  // start in the same turn, so their publishes and acks leave in one write. Past `concurrency` they
+  // wait here, in arrival order; the pull batch and the consumer's max_ack_pending bound the wait.
+  const waiting: JsMsg[] = [];
+  let active = 0;
+  let drained: (() => void) | null = null;
+  const run = (m: JsMsg) => {
+    active++;
+    const done = () => {
+      active--;
+      const next = waiting.shift();
+      if (next) run(next);
+      else if (active === 0) drained?.();
+    };
+    handle(m).then(done, (err: unknown) => {
+      log.error({ err, subject: m.subject }, 'message handling failed');
+      done();
+    });
+  };
+  const messages: ConsumerMessages = await consumer.consume({
+    max_messages: Math.max(concurrency * 2, 64),
+    callback: (m) => {
+      if (active < concurrency) run(m);
+      else waiting.push(m);
+    },
+  });
 
   return {
     stats,
     async stop() {
       await messages.close().catch(() => undefined);
-      await loop.catch(() => undefined);
-      await Promise.allSettled([...inflight]);
+      // Not started: hand them back at once rather than after the ack wait.
+      for (const m of waiting.splice(0)) m.nak();
+      if (active > 0) await new Promise<void>((r) => (drained = r));
     },
   };
 }
