@@ -190,6 +190,11 @@ describe('dns server (real dig)', () => {
   it('refuses AXFR by default and transfers to an allowed client', async () => {
     const refused = await q(['+tcp', domain, 'AXFR']);
     expect(refused.raw).toMatch(/Transfer failed|REFUSED/);
+    const refusedBefore = engine.stats.transfersRefused;
+    const ixfr = await q(['+tcp', domain, 'IXFR=1']);
+    expect(ixfr.raw).toMatch(/Transfer failed|REFUSED/);
+    // Refused by policy, not FORMERR: the SOA an IXFR carries in authority is legal.
+    expect(engine.stats.transfersRefused).toBe(refusedBefore + 1);
     const allowed = await q(['-b', '127.0.0.2', '@127.0.0.2', domain, 'AXFR']);
     const lines = allowed.raw.split('\n').filter((l) => l.startsWith(`n1.${domain}.`));
     expect(lines.length).toBe(2);

@@ -28,8 +28,12 @@ export function createServedState(deps: {
   let loading: Promise<void> | null = null;
   let loadAgain = false;
 
+  // Rebuilds wait at least as long as the last one took, so a burst of changes (a rack booting) never
+  // spends more than about half the event loop rebuilding instead of answering.
+  let lastRebuildMs = 0;
   const rebuild = () => {
     rebuildTimer = null;
+    const started = performance.now();
     const all = [...records.values()];
     // Served: the cluster domain, zones with records, and every reverse zone ever created (kept after its
     // last address goes, so a PTR for a freed address says NXDOMAIN rather than REFUSED).
@@ -39,10 +43,11 @@ export function createServedState(deps: {
       .map(([name, serial]) => ({ name, serial }));
     const snap = buildSnapshot(++version, zones, all, settings);
     engine.install(snap);
+    lastRebuildMs = performance.now() - started;
     log.debug({ version, zones: zones.length, records: all.length }, 'dns snapshot installed');
   };
   const scheduleRebuild = () => {
-    if (!stopped) rebuildTimer ??= setTimeout(rebuild, 2);
+    if (!stopped) rebuildTimer ??= setTimeout(rebuild, Math.max(2, lastRebuildMs));
   };
 
   const loadOnce = async () => {

@@ -121,11 +121,12 @@ export function parseQuery(buf: Buffer): Query | null {
   const qEnd = end + 4;
   const key = buf.toString('latin1', 12, end).toLowerCase() + buf.toString('latin1', end, qEnd);
   if (opcode !== OPCODE_QUERY) return { id, flags, opcode, key, qtype, qclass, qEnd, edns: null };
-  if (an !== 0 || ns !== 0)
+  // Only IXFR carries a record outside the additional section: the client's SOA in authority (RFC 1995).
+  if (an !== 0 || (ns !== 0 && !(qtype === 251 && ns === 1)))
     throw new MalformedQuery('a query carries answer or authority records', id, flags, qEnd);
   let off = qEnd;
   let edns: Edns | null = null;
-  for (let i = 0; i < ar; i++) {
+  for (let i = 0; i < ns + ar; i++) {
     const nameStart = off;
     off = skipName(buf, off, id, flags, qEnd);
     if (off + 10 > buf.length)
@@ -134,7 +135,7 @@ export function parseQuery(buf: Buffer): Query | null {
     const rdlen = buf.readUInt16BE(off + 8);
     if (off + 10 + rdlen > buf.length)
       throw new MalformedQuery('additional record data truncated', id, flags, qEnd);
-    if (type === 41) {
+    if (type === 41 && i >= ns) {
       if (edns) throw new MalformedQuery('more than one OPT record', id, flags, qEnd);
       if (off !== nameStart + 1)
         throw new MalformedQuery('OPT record owner is not the root', id, flags, qEnd);
