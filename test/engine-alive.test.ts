@@ -133,4 +133,13 @@ describe('aliveness and availability', () => {
     expect(run.rows[0].data.x).toEqual({ v: 'middle', onlyBase: 1 });
     expect(run.rows[0].data.crowbar.node.name).toBe('merge.lab.crowbar.test');
   });
+
+  it('binds bootstrap roles to a new admin node and refuses to delete the last admin node', async () => {
+    const admin = await s.call('POST', '/nodes', { name: 'admin.lab.crowbar.test', admin: true });
+    expect(Object.keys(await roles(admin.body.id))).toEqual(['test-admin']);
+    const del = await s.call('DELETE', `/nodes/${admin.body.id}`);
+    expect(del.status).toBe(409);
+    expect(del.body.rule).toBe('last admin node');
+    expect((await s.call('GET', `/nodes/admin`)).body.id).toBe(admin.body.id);
+  });
 });

@@ -8,7 +8,10 @@ let t: TestEnv;
 let s: Stack;
 beforeAll(async () => {
   t = await createTestEnv();
-  s = await startStack(t, ['inventory', 'annealer', 'jig-runner'], { CROWBAR_ANNEAL_PASS_MS: '200' });
+  s = await startStack(t, ['inventory', 'annealer', 'jig-runner'], {
+    CROWBAR_ANNEAL_PASS_MS: '200',
+    LOG_LEVEL: process.env.TEST_LOG ?? 'silent',
+  });
 });
 afterAll(async () => {
   await s?.stop();

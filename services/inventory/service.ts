@@ -1,7 +1,13 @@
 import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
-import { inventoryAnnealRpcs, inventoryApi, inventoryRpcs, wireType } from '../../shared/catalogue/index.js';
+import {
+  fqdn,
+  inventoryAnnealRpcs,
+  inventoryApi,
+  inventoryRpcs,
+  wireType,
+} from '../../shared/catalogue/index.js';
 import { startOutboxRelay } from '../../shared/db/outbox.js';
 import { ConflictError, NotFoundError } from '../../shared/errors.js';
 import type { ServiceDef } from '../../shared/service/host.js';
@@ -15,6 +21,12 @@ import { annealStatus, candidates, finishRun, startRun } from './engine/runs.js'
 import { type EnvelopeMaker, inGraphTx } from './engine/tx.js';
 
 const inventoryConfig = z.object({
+  /** The admin node created at first start (skipped with `false`, e.g. by `npm start -- --wizard`). */
+  CROWBAR_ADMIN_NODE: z
+    .string()
+    .transform((v) => v.toLowerCase())
+    .pipe(z.union([z.literal('false'), fqdn]))
+    .default('admin.crowbar.internal'),
   /** Directory of barclamp YAML files (and their scripts/) imported at start. */
   CROWBAR_BARCLAMPS: z
     .string()
@@ -62,6 +74,19 @@ export const inventoryService: ServiceDef<typeof inventoryConfig> = {
     const specs = readBarclamps(config.CROWBAR_BARCLAMPS);
     await tx((g) => importBarclamps(g, specs));
     await seed((fn) => tx(fn));
+    if (config.CROWBAR_ADMIN_NODE !== 'false') {
+      const name = config.CROWBAR_ADMIN_NODE;
+      await tx(async (g) => {
+        if (await g.one(sql`select 1 from inventory.nodes where admin`)) return;
+        const { id } = await createNode(g, {
+          name,
+          admin: true,
+          bootenv: 'local',
+          description: 'The Crowbar admin node',
+        });
+        log.info({ node: id, name }, 'admin node created');
+      });
+    }
     log.info(
       { barclamps: specs.map((b) => b.name), roles: specs.reduce((n, b) => n + b.roles.length, 0) },
       'barclamps imported',
