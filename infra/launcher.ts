@@ -15,6 +15,7 @@ import {
   type WriteStream,
   writeFileSync,
 } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import ssh2 from 'ssh2';
@@ -38,7 +39,8 @@ const { values: args } = parseArgs({
   },
 });
 
-const stateDir = args['state-dir'] ?? process.env.CROWBAR_STATE_DIR ?? `${root}.state`;
+// Absolute, because services get paths inside it (CROWBAR_SSH_KEY) and run from the repository root.
+const stateDir = resolve(args['state-dir'] ?? process.env.CROWBAR_STATE_DIR ?? `${root}.state`);
 const env: Record<string, string | undefined> = { ...process.env };
 const cleanups: (() => Promise<void>)[] = [];
 let shuttingDown = false;
