@@ -193,6 +193,22 @@ describe('aliveness-probe with real inventory, sshd in namespaces', () => {
     await expect(bus.request(alivenessMessages.probe, { nodeId: 999_999 })).rejects.toBeInstanceOf(
       NotFoundError,
     );
+
+    // A node without an admin address cannot be probed: it says so and keeps inventory's word.
+    const bare = (await bus.request(inventoryApi, {
+      op: 'node.create',
+      args: { name: 'bare.lab.example.com', available: true },
+    })) as { id: number };
+    const why = await until('bare node projected', async () => {
+      const h = await health(bare.id).catch(() => null);
+      return h?.reason.startsWith('not probed:') ? h : null;
+    });
+    expect(why).toMatchObject({ reason: 'not probed: no admin address', verdict: 'unknown', history: [] });
+    expect(await bus.request(alivenessMessages.probe, { nodeId: bare.id })).toMatchObject({
+      alive: false,
+      stage: 'none',
+      reason: 'not probed: no admin address',
+    });
   });
 
   it('serves GET nodes/:id/health to operators only', async () => {

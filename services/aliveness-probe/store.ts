@@ -1,4 +1,4 @@
-import { and, desc, eq, sql } from 'drizzle-orm';
+import { desc, eq, sql } from 'drizzle-orm';
 import type { Bus } from '../../shared/bus/bus.js';
 import {
   type AllocationSummary,
@@ -154,6 +154,15 @@ export function createStore(database: Database, bus: Bus) {
         const [cur] = await tx.select().from(probeState).where(eq(probeState.nodeId, o.nodeId)).for('update');
         const [node] = await this.listNodes(o.nodeId);
         if (!cur || !node) return null;
+        const from = cur.verdict as ProbeVerdict;
+        const before: HysteresisState = { verdict: from, failures: cur.failures, reason: cur.reason };
+        if (o.ok === null) {
+          // Not probeable (no admin address or no pinned key): say why in the health view, but write no
+          // history row every sweep for a node nobody can reach yet.
+          if (cur.reason !== o.reason)
+            await tx.update(probeState).set({ reason: o.reason }).where(eq(probeState.nodeId, o.nodeId));
+          return { node, from, state: { ...before, reason: o.reason }, changed: false };
+        }
         await tx.insert(probeHistory).values({
           nodeId: o.nodeId,
           at: opts.now,
@@ -164,15 +173,6 @@ export function createStore(database: Database, bus: Bus) {
           durationMs: o.durationMs,
           trigger: opts.trigger,
         });
-        const from = cur.verdict as ProbeVerdict;
-        const before: HysteresisState = { verdict: from, failures: cur.failures, reason: cur.reason };
-        if (o.ok === null) {
-          await tx
-            .update(probeState)
-            .set({ reason: o.reason, lastProbeAt: opts.now })
-            .where(eq(probeState.nodeId, o.nodeId));
-          return { node, from, state: { ...before, reason: o.reason }, changed: false };
-        }
         const r = step(before, o.ok ? 'ok' : 'fail', o.reason, opts.failuresToDead);
         await tx
           .update(probeState)
@@ -220,14 +220,6 @@ export function createStore(database: Database, bus: Bus) {
             select id, row_number() over (partition by node_id order by id desc) as rn from ${probeHistory}
           ) x where x.rn > ${keep}
         ) old where h.id = old.id`);
-    },
-
-    async countHistory(nodeId: number) {
-      const r = await db
-        .select({ n: sql<number>`count(*)::int` })
-        .from(probeHistory)
-        .where(and(eq(probeHistory.nodeId, nodeId)));
-      return r[0]?.n ?? 0;
     },
   };
 }
