@@ -142,4 +142,15 @@ describe('aliveness and availability', () => {
     expect(del.body.rule).toBe('last admin node');
     expect((await s.call('GET', `/nodes/admin`)).body.id).toBe(admin.body.id);
   });
+
+  it('refuses an update made against a stale version (optimistic concurrency)', async () => {
+    const n = (await s.call('GET', `/nodes/${b}`)).body;
+    expect((await s.call('PUT', `/nodes/${b}`, { description: 'rack 4', version: n.version })).status).toBe(
+      200,
+    );
+    const stale = await s.call('PUT', `/nodes/${b}`, { description: 'rack 5', version: n.version });
+    expect(stale.status).toBe(409);
+    expect(stale.body.rule).toBe('stale version');
+    expect((await s.call('GET', `/nodes/${b}`)).body.description).toBe('rack 4');
+  });
 });

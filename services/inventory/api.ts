@@ -132,12 +132,23 @@ const handlers: { [K in InventoryOp]: Handler<K> } = {
   },
   'noderole.update': async (g, a) => {
     const row = await nr(g, a.noderole);
+    const v = await g.one<{ version: number }>(
+      sql`select version from inventory.noderoles where id = ${a.noderole}`,
+    );
+    if (a.version !== undefined && a.version !== v?.version) {
+      throw new ConflictError(
+        `noderole ${a.noderole} is at version ${v?.version}, not ${a.version}; re-read it and try again`,
+        {
+          rule: 'stale version',
+        },
+      );
+    }
     if (row.state !== 'proposed')
       throw new ConflictError(`noderole ${a.noderole} is ${row.state}; propose it before editing its data`, {
         rule: 'data is editable while proposed',
       });
     await g.rows(
-      sql`update inventory.noderoles set proposed_data = ${JSON.stringify(a.data)}::jsonb where id = ${a.noderole}`,
+      sql`update inventory.noderoles set proposed_data = ${JSON.stringify(a.data)}::jsonb, version = version + 1 where id = ${a.noderole}`,
     );
     return getNoderole(g, a.noderole);
   },

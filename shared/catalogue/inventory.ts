@@ -338,6 +338,8 @@ export const inventoryOps = {
   }),
   'node.update': z.object({
     node: ref,
+    /** Optimistic concurrency: when given, the update applies only if the node is still at this version. */
+    version: z.number().int().positive().optional(),
     name: z
       .string()
       .transform((s) => s.toLowerCase())
@@ -381,7 +383,11 @@ export const inventoryOps = {
     deployment: ref.optional(),
     data: dataBlob.optional(),
   }),
-  'noderole.update': z.object({ noderole: id, data: dataBlob }),
+  'noderole.update': z.object({
+    noderole: id,
+    data: dataBlob,
+    version: z.number().int().positive().optional(),
+  }),
   'noderole.retry': z.object({ noderole: id }),
   'noderole.propose': z.object({ noderole: id }),
   'noderole.commit': z.object({ noderole: id }),

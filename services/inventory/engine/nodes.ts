@@ -75,6 +75,7 @@ export async function createNode(g: GraphTx, n: NodeCreate): Promise<{ id: numbe
 }
 
 export interface NodeUpdate {
+  version?: number | undefined;
   name?: string | undefined;
   description?: string | undefined;
   alive?: boolean | undefined;
@@ -96,10 +97,19 @@ export async function updateNode(g: GraphTx, id: number, u: NodeUpdate, reason: 
     deploymentId: number;
     sshHostKey: string | null;
     description: string;
+    version: number;
   }>(sql`
-    select name, alive, available, bootenv, deployment_id as "deploymentId", ssh_host_key as "sshHostKey", description
+    select name, alive, available, bootenv, deployment_id as "deploymentId", ssh_host_key as "sshHostKey", description, version
     from inventory.nodes where id = ${id} for update`);
   if (!cur) throw new NotFoundError(`no node ${id}`, { field: 'node' });
+  if (u.version !== undefined && u.version !== cur.version) {
+    throw new ConflictError(
+      `node ${id} is at version ${cur.version}, not ${u.version}; re-read it and try again`,
+      {
+        rule: 'stale version',
+      },
+    );
+  }
   const changed: string[] = [];
   const set: ReturnType<typeof sql>[] = [];
   const change = (field: string, column: string, value: unknown, old: unknown) => {

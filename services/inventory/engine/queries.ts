@@ -5,7 +5,7 @@ import type { GraphTx } from './tx.js';
 /** Read models for the API: noderoles, deployments, roles as the operator sees them. */
 export const noderoleColumns = sql`
   nr.id, nr.node_id as "nodeId", n.name as node, nr.role_id as "roleId", r.name as role, nr.deployment_id as "deploymentId",
-  d.name as deployment, nr.state, nr.cohort, nr.run_count as "runCount", nr.available, nr.runlog,
+  d.name as deployment, nr.state, nr.cohort, nr.run_count as "runCount", nr.available, nr.runlog, nr.version,
   nr.created_at as "createdAt", nr.updated_at as "updatedAt"`;
 const noderoleFrom = sql`from inventory.noderoles nr join inventory.nodes n on n.id = nr.node_id
   join inventory.roles r on r.id = nr.role_id join inventory.deployments d on d.id = nr.deployment_id`;
@@ -43,7 +43,7 @@ export async function noderoleFor(g: GraphTx, nodeId: number, role: string): Pro
 export async function getNodeDetail(g: GraphTx, id: number) {
   const n = await g.one<Record<string, unknown>>(sql`
     select n.id, n.name, n.description, n.admin, n.system, n.alive, n.available, n.bootenv, n.deployment_id as "deploymentId",
-           d.name as deployment, n.ssh_host_key as "sshHostKey", n.alive_reason as "aliveReason", n.quirks,
+           d.name as deployment, n.ssh_host_key as "sshHostKey", n.alive_reason as "aliveReason", n.quirks, n.version,
            n.created_at as "createdAt", n.updated_at as "updatedAt",
            coalesce((select array_agg(nr.state) from inventory.noderoles nr where nr.node_id = n.id), '{}') as states
     from inventory.nodes n join inventory.deployments d on d.id = n.deployment_id where n.id = ${id}`);
