@@ -92,7 +92,7 @@ beforeAll(async () => {
   engine = new DnsEngine({ maxUdp: 1232, transferAllowed: (a) => a === '127.0.0.2' });
   engine.install(snapshotFor(1));
   listener = listenDns({
-    addresses: ['127.0.0.1', '127.0.0.2'],
+    addresses: ['127.0.0.1', '127.0.0.2', '::1'],
     port: 0,
     engine,
     rrl: new ResponseRateLimiter({ ratePerSecond: 0, slip: 2, now: Date.now }),
@@ -162,6 +162,13 @@ describe('dns server (real dig)', () => {
     const r = await q([`N1.CrowBar.TEST`, 'A']);
     expect(r.answer.map((a) => a.data)).toEqual(['198.18.0.81']);
     expect(r.raw).toContain(';N1.CrowBar.TEST.');
+  });
+
+  it('answers over IPv6 loopback, UDP and TCP', async () => {
+    for (const extra of [[], ['+tcp']]) {
+      const r = await dig('::1', port, [...extra, `n1.${domain}`, 'AAAA']);
+      expect(r.answer.map((a) => a.data)).toEqual(['fd12:3456:789a:1:aaaa:bbbb:cccc:dddd']);
+    }
   });
 
   it('answers over TCP', async () => {
