@@ -9,7 +9,7 @@ import { generateKeyPair } from '../shared/ssh/index.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { until } from './helpers/inventory.js';
 import { createLab, type Lab, type NsNode } from './helpers/netns.js';
-import { startSshd, type TestSshd } from './helpers/sshd.js';
+import { ensureFping, startSshd, type TestSshd } from './helpers/sshd.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
 // The whole loop of reference §4 with every piece real: sshd in a namespace, the probe deciding,
@@ -40,6 +40,7 @@ const settled = () =>
 const chain = ['test-base', 'test-middle', 'test-top'];
 
 beforeAll(async () => {
+  ensureFping();
   t = await createTestEnv();
   keyDir = mkdtempSync(join(tmpdir(), 'crowbar-key-'));
   writeFileSync(join(keyDir, 'cluster'), cluster.privateKey, { mode: 0o600 });

@@ -16,7 +16,7 @@ import { createLogger } from '../shared/log.js';
 import { generateKeyPair } from '../shared/ssh/index.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { createLab, type Lab, type NsNode } from './helpers/netns.js';
-import { startSshd, type TestSshd } from './helpers/sshd.js';
+import { ensureFping, startSshd, type TestSshd } from './helpers/sshd.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
 /** The service's defaults except a 1 s interval, so 60 s of flapping is ~60 sweeps. */
@@ -37,6 +37,7 @@ let watcher: ConsumerHandle;
 const aliveChanges: { alive: boolean; reason: string; at: number }[] = [];
 
 beforeAll(async () => {
+  ensureFping();
   t = await createTestEnv();
   keyDir = mkdtempSync(join(tmpdir(), 'crowbar-key-'));
   writeFileSync(join(keyDir, 'cluster'), cluster.privateKey, { mode: 0o600 });

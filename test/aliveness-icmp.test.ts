@@ -1,10 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { icmpStability, icmpSweep, sweepBoundMs } from '../services/aliveness-probe/probes/icmp.js';
+import {
+  checkFping,
+  icmpStability,
+  icmpSweep,
+  sweepBoundMs,
+} from '../services/aliveness-probe/probes/icmp.js';
 import { probeNodes } from '../services/aliveness-probe/probes/pipeline.js';
 import { ValidationError } from '../shared/errors.js';
 import { generateKeyPair } from '../shared/ssh/index.js';
 import { createLab, type Lab, type NsNode } from './helpers/netns.js';
-import { startSshd, type TestSshd } from './helpers/sshd.js';
+import { ensureFping, startSshd, type TestSshd } from './helpers/sshd.js';
 
 const icmp = { timeoutMs: 300, retries: 0, intervalMs: 1 };
 const cluster = generateKeyPair('cluster');
@@ -13,6 +18,7 @@ let node: NsNode;
 let sshd: TestSshd;
 
 beforeAll(async () => {
+  ensureFping();
   lab = createLab();
   node = lab.addNode();
   sshd = await startSshd({ authorizedKeys: [cluster.publicKey], netns: node.ns, host: node.ipv4 });
@@ -54,6 +60,11 @@ describe('ICMP stage: one fping process for many targets', () => {
     await expect(icmpSweep(['-c1000'], icmp)).rejects.toBeInstanceOf(ValidationError);
     await expect(icmpSweep(['example.com'], icmp)).rejects.toBeInstanceOf(ValidationError);
     expect((await icmpSweep([], icmp)).size).toBe(0);
+    expect(checkFping()).toMatch(/fping/i);
+    expect(() => checkFping('/nonexistent/fping')).toThrow(/cannot run .*install Debian's fping/);
+    await expect(icmpSweep(['127.0.0.1'], { ...icmp, fpingPath: '/nonexistent/fping' })).rejects.toThrow(
+      /cannot run fping/,
+    );
     expect(sweepBoundMs(1000, { timeoutMs: 1000, retries: 1, intervalMs: 1 })).toBeGreaterThan(2500);
   });
 });

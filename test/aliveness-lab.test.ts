@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectSsh, generateKeyPair } from '../shared/ssh/index.js';
 import { createLab, type Lab, type NsNode } from './helpers/netns.js';
-import { startSshd, type TestSshd } from './helpers/sshd.js';
+import { ensureFping, startSshd, type TestSshd } from './helpers/sshd.js';
 
 const cluster = generateKeyPair('cluster');
 let lab: Lab;
@@ -12,6 +12,7 @@ let sshd: TestSshd;
 const pings = (addr: string) => spawnSync('ping', ['-c', '1', '-W', '1', addr]).status === 0;
 
 beforeAll(async () => {
+  ensureFping();
   lab = createLab();
   node = lab.addNode();
   sshd = await startSshd({ authorizedKeys: [cluster.publicKey], netns: node.ns, host: node.ipv4 });

@@ -19,7 +19,7 @@ import { hostService } from '../shared/service/host.js';
 import { generateKeyPair } from '../shared/ssh/index.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { createLab, type Lab, type NsNode } from './helpers/netns.js';
-import { startSshd, type TestSshd } from './helpers/sshd.js';
+import { ensureFping, startSshd, type TestSshd } from './helpers/sshd.js';
 import { type Stack, startStack, testAdminToken, testReadOnlyToken } from './helpers/stack.js';
 
 /** Probe settings for this file; the detection window follows from them. */
@@ -86,6 +86,7 @@ async function addLabNode(i: number, allocationId: number): Promise<LabNode> {
 }
 
 beforeAll(async () => {
+  ensureFping();
   t = await createTestEnv();
   keyDir = mkdtempSync(join(tmpdir(), 'crowbar-key-'));
   writeFileSync(join(keyDir, 'cluster_ed25519'), cluster.privateKey, { mode: 0o600 });

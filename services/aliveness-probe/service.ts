@@ -9,6 +9,7 @@ import { NotFoundError } from '../../shared/errors.js';
 import type { ServiceDef } from '../../shared/service/host.js';
 import { outbox } from './db/schema.js';
 import { startProber } from './prober.js';
+import { checkFping } from './probes/icmp.js';
 import { resyncFromOwners, startProjection } from './projection.js';
 import { createStore, outboxChannel } from './store.js';
 
@@ -60,6 +61,7 @@ export const alivenessProbeService: ServiceDef<typeof probeConfig> = {
   async start({ database, bus, log, config, clock }) {
     const db = database!;
     const privateKey = loadClusterKey(config.CROWBAR_SSH_KEY);
+    log.info({ fping: checkFping() }, 'ICMP stage ready');
     if (!privateKey) log.warn('CROWBAR_SSH_KEY not set: probing by ICMP only, no SSH login check');
     const store = createStore(db, bus);
     const relay = startOutboxRelay({ database: db, table: outbox, channel: outboxChannel, bus, log });

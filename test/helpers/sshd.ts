@@ -34,16 +34,34 @@ export interface SshdOptions {
   netns?: string;
 }
 
+/**
+ * Makes sure a Debian package's program is there: installs the package when missing (root only, with an
+ * `apt-get update` first if the plain install fails), else fails with one sentence naming the package.
+ */
+export function ensureTool(path: string, pkg: string): void {
+  if (existsSync(path)) return;
+  if (process.getuid?.() !== 0)
+    throw new Error(`${path} is missing and this is not root: install Debian's ${pkg} first`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const install = () =>
+    execFileSync('apt-get', ['install', '-y', '--no-install-recommends', pkg], { stdio: 'ignore', env });
+  try {
+    install();
+  } catch {
+    execFileSync('apt-get', ['update'], { stdio: 'ignore', env });
+    install();
+  }
+  if (!existsSync(path)) throw new Error(`apt-get could not install ${pkg} (${path} still missing)`);
+}
+
 /** Installs openssh-server when missing (root only), else fails with one sentence. */
 export function ensureSshd(): void {
-  if (existsSync(sshdPath)) return;
-  if (process.getuid?.() !== 0)
-    throw new Error(`${sshdPath} is missing and this is not root: install Debian's openssh-server first`);
-  execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'openssh-server'], {
-    stdio: 'ignore',
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-  });
-  if (!existsSync(sshdPath)) throw new Error('apt-get could not install openssh-server');
+  ensureTool(sshdPath, 'openssh-server');
+}
+
+/** The aliveness probe's ICMP stage runs fping. */
+export function ensureFping(): void {
+  ensureTool('/usr/bin/fping', 'fping');
 }
 
 function makeHostKey(dir: string): string {

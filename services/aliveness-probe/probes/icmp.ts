@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { isIP } from 'node:net';
 import { ValidationError } from '../../../shared/errors.js';
 
@@ -21,6 +21,16 @@ export interface IcmpResult {
 
 export class IcmpSweepError extends Error {
   override readonly name = 'IcmpSweepError';
+}
+
+/** Fails at start, in one sentence, when fping cannot run; returns its version line otherwise. */
+export function checkFping(path = 'fping'): string {
+  const r = spawnSync(path, ['-v'], { encoding: 'utf8', timeout: 5000 });
+  if (r.error || r.status !== 0)
+    throw new IcmpSweepError(
+      `${path} cannot run (${r.error?.message ?? `exit ${r.status}`}): install Debian's fping`,
+    );
+  return `${r.stdout}${r.stderr}`.trim().split('\n')[0] ?? '';
 }
 
 /** Upper bound on one sweep: every retry's timeout with backoff, every send interval, plus slack. */
