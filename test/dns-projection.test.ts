@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dnsDbService } from '../services/dns-db/service.js';
 import { dig, ensureTool, quickLookup } from '../services/dns-db/testing/dig.js';
 import { decodeEnvelope } from '../shared/bus/bus.js';
 import { Bus, streamName } from '../shared/bus/index.js';
@@ -12,6 +13,7 @@ import {
   streams,
 } from '../shared/catalogue/index.js';
 import { createLogger } from '../shared/log.js';
+import { hostService } from '../shared/service/host.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
@@ -23,6 +25,13 @@ let stack: Stack;
 let bus: Bus;
 let port: number;
 let clockMs = Date.now();
+const dnsEnv = {
+  CROWBAR_DNS_DOMAIN: domain,
+  CROWBAR_DNS_ADDRESS: '127.0.0.1',
+  CROWBAR_DNS_PORT: '0',
+  CROWBAR_DNS_SERVERS: '127.0.0.1',
+  CROWBAR_DNS_RRL_RATE: '0',
+};
 
 const node = (id: number, name: string): NodeSummary => ({
   id,
@@ -76,11 +85,7 @@ beforeAll(async () => {
   ensureTool('dig', 'bind9-dnsutils');
   t = await createTestEnv();
   stack = await startStack(t, ['dns-db', 'gateway'], {
-    CROWBAR_DNS_DOMAIN: domain,
-    CROWBAR_DNS_ADDRESS: '127.0.0.1',
-    CROWBAR_DNS_PORT: '0',
-    CROWBAR_DNS_SERVERS: '127.0.0.1',
-    CROWBAR_DNS_RRL_RATE: '0',
+    ...dnsEnv,
     LOG_LEVEL: process.env.TEST_LOG ?? 'silent',
   });
   port = stack.services.get('dns-db')!.detail().dnsPort as number;
@@ -271,6 +276,32 @@ describe('dns-db projection (events → dig)', () => {
     expect((await q([`r1.${domain}`, 'A'])).status).toBe('NXDOMAIN');
     expect((await q(['-x', '198.18.0.81'])).status).toBe('NXDOMAIN');
     expect(await serial()).toBeGreaterThan(before);
+  });
+
+  it('a second instance serves what the first one wrote (NOTIFY reload)', async () => {
+    const second = await hostService(dnsDbService, {
+      env: { ...t.env, ...dnsEnv, CROWBAR_INSTANCE: 'dns-db-second' },
+    });
+    try {
+      const port2 = second.detail().dnsPort as number;
+      expect(port2).not.toBe(port);
+      tick();
+      await bus.publish(inventoryEvents.nodeCreated, { node: node(5, `n5.${domain}`) });
+      await bus.publish(ipamMessages.allocationCreated, { allocation: alloc(50, 5, '198.18.0.85/24') });
+      // Either instance may take the events (shared durable consumers); both must answer.
+      for (const p of [port, port2])
+        await until(
+          `n5 on ${p}`,
+          async () => (await quickLookup(p, `n5.${domain}`, 'A'))?.data[0] === '198.18.0.85',
+        );
+      const s1 = (await dig('127.0.0.1', port, [domain, 'SOA'])).answer[0]?.data;
+      await until(
+        'same serial',
+        async () => (await dig('127.0.0.1', port2, [domain, 'SOA'])).answer[0]?.data === s1,
+      );
+    } finally {
+      await second.stop('test done');
+    }
   });
 
   it('hands dns-client its servers and domain (role run and RPC)', async () => {
