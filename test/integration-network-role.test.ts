@@ -63,3 +63,22 @@ it('an admin allocation binds network-admin, whose run returns the node network 
   const addrs = await s.call('GET', `/nodes/${n.body.id}/addresses?category=admin`);
   expect(addrs.status).toBe(200);
 });
+
+it('the admin node created at first start joins the admin network from the admin range', async () => {
+  const t2 = await createTestEnv();
+  const s2 = await startStack(t2, ['inventory', 'network-ipam', 'gateway'], {
+    CROWBAR_ADMIN_NODE: 'admin.lab.crowbar.test',
+  });
+  try {
+    const admin = (await s2.call('GET', '/nodes/admin')).body;
+    expect(admin.name).toBe('admin.lab.crowbar.test');
+    const addrs = await until('admin address', async () => {
+      const r = await s2.call('GET', `/nodes/${admin.id}/addresses?category=admin`);
+      return r.status === 200 && JSON.stringify(r.body).includes('198.18.0.') ? r.body : null;
+    });
+    expect(JSON.stringify(addrs)).toMatch(/198\.18\.0\.1[01]\/24/);
+  } finally {
+    await s2.stop();
+    await t2.cleanup();
+  }
+});

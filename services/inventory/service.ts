@@ -27,12 +27,22 @@ const inventoryConfig = z.object({
     .transform((v) => v.toLowerCase())
     .pipe(z.union([z.literal('false'), fqdn]))
     .default('admin.crowbar.internal'),
-  /** Directory of barclamp YAML files (and their scripts/) imported at start. */
+  /** Directories of barclamp YAML files (and their scripts/) imported at start, separated by commas. */
   CROWBAR_BARCLAMPS: z
     .string()
     .min(1)
-    .default(fileURLToPath(new URL('./barclamps', import.meta.url))),
+    .default(fileURLToPath(new URL('./barclamps', import.meta.url)))
+    .transform((v) =>
+      v
+        .split(',')
+        .map((d) => d.trim())
+        .filter(Boolean),
+    ),
 });
+
+/** The core barclamps, and the test barclamp for tests and the lab (`CROWBAR_BARCLAMPS=<core>,<test>`). */
+export const coreBarclampDir = fileURLToPath(new URL('./barclamps', import.meta.url));
+export const testBarclampDir = fileURLToPath(new URL('./barclamps-test', import.meta.url));
 
 /** Seeds what every installation has: the committed `system` deployment and its phantom node. */
 async function seed(run: <T>(fn: Parameters<typeof inGraphTx<T>>[3]) => Promise<T>) {
@@ -71,9 +81,10 @@ export const inventoryService: ServiceDef<typeof inventoryConfig> = {
     const tx = <T>(fn: Parameters<typeof inGraphTx<T>>[3], lineage = {}, readOnly = false) =>
       inGraphTx(db, deps, lineage, fn, { readOnly }).finally(() => void relay.flush());
 
-    const specs = readBarclamps(config.CROWBAR_BARCLAMPS);
+    const specs = config.CROWBAR_BARCLAMPS.flatMap((dir) => readBarclamps(dir));
     await tx((g) => importBarclamps(g, specs));
     await seed((fn) => tx(fn));
+    let adminJoin: NodeJS.Timeout | null = null;
     if (config.CROWBAR_ADMIN_NODE !== 'false') {
       const name = config.CROWBAR_ADMIN_NODE;
       await tx(async (g) => {
@@ -86,6 +97,24 @@ export const inventoryService: ServiceDef<typeof inventoryConfig> = {
         });
         log.info({ node: id, name }, 'admin node created');
       });
+      // The admin node joins the admin network once network-ipam has defined its role (binding it makes
+      // network-ipam allocate from the `admin` range). Bounded: gives up after 10 minutes.
+      const joinUntil = Date.now() + 600_000;
+      adminJoin = setInterval(() => {
+        void tx(async (g) => {
+          const admin = await g.one<{ id: number; deploymentId: number }>(
+            sql`select id, deployment_id as "deploymentId" from inventory.nodes where admin order by id limit 1`,
+          );
+          const role = await g.one(sql`select 1 from inventory.roles where name = 'network-admin'`);
+          if (!admin || !role) return Date.now() > joinUntil;
+          await bind(g, 'network-admin', admin.id, admin.deploymentId);
+          return true;
+        })
+          .then((done) => {
+            if (done && adminJoin) clearInterval(adminJoin);
+          })
+          .catch((err: unknown) => log.warn({ err }, 'admin node could not join the admin network yet'));
+      }, 2000);
     }
     log.info(
       { barclamps: specs.map((b) => b.name), roles: specs.reduce((n, b) => n + b.roles.length, 0) },
@@ -181,6 +210,11 @@ export const inventoryService: ServiceDef<typeof inventoryConfig> = {
     bus.serve(inventoryAnnealRpcs.status, async () => tx((g) => annealStatus(g), {}, true));
     log.debug({ api: wireType(inventoryApi) }, 'inventory serving');
 
-    return { stop: () => relay.stop() };
+    return {
+      stop: async () => {
+        if (adminJoin) clearInterval(adminJoin);
+        await relay.stop();
+      },
+    };
   },
 };

@@ -1,4 +1,5 @@
 import { allServices } from '../../infra/services.js';
+import { coreBarclampDir, testBarclampDir } from '../../services/inventory/service.js';
 import type { ServiceName } from '../../shared/catalogue/index.js';
 import { type HostedService, hostService } from '../../shared/service/host.js';
 import type { TestEnv } from './env.js';
@@ -28,6 +29,7 @@ export async function startStack(
     ...t.env,
     // Tests create the nodes they need; the first-start admin node is tested on its own.
     CROWBAR_ADMIN_NODE: 'false',
+    CROWBAR_BARCLAMPS: `${coreBarclampDir},${testBarclampDir}`,
     CROWBAR_HTTP_PORT: '0',
     CROWBAR_HTTP_HOST: '127.0.0.1',
     CROWBAR_ADMIN_TOKEN: testAdminToken,

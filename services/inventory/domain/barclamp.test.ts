@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { checkRoleGraph, readBarclamps } from './barclamp.js';
 
 const shipped = fileURLToPath(new URL('../barclamps', import.meta.url));
+const testBarclamp = fileURLToPath(new URL('../barclamps-test', import.meta.url));
 const dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
@@ -22,7 +23,7 @@ function barclampDir(yaml: string, scripts: Record<string, string> = {}) {
 
 describe('barclamp catalogue', () => {
   it('the shipped barclamps load and form a valid graph', () => {
-    const specs = readBarclamps(shipped);
+    const specs = [...readBarclamps(shipped), ...readBarclamps(testBarclamp)];
     const roles = specs.flatMap((b) => b.roles);
     for (const name of [
       'crowbar-managed-node',
