@@ -163,8 +163,7 @@ export function createProjection(deps: ProjectionDeps) {
     /** Replaces the projection with the owners' state as of `time` (before it was read), then recomputes. */
     resync(nodes: NodeSummary[], allocations: AllocationSummary[], time: Date, lineage: Lineage) {
       return run(async (tx, change) => {
-        for (const n of nodes) await store.putNode(tx, n, time, false);
-        for (const a of allocations) await store.putAllocation(tx, a, time, false);
+        await store.putAll(tx, { nodes, allocations }, time);
         const goneNodes = await store.tombstoneNodesExcept(
           tx,
           nodes.map((n) => n.id),

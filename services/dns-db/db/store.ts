@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, lte, notInArray, or, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, lte, or, sql } from 'drizzle-orm';
 import type { AllocationSummary, DnsFilter, NodeSummary } from '../../../shared/catalogue/index.js';
 import type { Database, Db } from '../../../shared/db/database.js';
 import { ConflictError, NotFoundError } from '../../../shared/errors.js';
@@ -53,6 +53,48 @@ export async function putAllocation(
   return rows.length > 0;
 }
 
+/** One array parameter (`{1,2,3}`) instead of one parameter per id, which PostgreSQL caps at 65,535. */
+const pgIntArray = (ids: number[]) => `{${ids.map((n) => Math.trunc(n)).join(',')}}`;
+
+/** Re-sync: stores the owners' state as of `time`, 500 rows per statement, never over newer rows. */
+export async function putAll(
+  tx: Tx,
+  list: { nodes: NodeSummary[]; allocations: AllocationSummary[] },
+  time: Date,
+) {
+  for (let i = 0; i < list.nodes.length; i += 500) {
+    await tx
+      .insert(nodes)
+      .values(
+        list.nodes.slice(i, i + 500).map((n) => ({ id: n.id, summary: n, deleted: false, sourceTime: time })),
+      )
+      .onConflictDoUpdate({
+        target: nodes.id,
+        set: { summary: sql`excluded.summary`, deleted: false, sourceTime: time },
+        setWhere: lte(nodes.sourceTime, time),
+      });
+  }
+  for (let i = 0; i < list.allocations.length; i += 500) {
+    await tx
+      .insert(allocations)
+      .values(
+        list.allocations
+          .slice(i, i + 500)
+          .map((a) => ({ id: a.id, nodeId: a.nodeId, summary: a, deleted: false, sourceTime: time })),
+      )
+      .onConflictDoUpdate({
+        target: allocations.id,
+        set: {
+          nodeId: sql`excluded.node_id`,
+          summary: sql`excluded.summary`,
+          deleted: false,
+          sourceTime: time,
+        },
+        setWhere: lte(allocations.sourceTime, time),
+      });
+  }
+}
+
 /** Tombstones every live node (allocation) not in `keep` whose state is older than `time` (re-sync). */
 export async function tombstoneNodesExcept(tx: Tx, keep: number[], time: Date) {
   const rows = await tx
@@ -62,7 +104,7 @@ export async function tombstoneNodesExcept(tx: Tx, keep: number[], time: Date) {
       and(
         eq(nodes.deleted, false),
         lte(nodes.sourceTime, time),
-        keep.length ? notInArray(nodes.id, keep) : undefined,
+        sql`${nodes.id} <> all(${pgIntArray(keep)}::int[])`,
       ),
     )
     .returning({ id: nodes.id });
@@ -76,7 +118,7 @@ export async function tombstoneAllocationsExcept(tx: Tx, keep: number[], time: D
       and(
         eq(allocations.deleted, false),
         lte(allocations.sourceTime, time),
-        keep.length ? notInArray(allocations.id, keep) : undefined,
+        sql`${allocations.id} <> all(${pgIntArray(keep)}::int[])`,
       ),
     )
     .returning({ id: allocations.id });
