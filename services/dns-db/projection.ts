@@ -118,7 +118,15 @@ export function createProjection(deps: ProjectionDeps) {
     );
     for (const z of serials)
       log.info(
-        { zone: z.zone, serial: z.serial, upserted: upsert.length, removed: remove.length },
+        {
+          zone: z.zone,
+          serial: z.serial,
+          upserted: upsert.length,
+          removed: remove.length,
+          nodes: scope.nodeIds ?? null,
+          allocations: scope.allocationIds ?? null,
+          correlationId: lineage.correlationId ?? null,
+        },
         'zone changed',
       );
     return serials.map((z) => z.zone);
