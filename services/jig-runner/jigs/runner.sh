@@ -1,31 +1,27 @@
 #!/bin/bash
 # Crowbar's script-jig runner, copied to the node with each run: runs a role's scripts in name order with
-# the run's attributes in $TMPDIR/attrs.json; scripts write results with write_attribute.
+# the run's attributes in $TMPDIR/attrs.json (and attrs.flat for the helpers below); scripts write results
+# with write_attribute.
 # Usage: runner <run dir> <role>
 set -o errexit -o pipefail
 export TMPDIR="$1" ROLE="$2" DEBIAN_FRONTEND=noninteractive LC_ALL=C
 shopt -s nullglob extglob globstar
 mkdir -p "$TMPDIR/attrs" "$TMPDIR/logs"
 
-__jq_path() {
-  local out="" part
-  local -a parts
-  IFS=/ read -ra parts <<< "$1"
-  for part in "${parts[@]}"; do
-    if [[ $part =~ ^[0-9]+$ ]]; then out+="[$part]"; else out+="[\"$part\"]"; fi
-  done
-  printf '.%s' "$out"
+# Attributes come as attrs.flat: one line per path, `<path>\t<base64 value>`; only awk and base64 needed.
+__attr_line() { awk -F '\t' -v p="$1" '$1 == p { print $2; exit }' "$TMPDIR/attrs.flat"; }
+read_attribute() { local v; v=$(__attr_line "$1"); [ -z "$v" ] || printf '%s\n' "$v" | base64 -d; }
+has_attribute() { [ -n "$(__attr_line "$1")" ]; }
+get_keys() {
+  awk -F '\t' -v p="${1:+$1/}" 'index($1, p) == 1 { rest = substr($1, length(p) + 1); if (rest != "" && rest !~ /\//) print rest }' "$TMPDIR/attrs.flat"
 }
-read_attribute() { jq -r -c "$(__jq_path "$1") | if . == null then empty else . end" < "$TMPDIR/attrs.json"; }
-has_attribute() { jq -e "$(__jq_path "$1") != null" < "$TMPDIR/attrs.json" > /dev/null; }
-get_keys() { jq -r "$(__jq_path "$1") | if type == \"object\" then keys[] else empty end" < "$TMPDIR/attrs.json"; }
 read_attribute_file_content() { read_attribute "$1" > "$2"; }
 write_attribute() {
   mkdir -p "$TMPDIR/attrs/$1"
   printf '%s' "$2" > "$TMPDIR/attrs/$1/wall"
 }
 write_attribute_file_content() { write_attribute "$1" "$(cat "$2")"; }
-export -f __jq_path read_attribute has_attribute get_keys read_attribute_file_content write_attribute write_attribute_file_content
+export -f __attr_line read_attribute has_attribute get_keys read_attribute_file_content write_attribute write_attribute_file_content
 
 for script in "$TMPDIR/$ROLE"/*.sh; do
   name=$(basename "$script")

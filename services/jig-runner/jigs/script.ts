@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { JigJob } from '../../../shared/catalogue/index.js';
 import { ValidationError } from '../../../shared/errors.js';
 import { connectSsh } from '../../../shared/ssh/index.js';
+import { flattenAttributes } from '../domain/flatten.js';
 import { parseWallListing } from '../domain/wall.js';
 import type { JigResult } from './types.js';
 
@@ -46,6 +47,7 @@ export async function runScriptJig(
     const mk = await session.exec(`mkdir -m 700 -p '${dir}/${job.role}'`, { timeoutMs: 15_000 });
     if (mk.code !== 0) throw new Error(`cannot create ${dir} on ${job.node.name}: ${mk.stderr}`);
     await session.putFile(`${dir}/attrs.json`, JSON.stringify(job.data), { mode: 0o600 });
+    await session.putFile(`${dir}/attrs.flat`, flattenAttributes(job.data), { mode: 0o600 });
     await session.putFile(`${dir}/runner`, runnerScript, { mode: 0o700 });
     for (const [name, body] of Object.entries(job.scripts))
       await session.putFile(`${dir}/${job.role}/${name}`, body, { mode: 0o600 });
