@@ -47,6 +47,17 @@ describe('dns-db with inventory and network-ipam', () => {
   let v4: string;
   let v6: string;
 
+  it("serves the admin network's reverse zones before any address is allocated", async () => {
+    const admin = await stack.call('GET', '/networks/admin');
+    expect(admin.status).toBe(200);
+    const v6Free = `${admin.body.v6prefix}::abcd`;
+    await until('v4 reverse zone', async () => (await q(['-x', '198.18.0.200'])).status === 'NXDOMAIN');
+    const r = await q(['-x', v6Free]);
+    expect(r.status).toBe('NXDOMAIN');
+    expect(r.flags).toContain('aa');
+    expect(r.authority.map((a) => a.type)).toEqual(['SOA']);
+  });
+
   it('resolves a node created and allocated through the API (A, AAAA, PTR)', async () => {
     const n = await stack.call('POST', '/nodes', { name: `n1.lab.${domain}` });
     expect(n.status).toBe(201);

@@ -14,7 +14,7 @@ const decl = (durable: string, filterSubject: string): ConsumerDecl => ({
 });
 
 /**
- * The projection's inputs: node and allocation facts from the EVENTS stream, one durable consumer each
+ * The projection's inputs: node, allocation and network facts from the EVENTS stream, one durable consumer each
  * (nats-server 2.9 allows one filter subject per consumer). Unknown node.* or allocation.* types that
  * appear later are dead-lettered by the consumer, harmlessly; the periodic re-sync covers them.
  */
@@ -69,11 +69,27 @@ export async function startConsumers(bus: Bus, projection: Projection, log: Logg
       ],
     ],
   });
+  const networkSubnets = async (d: { network: { id: number; subnets: string[] } }, ctx: { log: Logger }) => {
+    const zones = await projection.networkSubnets(d.network.subnets);
+    ctx.log.debug({ network: d.network.id, zones }, 'network subnets seen');
+  };
+  const networks = await consume(bus, {
+    decl: decl('dns-db-networks', 'evt.network.>'),
+    log,
+    concurrency: 1,
+    handlers: [
+      [ipamMessages.networkCreated, (d, _env, ctx) => networkSubnets(d, ctx)],
+      [ipamMessages.networkChanged, (d, _env, ctx) => networkSubnets(d, ctx)],
+      // Reverse zones stay after a network goes: its freed addresses keep saying NXDOMAIN.
+      [ipamMessages.networkDeleted, async () => undefined],
+    ],
+  });
   return {
-    stats: () => ({ nodes: nodes.stats, allocations: allocations.stats }),
+    stats: () => ({ nodes: nodes.stats, allocations: allocations.stats, networks: networks.stats }),
     async stop() {
       await nodes.stop();
       await allocations.stop();
+      await networks.stop();
     },
   };
 }

@@ -13,6 +13,7 @@ import { enqueueOutbox } from '../../shared/db/outbox.js';
 import type { Logger } from '../../shared/log.js';
 import { outbox } from './db/schema.js';
 import * as store from './db/store.js';
+import { parseCidr, reverseZone } from './domain/names.js';
 import {
   type CompiledFilter,
   compileFilter,
@@ -165,6 +166,26 @@ export function createProjection(deps: ProjectionDeps) {
         if (!(await store.putAllocation(tx, a, time, deleted)))
           return { applied: false, zones: [] as string[] };
         return { applied: true, zones: await recompute(tx, change, { allocationIds: [a.id] }, lineage) };
+      });
+    },
+
+    /**
+     * A network's subnets: their reverse zones are served from the moment the network exists, so a PTR
+     * query for any of its addresses gets an authoritative answer. Zones outlive a deleted network.
+     */
+    networkSubnets(subnets: string[]) {
+      const zones = subnets.flatMap((c) => {
+        const p = parseCidr(c);
+        return p ? [reverseZone(p.address, p.prefix)] : [];
+      });
+      const missing = zones.filter((z) => !knownZones.has(z));
+      if (missing.length === 0) return Promise.resolve([] as string[]);
+      return run(async (_tx, change) => {
+        const created = await store.ensureZones(_tx, missing, nowSeconds());
+        change.serials.push(...created);
+        for (const z of missing) knownZones.add(z);
+        for (const z of created) log.info({ zone: z.zone, serial: z.serial }, 'reverse zone created');
+        return created.map((z) => z.zone);
       });
     },
 

@@ -3,6 +3,7 @@ import {
   type AllocationSummary,
   inventoryRpcs,
   ipamMessages,
+  ipamRpcs,
   type NodeSummary,
 } from '../../shared/catalogue/index.js';
 import type { Clock } from '../../shared/clock.js';
@@ -49,14 +50,16 @@ export function startResync(deps: {
       if (r.allocations.length < 1000) break;
       afterId = Math.max(...r.allocations.map((a) => a.id));
     }
-    return { nodes: nodes as NodeSummary[], allocations };
+    const { networks } = await bus.request(ipamRpcs.networkList, {}, { timeoutMs: 10_000 });
+    return { nodes: nodes as NodeSummary[], allocations, subnets: networks.flatMap((n) => n.subnets) };
   };
 
   const once = (): Promise<ResyncResult> => {
     inflight ??= (async () => {
       // Events stamped after this instant win over what the listing says.
       const time = clock.now();
-      const { nodes, allocations } = await fetchAll();
+      const { nodes, allocations, subnets } = await fetchAll();
+      await projection.networkSubnets(subnets);
       const r = await projection.resync(nodes, allocations, time, {});
       const result = { nodes: nodes.length, allocations: allocations.length, changedZones: r.zones };
       last = { at: time.toISOString(), result };
