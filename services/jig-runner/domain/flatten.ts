@@ -10,8 +10,9 @@ export function flattenAttributes(data: unknown): string {
   const walk = (value: unknown, path: string) => {
     if (value === null || value === undefined) return;
     if (path) lines.push(`${path}\t${b64(typeof value === 'string' ? value : JSON.stringify(value))}`);
-    if (Array.isArray(value)) value.forEach((v, i) => walk(v, path ? `${path}/${i}` : String(i)));
-    else if (typeof value === 'object') {
+    if (Array.isArray(value)) {
+      for (const [i, v] of value.entries()) walk(v, path ? `${path}/${i}` : String(i));
+    } else if (typeof value === 'object') {
       for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
         if (k === '' || /[/\t\n]/.test(k)) continue;
         walk(v, path ? `${path}/${k}` : k);
