@@ -7,9 +7,11 @@
  *   Each allocation runs the full §5.5 algorithm, writes its event to the outbox, and queues the role bind.
  * - baseline: C concurrent pg clients each looping `BEGIN; DELETE … WHERE address = (SELECT … ORDER BY
  *   address LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING; INSERT allocation; COMMIT` on a pool table.
+ * network-ipam and the gateway run as their own processes, as the launcher runs them.
  * Both sides are checked for duplicates afterwards. Everything lives in a private database and bus
  * prefix, dropped at the end.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,12 +21,9 @@ import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import { startNatsServer } from '../infra/nats.js';
 import { isListening, pickPort } from '../infra/ports.js';
-import { gatewayService } from '../services/gateway/service.js';
-import { networkIpamService } from '../services/network-ipam/service.js';
 import { Bus } from '../shared/bus/index.js';
-import { inventoryEvents, ipamRpcs, streams } from '../shared/catalogue/index.js';
+import { health, inventoryEvents, ipamRpcs, streams } from '../shared/catalogue/index.js';
 import { createLogger } from '../shared/log.js';
-import { type HostedService, hostService } from '../shared/service/host.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -57,6 +56,43 @@ async function requesters(n: number, work: (i: number) => Promise<void>) {
     }),
   );
   return (Date.now() - started) / 1000;
+}
+
+const root = new URL('..', import.meta.url).pathname;
+
+/** Starts one service the way the launcher does and waits until `ready()` says so. */
+async function startService(name: string, env: Record<string, string>, ready: () => Promise<boolean>) {
+  const proc = spawn(process.execPath, ['--import', 'tsx', `${root}services/${name}/index.ts`], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  proc.stderr?.on('data', (c: Buffer) => {
+    stderr = (stderr + c.toString()).slice(-4000);
+  });
+  const started = Date.now();
+  while (!(await ready().catch(() => false))) {
+    if (proc.exitCode !== null) throw new Error(`${name} exited: ${stderr}`);
+    if (Date.now() - started > 60_000) {
+      await stopService(proc);
+      throw new Error(`${name} not ready after 60 s: ${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  proc.once('exit', (code, signal) => {
+    if (code || (signal && signal !== 'SIGTERM')) say(`${name} exited (${signal ?? code}): ${stderr}`);
+  });
+  return proc;
+}
+
+async function stopService(proc: ChildProcess) {
+  if (proc.exitCode !== null) return;
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
 }
 
 async function natsUrl(stops: (() => Promise<void>)[]) {
@@ -94,7 +130,7 @@ async function main() {
     LOG_LEVEL: 'warn',
     CROWBAR_BOOTSTRAP_ADMIN_NETWORK: 'false',
     CROWBAR_HTTP_HOST: '127.0.0.1',
-    CROWBAR_HTTP_PORT: '0',
+    CROWBAR_HTTP_PORT: String(await pickPort(3397)),
     CROWBAR_ADMIN_TOKEN: adminToken,
   };
   stops.push(async () => {
@@ -104,13 +140,20 @@ async function main() {
       if (name.startsWith(`${prefix.toUpperCase()}_`)) await jsm.streams.delete(name);
     await nc.close();
   });
-  const hosted: HostedService[] = [];
+  const children: ChildProcess[] = [];
   try {
-    hosted.push(await hostService(networkIpamService, { env }));
-    hosted.push(await hostService(gatewayService, { env }));
-    const api = `http://127.0.0.1:${hosted[1]!.detail().port}/api/v2`;
     const bus = await Bus.connect({ url, prefix, source: 'bench-ipam', log, streams });
     stops.unshift(() => bus.close());
+    const api = `http://127.0.0.1:${env.CROWBAR_HTTP_PORT}/api/v2`;
+    children.push(
+      await startService('network-ipam', env, async () => {
+        await bus.request(health['network-ipam'], {}, { timeoutMs: 1000 });
+        return true;
+      }),
+    );
+    children.push(
+      await startService('gateway', env, async () => (await fetch(`${api}/health`)).status > 0),
+    );
     const post = async (path: string, body: unknown) => {
       const r = await fetch(`${api}${path}`, {
         method: 'POST',
@@ -243,7 +286,7 @@ async function main() {
       }),
     );
   } finally {
-    for (const h of hosted.reverse()) await h.stop('bench done').catch(() => undefined);
+    for (const c of children.reverse()) await stopService(c).catch(() => undefined);
     for (const s of stops) await s().catch((e: unknown) => say(`cleanup: ${String(e)}`));
   }
 }

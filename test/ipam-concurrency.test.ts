@@ -153,4 +153,29 @@ describe('allocation under concurrency', () => {
     expect(reused).toEqual(released.map((a) => a.address).sort());
     expect(again.filter((r) => r.status === 409)).toHaveLength(1);
   });
+
+  it('deleting a network while its addresses are being claimed leaves no allocation behind', async () => {
+    const net = await stack.call('POST', '/networks', {
+      name: 'churn',
+      conduit: '10g2',
+      v6prefix: 'auto',
+      ranges: [{ name: 'host', first: '198.19.66.1/24', last: '198.19.66.254/24' }],
+    });
+    expect(net.status).toBe(201);
+    const ids = Array.from({ length: 120 }, (_, k) => 20_001 + k);
+    const claims = requesters(ids, 30, (id) =>
+      stack.call('POST', '/network_allocations', { node: id, network: 'churn' }),
+    );
+    await new Promise((r) => setTimeout(r, 150));
+    const del = await stack.call('DELETE', '/networks/churn');
+    expect(del.status).toBe(200);
+    const res = await claims;
+    // Every answer is clean: allocated before the delete, or the network/range is gone.
+    for (const r of res) expect([201, 404, 409], JSON.stringify(r.body)).toContain(r.status);
+    expect(res.some((r) => r.status === 201)).toBe(true);
+    const orphans = await db.query(`select count(*)::int as n from network_ipam.allocations a
+      where not exists (select 1 from network_ipam.ranges r where r.id = a.range_id)`);
+    expect(orphans.rows[0].n).toBe(0);
+    expect((await stack.call('GET', '/networks/churn')).status).toBe(404);
+  });
 });

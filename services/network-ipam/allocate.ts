@@ -127,7 +127,7 @@ async function allocateInRange(
       if (next === null) throw exhausted(t);
       candidates = [next];
     }
-    const res = await claim(db, { ...base, preferred: candidates, lowest: r.pooled });
+    const res = await claim(ctx.claims, { ...base, preferred: candidates, lowest: r.pooled });
     if (res.inserted) {
       const a = summary(t, res.inserted.id, res.inserted.address);
       ctx.log.info(
@@ -136,7 +136,11 @@ async function allocateInRange(
       );
       return { allocation: a, created: true };
     }
-    if (r.pooled && res.picked === null) throw exhausted(t);
+    if (res.picked === null) {
+      if (r.pooled) throw exhausted(t);
+      // The candidate is no longer inside the range as stored: it changed or went away meanwhile.
+      throw new RangeMoved();
+    }
     // Lost a race: either this node got an address in the range meanwhile, or the address was held.
     const mine = await existingFor(db, r.id, t.node.id);
     if (mine) {
@@ -152,6 +156,9 @@ const exhausted = (t: Target) =>
     rule: 'range_exhausted',
   });
 
+/** A range changed or vanished under a claim; the allocation starts again from fresh state. */
+class RangeMoved extends Error {}
+
 export async function allocate(ctx: Ctx, req: AllocateRequest): Promise<AllocationSummary[]> {
   let suggestion: Cidr | null = null;
   if (req.suggestion !== undefined) {
@@ -161,11 +168,22 @@ export async function allocate(ctx: Ctx, req: AllocateRequest): Promise<Allocati
         field: 'suggestion',
       });
   }
-  let c = await loadContext(ctx.database.db, req.node, req.network);
+  for (let round = 0; ; round++) {
+    try {
+      return await allocateOnce(ctx, req, suggestion);
+    } catch (err) {
+      if (!(err instanceof RangeMoved)) throw err;
+      if (round >= 3) throw new UnavailableError(`network ${req.network} keeps changing; retry`);
+    }
+  }
+}
+
+async function allocateOnce(ctx: Ctx, req: AllocateRequest, suggestion: Cidr | null) {
+  let c = await loadContext(ctx.claims, req.node, req.network);
   if (!c.network) throw new NotFoundError(`network ${req.network} not found`, { field: 'network' });
   if (!c.node) {
     await resolveNode(ctx, req.node);
-    c = await loadContext(ctx.database.db, req.node, req.network);
+    c = await loadContext(ctx.claims, req.node, req.network);
   }
   const net = c.network!;
   const node = c.node!;

@@ -5,6 +5,7 @@ import type { Clock } from '../../shared/clock.js';
 import type { Database } from '../../shared/db/database.js';
 import { ConflictError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
+import type { ClaimPool } from './db/claim.js';
 import type { Q, Tx } from './db/network-store.js';
 import { roleTasks, settings } from './db/schema.js';
 import { newGlobalId } from './domain/ipv6.js';
@@ -13,6 +14,8 @@ import { EventBatch } from './events.js';
 /** What the operations need; built once in service.ts and passed down (no module state). */
 export interface Ctx {
   database: Database;
+  /** A separate, larger pool for the allocation hot path (its statements are prepared per connection). */
+  claims: ClaimPool;
   bus: Bus;
   log: Logger;
   clock: Clock;

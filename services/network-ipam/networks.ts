@@ -7,7 +7,7 @@ import {
 } from '../../shared/catalogue/index.js';
 import { ConflictError, ValidationError } from '../../shared/errors.js';
 import { type Ctx, globalId, inTx, lockTopology, queueRoleTask, roleName, uniquely } from './context.js';
-import { deleteAllocation, findAllocations } from './db/allocation-store.js';
+import { deleteAllocation, fenceRange, findAllocations } from './db/allocation-store.js';
 import {
   detailOf,
   getNetwork,
@@ -184,6 +184,7 @@ export async function deleteNetwork(ctx: Ctx, ref: number | string): Promise<Net
     const full = await getNetwork(tx, ref, true);
     if (full.net.name === adminNetworkName)
       throw new ValidationError('the admin network cannot be deleted', { field: 'network' });
+    for (const r of full.ranges) await fenceRange(tx, r.id);
     const released = await findAllocations(tx, { networkId: full.net.id });
     for (const a of released) {
       await deleteAllocation(tx, a.id);

@@ -2,7 +2,7 @@ import { eq } from 'drizzle-orm';
 import type { RangeInput, RouterInput } from '../../shared/catalogue/index.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
 import { lockTopology, uniquely } from './context.js';
-import { deleteAllocation, fillPool, findAllocations, poolLimit } from './db/allocation-store.js';
+import { deleteAllocation, fenceRange, fillPool, findAllocations, poolLimit } from './db/allocation-store.js';
 import {
   allRangeBounds,
   type NetworkFull,
@@ -89,6 +89,7 @@ function checkRangeLink(input: Loose<RangeInput>, net: NetworkFull['net'], at: s
 
 /** Releases every allocation of a range (announcing each), then deletes it. */
 export async function removeRange(tx: Tx, full: NetworkFull, range: RangeRow, events: EventBatch) {
+  await fenceRange(tx, range.id);
   for (const a of await findAllocations(tx, { networkId: full.net.id })) {
     if (a.range !== range.name) continue;
     await deleteAllocation(tx, a.id);
@@ -130,6 +131,7 @@ export async function changeRange(
     { family: checked.family, first: checked.first.value, last: checked.last.value, overlap: merged.overlap },
     others,
   );
+  await fenceRange(tx, range.id);
   const held = (await findAllocations(tx, { networkId: full.net.id })).filter((a) => a.range === range.name);
   for (const a of held) {
     const c = parseCidr(a.address)!;

@@ -1,6 +1,6 @@
 import { eq, inArray, sql } from 'drizzle-orm';
 import { inventoryRpcs } from '../../shared/catalogue/index.js';
-import { NotFoundError } from '../../shared/errors.js';
+import { NotFoundError, UnavailableError } from '../../shared/errors.js';
 import type { Ctx } from './context.js';
 import { networks, roleTasks } from './db/schema.js';
 
@@ -20,7 +20,10 @@ const batch = 100;
 /** A task is dropped after this many failures (logged); a later change queues it again. */
 const maxAttempts = 30;
 
-export function startRoleSync(ctx: Omit<Ctx, 'kickRoleTasks'>, opts: { pollMs?: number } = {}): RoleSync {
+export function startRoleSync(
+  ctx: Pick<Ctx, 'database' | 'bus' | 'log'>,
+  opts: { pollMs?: number } = {},
+): RoleSync {
   const { database, bus, log } = ctx;
   const stats = { done: 0, failed: 0 };
   let stopped = false;
@@ -66,9 +69,15 @@ export function startRoleSync(ctx: Omit<Ctx, 'kickRoleTasks'>, opts: { pollMs?: 
     if (tasks.length === 0) return 0;
     const done: number[] = [];
     const failed: { t: Task; err: unknown }[] = [];
+    // Once inventory does not answer, the rest of the batch backs off without asking again.
+    let down: unknown = null;
     for (let i = 0; i < tasks.length; i += 10) {
       await Promise.all(
         tasks.slice(i, i + 10).map(async (t) => {
+          if (down) {
+            failed.push({ t, err: down });
+            return;
+          }
           try {
             await call(t);
             done.push(t.id);
@@ -80,6 +89,7 @@ export function startRoleSync(ctx: Omit<Ctx, 'kickRoleTasks'>, opts: { pollMs?: 
             // Deleting a role inventory never had is done, not failed.
             if (t.kind === 'delete' && err instanceof NotFoundError) done.push(t.id);
             else failed.push({ t, err });
+            if (err instanceof UnavailableError) down = err;
           }
         }),
       );

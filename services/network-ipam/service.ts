@@ -1,5 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { intFromEnv } from '../../shared/config.js';
+import { openDatabase } from '../../shared/db/database.js';
 import { startOutboxRelay } from '../../shared/db/outbox.js';
 import type { ServiceDef } from '../../shared/service/host.js';
 import { adminCidrProblem, bootstrap } from './bootstrap.js';
@@ -27,6 +29,8 @@ const ipamConfig = z.object({
     .string()
     .regex(/^(auto|none|[0-9a-fA-F]{1,4}(:[0-9a-fA-F]{1,4}){3})$/, 'must be auto, none or four hextets')
     .default('auto'),
+  /** Connections of the allocation pool (on top of the service's own pool of 10). */
+  CROWBAR_IPAM_DB_CONNECTIONS: intFromEnv(2, 200).default(20),
 });
 
 export const networkIpamService: ServiceDef<typeof ipamConfig> = {
@@ -36,13 +40,25 @@ export const networkIpamService: ServiceDef<typeof ipamConfig> = {
     name: 'network_ipam',
     migrationsFolder: fileURLToPath(new URL('./db/migrations', import.meta.url)),
   },
-  async start({ database, bus, log, clock, config }) {
+  async start({ database, bus, log, clock, config, instance }) {
     const db = database!;
     const relay = startOutboxRelay({ database: db, table: outbox, channel: outboxChannel, bus, log });
-    const roles = startRoleSync({ database: db, bus, log, clock, kickOutbox: () => undefined });
+    const roles = startRoleSync({ database: db, bus, log });
+    const claims = openDatabase(config.DATABASE_URL, {
+      max: config.CROWBAR_IPAM_DB_CONNECTIONS,
+      applicationName: `${instance}-claims`,
+    });
     const kickOutbox = () => void relay.flush();
-    const ctx: Ctx = { database: db, bus, log, clock, kickRoleTasks: roles.kick, kickOutbox };
-    const stops: (() => Promise<void>)[] = [() => roles.stop(), () => relay.stop()];
+    const ctx: Ctx = {
+      database: db,
+      claims: claims.pool,
+      bus,
+      log,
+      clock,
+      kickRoleTasks: roles.kick,
+      kickOutbox,
+    };
+    const stops: (() => Promise<void>)[] = [() => roles.stop(), () => relay.stop(), () => claims.close()];
     try {
       const boot = await bootstrap(ctx, {
         adminNetwork: config.CROWBAR_BOOTSTRAP_ADMIN_NETWORK === 'true',

@@ -127,3 +127,15 @@ export async function fillPool(q: Q, range: RangeRow): Promise<void> {
       from generate_series(0::bigint, (${range.last}::inet - ${range.first}::inet)) g
      where not exists (select 1 from network_ipam.allocations a where a.address = ${range.first}::inet + g)`);
 }
+
+/**
+ * Fences a range before it changes or goes away: waits out in-flight claims (the exclusive fence lock for
+ * unpooled ranges; deleting the pool rows, which pooled claims lock, for pooled ones). Afterwards the
+ * caller sees every committed allocation of the range, and no new claim can land in it until commit.
+ */
+export async function fenceRange(q: Q, rangeId: number) {
+  await q.execute(
+    sql.raw(`select pg_advisory_xact_lock(hashtext('network_ipam:range'), ${Number(rangeId)})`),
+  );
+  await q.execute(sql`delete from network_ipam.free_addresses where range_id = ${rangeId}`);
+}

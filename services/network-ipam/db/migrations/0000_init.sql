@@ -110,8 +110,6 @@ CREATE TABLE "network_ipam"."settings" (
 	"value" text NOT NULL
 );
 --> statement-breakpoint
-ALTER TABLE "network_ipam"."allocations" ADD CONSTRAINT "allocations_network_id_networks_id_fk" FOREIGN KEY ("network_id") REFERENCES "network_ipam"."networks"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
-ALTER TABLE "network_ipam"."allocations" ADD CONSTRAINT "allocations_range_id_ranges_id_fk" FOREIGN KEY ("range_id") REFERENCES "network_ipam"."ranges"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "network_ipam"."free_addresses" ADD CONSTRAINT "free_addresses_range_id_ranges_id_fk" FOREIGN KEY ("range_id") REFERENCES "network_ipam"."ranges"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "network_ipam"."ranges" ADD CONSTRAINT "ranges_network_id_networks_id_fk" FOREIGN KEY ("network_id") REFERENCES "network_ipam"."networks"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "network_ipam"."routers" ADD CONSTRAINT "routers_network_id_networks_id_fk" FOREIGN KEY ("network_id") REFERENCES "network_ipam"."networks"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
