@@ -191,6 +191,11 @@ describe('aliveness-probe with real inventory, sshd in namespaces', () => {
     expect(r).toMatchObject({ nodeId: n.id, alive: true, reason: 'ok', stage: 'none', address: n.net.ipv4 });
     const h = await health(n.id);
     expect(h.history.some((x) => x.trigger === 'on-demand')).toBe(true);
+    // Requests arriving together share one probe batch; each still gets its own node's answer.
+    const both = await Promise.all(nodes.map((x) => bus.request(alivenessMessages.probe, { nodeId: x.id })));
+    expect(both.map((r) => [r.nodeId, r.alive, r.address])).toEqual(
+      nodes.map((x) => [x.id, true, x.net.ipv4]),
+    );
     await expect(bus.request(alivenessMessages.probe, { nodeId: 999_999 })).rejects.toBeInstanceOf(
       NotFoundError,
     );

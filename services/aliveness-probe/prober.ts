@@ -110,6 +110,32 @@ export function startProber(deps: {
     if (stats.sweeps % 20 === 0) await store.pruneHistory(options.historyKeep);
   };
 
+  // On-demand probes arriving together (many runs ending at once) share one probe batch, so one fping
+  // process serves them all rather than one per request.
+  type Waiter = { node: ProjectedNode; resolve(o: ProbeOutcome): void; reject(e: unknown): void };
+  let batch: Waiter[] = [];
+  const flushBatch = () => {
+    const waiters = batch;
+    batch = [];
+    probeNodes(store.targets(waiters.map((w) => w.node)), options.pipeline).then(
+      (outs) => {
+        for (const [i, w] of waiters.entries()) {
+          const o = outs[i];
+          if (o) w.resolve(o);
+          else w.reject(new Error('probe produced no outcome'));
+        }
+      },
+      (err: unknown) => {
+        for (const w of waiters) w.reject(err);
+      },
+    );
+  };
+  const onDemand = (node: ProjectedNode) =>
+    new Promise<ProbeOutcome>((resolve, reject) => {
+      if (batch.length === 0) setTimeout(flushBatch, 20);
+      batch.push({ node, resolve, reject });
+    });
+
   let lockClient: import('pg').PoolClient | null = null;
   const isLeader = async () => {
     try {
@@ -154,8 +180,7 @@ export function startProber(deps: {
   return {
     stats,
     async probeOne(node) {
-      const [o] = await probeNodes(store.targets([node]), options.pipeline);
-      if (!o) throw new Error('probe produced no outcome');
+      const o = await onDemand(node);
       const state = await handle(o, 'on-demand');
       return { ...o, verdict: state?.verdict ?? node.verdict };
     },
