@@ -78,6 +78,12 @@ function wellFormedEnvelope(raw: unknown): Envelope | null {
   if (typeof time !== 'string' || time.length !== 24) return null;
   const ms = Date.parse(time);
   if (Number.isNaN(ms) || new Date(ms).toISOString() !== time) return null;
+  // The schema wants `data` present (any value). Keys beyond the envelope's are dropped, as the
+  // schema does; without any, the parsed object itself is kept.
+  if (!('data' in e) || e.data === undefined) return null;
+  let keys = 0;
+  for (const _ in e) keys++;
+  if (keys === 7) return e as unknown as Envelope;
   return { id, type, time, source, correlationId, causationId, data: e.data };
 }
 

@@ -114,8 +114,8 @@ export async function consume<const Ds extends readonly Def[]>(
       if (!pair) throw new ValidationError(`no handler for message type ${env.type}`, { field: 'type' });
       const data = parsePayload(pair[0].schema, env.data, `${env.type} payload`);
       // The envelope was decoded for this delivery alone, so it can carry the parsed payload itself.
-      const typed = Object.assign(env, { data });
-      const out = (await pair[1](data, typed, handlerContext(log, typed, attempt, m))) ?? ack();
+      env.data = data;
+      const out = (await pair[1](data, env, new MessageContext(log, env, attempt, m))) ?? ack();
       if (out.outcome === 'ack') {
         stats.handled++;
         m.ack();
@@ -184,17 +184,26 @@ export async function consume<const Ds extends readonly Def[]>(
   };
 }
 
-/** The per-message child logger is built on first use: most handlers never log. */
-function handlerContext(log: Logger, env: Envelope, attempt: number, m: JsMsg): HandlerContext {
-  let child: Logger | null = null;
-  return {
-    get log() {
-      child ??= log.child({ msgType: env.type, messageId: env.id, correlationId: env.correlationId });
-      return child;
-    },
-    attempt,
-    keepAlive: () => m.working(),
-  };
+/** What a handler gets besides the message; the child logger is built on first use (most never log). */
+class MessageContext implements HandlerContext {
+  private child: Logger | null = null;
+  constructor(
+    private readonly parent: Logger,
+    private readonly env: Envelope,
+    readonly attempt: number,
+    private readonly m: JsMsg,
+  ) {}
+  get log(): Logger {
+    this.child ??= this.parent.child({
+      msgType: this.env.type,
+      messageId: this.env.id,
+      correlationId: this.env.correlationId,
+    });
+    return this.child;
+  }
+  keepAlive(): void {
+    this.m.working();
+  }
 }
 
 function deadHeaders(subject: string, reason: string, deliveries: number) {
