@@ -151,9 +151,7 @@ async function main() {
         return true;
       }),
     );
-    children.push(
-      await startService('gateway', env, async () => (await fetch(`${api}/health`)).status > 0),
-    );
+    children.push(await startService('gateway', env, async () => (await fetch(`${api}/health`)).status > 0));
     const post = async (path: string, body: unknown) => {
       const r = await fetch(`${api}${path}`, {
         method: 'POST',
