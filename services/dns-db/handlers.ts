@@ -69,7 +69,11 @@ export async function startConsumers(bus: Bus, projection: Projection, log: Logg
       ],
     ],
   });
-  const networkSubnets = async (d: { network: { id: number; subnets: string[] } }, ctx: { log: Logger }) => {
+  const networkSubnets = async (
+    d: { network: { id: number; category: string; subnets: string[] } },
+    ctx: { log: Logger },
+  ) => {
+    if (d.network.category === 'unmanaged') return;
     const zones = await projection.networkSubnets(d.network.subnets);
     ctx.log.debug({ network: d.network.id, zones }, 'network subnets seen');
   };

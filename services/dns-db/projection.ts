@@ -176,7 +176,9 @@ export function createProjection(deps: ProjectionDeps) {
     networkSubnets(subnets: string[]) {
       const zones = subnets.flatMap((c) => {
         const p = parseCidr(c);
-        return p ? [reverseZone(p.address, p.prefix)] : [];
+        // Catch-all subnets (the unmanaged network's /0) are not a zone we should claim.
+        if (!p || p.prefix < (p.family === 'ipv4' ? 8 : 16)) return [];
+        return [reverseZone(p.address, p.prefix)];
       });
       const missing = zones.filter((z) => !knownZones.has(z));
       if (missing.length === 0) return Promise.resolve([] as string[]);

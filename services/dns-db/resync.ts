@@ -51,7 +51,11 @@ export function startResync(deps: {
       afterId = Math.max(...r.allocations.map((a) => a.id));
     }
     const { networks } = await bus.request(ipamRpcs.networkList, {}, { timeoutMs: 10_000 });
-    return { nodes: nodes as NodeSummary[], allocations, subnets: networks.flatMap((n) => n.subnets) };
+    return {
+      nodes: nodes as NodeSummary[],
+      allocations,
+      subnets: networks.filter((n) => n.category !== 'unmanaged').flatMap((n) => n.subnets),
+    };
   };
 
   const once = (): Promise<ResyncResult> => {
