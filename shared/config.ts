@@ -36,6 +36,13 @@ export const baseConfigSchema = z.object({
     .default('crowbar'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   CROWBAR_INSTANCE: z.string().min(1).optional(),
+  /** Connections each service process keeps to PostgreSQL at most. */
+  CROWBAR_DB_POOL_MAX: z.coerce
+    .number({ message: 'must be an integer from 1 to 200' })
+    .int('must be an integer from 1 to 200')
+    .min(1, 'must be an integer from 1 to 200')
+    .max(200, 'must be an integer from 1 to 200')
+    .default(5),
 });
 export type BaseConfig = z.infer<typeof baseConfigSchema>;
 

@@ -1,5 +1,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Bus } from '../shared/bus/bus.js';
+import { inventoryRpcs } from '../shared/catalogue/index.js';
+import { createLogger } from '../shared/log.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { until } from './helpers/inventory.js';
 import { type Stack, startStack } from './helpers/stack.js';
@@ -11,6 +14,9 @@ const CAP = 5;
 let t: TestEnv;
 let s: Stack;
 let db: pg.Client;
+let bus: Bus;
+/** Every noderole hook event seen by a plain subscriber, per noderole, in arrival order. */
+const hooks = new Map<number, { state: string; from: string | null }[]>();
 
 beforeAll(async () => {
   t = await createTestEnv();
@@ -20,8 +26,24 @@ beforeAll(async () => {
   });
   db = new pg.Client({ connectionString: t.databaseUrl });
   await db.connect();
+  bus = await Bus.connect({
+    url: t.natsUrl,
+    prefix: t.prefix,
+    source: 'test',
+    log: createLogger('t', { level: 'silent' }),
+  });
+  bus.nc.subscribe(bus.subject('evt.noderole.>'), {
+    callback: (_e, m) => {
+      const d = JSON.parse(new TextDecoder().decode(m.data)).data;
+      if (!d.noderole || m.subject.endsWith('.deleted.v1')) return;
+      const list = hooks.get(d.noderole.id) ?? [];
+      list.push({ state: d.noderole.state, from: d.from });
+      hooks.set(d.noderole.id, list);
+    },
+  });
 });
 afterAll(async () => {
+  await bus?.close();
   await db?.end();
   await s?.stop();
   await t?.cleanup();
@@ -79,6 +101,18 @@ describe('annealing 50 nodes', () => {
       `select noderole_id, count(*)::int as n from annealer.runs where state = 'done' group by noderole_id having count(*) > 1`,
     );
     expect(runs.rows).toEqual([]);
+    // A subscriber sees each noderole's hooks in order: each one starts where the previous one ended.
+    await until(
+      'all hooks delivered',
+      () => [...hooks.values()].filter((h) => h.at(-1)?.state === 'active').length >= NODES * 3,
+      10_000,
+    );
+    for (const [id, seq] of hooks) {
+      expect(seq[0], `noderole ${id}`).toEqual({ state: 'proposed', from: null });
+      for (let i = 1; i < seq.length; i++)
+        expect(seq[i]!.from, `noderole ${id} hook ${i}`).toBe(seq[i - 1]!.state);
+      expect(seq.map((h) => h.state).slice(-2), `noderole ${id}`).toEqual(['transition', 'active']);
+    }
     console.log(
       `50 nodes × 3 noderoles annealed in ${((Date.now() - started) / 1000).toFixed(1)} s; max in flight ${maxInFlight}/${CAP}`,
     );
@@ -128,5 +162,40 @@ describe('annealing 50 nodes', () => {
     const graph = await s.call('GET', '/deployments/rack-1/graph');
     expect(graph.body.vertices).toHaveLength(1);
     expect((await s.call('DELETE', '/deployments/racks')).status).toBe(409);
+  });
+
+  it('refuses bad bindings, a cycle and an illegal commit with 409/422, changing nothing', async () => {
+    const n = (await s.call('POST', '/nodes', { name: 'bad.lab.crowbar.test', alive: true })).body.id;
+    const shared = (await s.call('POST', '/node_roles', { node: n, role: 'test-shared' })).body;
+    await s.call('PUT', `/nodes/${n}/commit`);
+    await until(
+      'test-shared active',
+      async () => (await s.call('GET', `/node_roles/${shared.id}`)).body.state === 'active',
+    );
+    const before = (await s.call('GET', `/nodes/${n}/node_roles`)).body.noderoles;
+
+    const abstract = await s.call('POST', '/node_roles', { node: n, role: 'test-abstract' });
+    expect([abstract.status, abstract.body.field]).toEqual([422, 'role']);
+    const rival = await s.call('POST', '/node_roles', { node: n, role: 'test-rival' });
+    expect([rival.status, rival.body.rule]).toEqual([409, 'conflicts']);
+    const twice = await s.call('POST', '/node_roles', { node: n, role: 'test-shared' });
+    expect([twice.status, twice.body.rule]).toEqual([409, 'one noderole per role and node']);
+    const active = shared;
+    const commit = await s.call('PUT', `/node_roles/${active.id}/commit`);
+    expect([commit.status, commit.body.code]).toEqual([409, 'invalid_transition']);
+    expect((await s.call('GET', `/node_roles/${active.id}`)).body.state).toBe('active');
+
+    const def = { barclamp: 'cyc', jig: 'noop', description: '', flags: [], template: {}, owner: null };
+    await bus.request(inventoryRpcs.defineRole, { ...def, name: 'cyc-b', requires: [] });
+    await bus.request(inventoryRpcs.defineRole, { ...def, name: 'cyc-a', requires: ['cyc-b'] });
+    await expect(
+      bus.request(inventoryRpcs.defineRole, { ...def, name: 'cyc-b', requires: ['cyc-a'] }),
+    ).rejects.toThrow(/role requires form a cycle: (cyc-a -> cyc-b -> cyc-a|cyc-b -> cyc-a -> cyc-b)/);
+    await expect(
+      bus.request(inventoryRpcs.defineRole, { ...def, name: 'cyc-c', requires: ['nowhere'] }),
+    ).rejects.toThrow(/requires nowhere, which no barclamp defines/);
+    expect((await s.call('GET', '/roles/cyc-b')).body.requires).toEqual([]);
+    expect((await s.call('GET', '/roles/cyc-c')).status).toBe(404);
+    expect((await s.call('GET', `/nodes/${n}/node_roles`)).body.noderoles).toEqual(before);
   });
 });

@@ -122,6 +122,12 @@ const handlers: { [K in InventoryOp]: Handler<K> } = {
       a.deployment !== undefined
         ? await deploymentId(g, a.deployment)
         : (await getNodeDetail(g, node)).deploymentId;
+    const exists = await g.one<{ id: number }>(sql`
+      select nr.id from inventory.noderoles nr join inventory.roles r on r.id = nr.role_id where nr.node_id = ${node} and r.name = ${a.role}`);
+    if (exists)
+      throw new ConflictError(`node ${node} already has role ${a.role} (noderole ${exists.id})`, {
+        rule: 'one noderole per role and node',
+      });
     const id = await bind(g, a.role, node, dep as number);
     if (a.data) {
       await g.rows(

@@ -85,7 +85,10 @@ export async function hostService<S extends z.ZodObject>(
   let running: RunningService | null = null;
   try {
     if (def.schema) {
-      database = openDatabase(config.DATABASE_URL, { applicationName: instance });
+      database = openDatabase(config.DATABASE_URL, {
+        applicationName: instance,
+        max: config.CROWBAR_DB_POOL_MAX,
+      });
       await checkReachable(database, config.DATABASE_URL);
       await migrateSchema(config.DATABASE_URL, def.schema.name, def.schema.migrationsFolder);
     }
@@ -103,7 +106,10 @@ export async function hostService<S extends z.ZodObject>(
   } catch (err) {
     log.error({ err }, 'service failed to start');
     // Closing must not hang on clients a half-started service still holds.
-    await Promise.race([Promise.all([bus.close(), database?.close()]), new Promise((r) => setTimeout(r, 2000).unref())]);
+    await Promise.race([
+      Promise.all([bus.close(), database?.close()]),
+      new Promise((r) => setTimeout(r, 2000).unref()),
+    ]);
     throw err;
   }
 
