@@ -293,11 +293,13 @@ describe('dns-db projection (events → dig)', () => {
         await until(
           `n5 on ${p}`,
           async () => (await quickLookup(p, `n5.${domain}`, 'A'))?.data[0] === '198.18.0.85',
+          15_000,
         );
       const s1 = (await dig('127.0.0.1', port, [domain, 'SOA'])).answer[0]?.data;
       await until(
         'same serial',
         async () => (await dig('127.0.0.1', port2, [domain, 'SOA'])).answer[0]?.data === s1,
+        15_000,
       );
     } finally {
       await second.stop('test done');

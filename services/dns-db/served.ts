@@ -76,6 +76,8 @@ export function createServedState(deps: {
   return {
     load,
     apply(c: Change) {
+      // A reload in flight may have read the database before this commit; read again after it.
+      if (loading) loadAgain = true;
       for (const r of c.remove) records.delete(recordKey(r));
       for (const r of c.upsert) records.set(recordKey(r), r);
       for (const s of c.serials) serials.set(s.zone, Math.max(s.serial, serials.get(s.zone) ?? 0));
