@@ -235,7 +235,7 @@ describe('npm start (launcher)', () => {
         const now = h?.services.find((s) => s.service === victim)?.instance;
         return h && h.up === serviceCount && now && now !== before ? h : null;
       },
-      40_000,
+      60_000,
     );
     expect(h.up).toBe(serviceCount);
     expect(l.output()).toMatch(new RegExp(`${victim} exited \\(SIGKILL\\); restarting`));
@@ -243,7 +243,7 @@ describe('npm start (launcher)', () => {
       (p) => p.ppid === l.proc.pid && p.cmd.includes(`services/${victim}/index.ts`),
     );
     expect(again?.pid).not.toBe(child!.pid);
-  }, 60_000);
+  }, 90_000);
 
   it('stops everything it started on Ctrl-C and exits 0', async () => {
     const started = track(l);
