@@ -1,9 +1,10 @@
 /**
- * `npm run bench -- ipam [--count N] [--concurrency C] [--via http|rpc] [--time-limit S]`
+ * `npm run bench -- ipam [--count N] [--concurrency C] [--via rpc|http] [--rounds R] [--profile DIR] [--time-limit S]`
  *
  * Allocations/s of network-ipam next to a raw SQL pool on the same PostgreSQL, in the same run:
- * - ours: C concurrent requesters each POST /api/v2/network_allocations through the gateway (or, with
- *   --via rpc, the allocation.create NATS RPC) for distinct nodes, until N addresses are handed out.
+ * - ours: C concurrent requesters each ask network-ipam's allocation.create NATS RPC (the service's real
+ *   interface; with --via http they POST /api/v2/network_allocations through the gateway instead) for
+ *   distinct nodes, until N addresses are handed out.
  *   Each allocation runs the full §5.5 algorithm, writes its event to the outbox, and queues the role bind.
  * - baseline: C concurrent pg clients each looping `BEGIN; DELETE … WHERE address = (SELECT … ORDER BY
  *   address LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING; INSERT allocation; COMMIT` on a pool table.
@@ -29,15 +30,17 @@ const { values: opts } = parseArgs({
   options: {
     count: { type: 'string', default: '10000' },
     concurrency: { type: 'string', default: '50' },
-    via: { type: 'string', default: 'http' },
+    via: { type: 'string', default: 'rpc' },
     rounds: { type: 'string', default: '2' },
+    /** Directory for V8 CPU profiles of the service processes (for finding where time goes). */
+    profile: { type: 'string' },
     'time-limit': { type: 'string', default: '120' },
   },
 });
 const count = Math.max(100, Math.min(60_000, Number(opts.count) || 10_000));
 const width = Math.max(1, Math.min(500, Number(opts.concurrency) || 50));
 const rounds = Math.max(1, Math.min(5, Number(opts.rounds) || 2));
-const via = opts.via === 'rpc' ? 'rpc' : 'http';
+const via = opts.via === 'http' ? 'http' : 'rpc';
 const limitMs = Math.max(10, Number(opts['time-limit']) || 120) * 1000;
 const say = (l: string) => process.stdout.write(`${l}\n`);
 const log = createLogger('bench', { level: process.env.LOG_LEVEL ?? 'warn' });
@@ -62,7 +65,8 @@ const root = new URL('..', import.meta.url).pathname;
 
 /** Starts one service the way the launcher does and waits until `ready()` says so. */
 async function startService(name: string, env: Record<string, string>, ready: () => Promise<boolean>) {
-  const proc = spawn(process.execPath, ['--import', 'tsx', `${root}services/${name}/index.ts`], {
+  const prof = opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${opts.profile}`] : [];
+  const proc = spawn(process.execPath, [...prof, '--import', 'tsx', `${root}services/${name}/index.ts`], {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -58,6 +58,10 @@ export function startRoleSync(
     }
   };
 
+  // Circuit breaker: while inventory does not answer, only the slow timer probes it, one pass at a
+  // time, so a missing inventory costs almost nothing instead of churning every queued task.
+  let pausedUntil = 0;
+  let cooldownMs = 2000;
   const pass = async (): Promise<number> => {
     // Claim due tasks by pushing their lease forward; a crashed worker's claims come due again.
     const claimed = await database.db.execute<Task & Record<string, unknown>>(sql`
@@ -94,6 +98,11 @@ export function startRoleSync(
         }),
       );
     }
+    if (down) {
+      pausedUntil = Date.now() + cooldownMs;
+      log.warn({ pauseMs: cooldownMs, err: String(down) }, 'inventory not answering; role tasks paused');
+      cooldownMs = Math.min(60_000, cooldownMs * 2);
+    } else if (done.length) cooldownMs = 2000;
     if (done.length) await database.db.delete(roleTasks).where(inArray(roleTasks.id, done));
     // Failures are grouped by message so a down inventory costs one statement per pass, not one per task.
     const dropped = failed.filter(({ t }) => t.attempts + 1 >= maxAttempts);
@@ -140,7 +149,7 @@ export function startRoleSync(
     }, 50);
   };
   const run = () => {
-    if (stopped) return;
+    if (stopped || Date.now() < pausedUntil) return;
     if (running) {
       again = true;
       return;
@@ -156,7 +165,7 @@ export function startRoleSync(
           log.warn({ err }, 'role task pass failed; will retry');
           break;
         }
-        if (n < batch && !again) break;
+        if ((n < batch && !again) || Date.now() < pausedUntil) break;
       }
     })().finally(() => {
       running = null;
