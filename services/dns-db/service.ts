@@ -48,9 +48,6 @@ export const dnsDbService: ServiceDef<typeof dnsConfig> = {
       instance,
       changed: served.apply,
     });
-    await projection.start({});
-    await served.load();
-
     let listener: PoolClient | null = null;
     try {
       listener = await database.pool.connect();
@@ -64,6 +61,9 @@ export const dnsDbService: ServiceDef<typeof dnsConfig> = {
     } catch (err) {
       log.warn({ err }, 'cannot LISTEN for record changes; this instance only sees its own writes');
     }
+    // Listening first: another instance's write during our start is not missed.
+    await projection.start({});
+    await served.load();
     // A slow safety net in case a notification is lost (another instance's write, connection blip).
     const safety = setInterval(() => void served.load(), 30_000);
 
