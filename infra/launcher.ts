@@ -94,8 +94,11 @@ async function main() {
 
   if (!env.CROWBAR_ADMIN_TOKEN) env.CROWBAR_ADMIN_TOKEN = operatorToken();
   if (!env.CROWBAR_SSH_KEY) env.CROWBAR_SSH_KEY = clusterSshKey();
-  // --wizard: the operator sets up the admin network in the UI wizard instead of the bootstrap default.
-  if (args.wizard) env.CROWBAR_BOOTSTRAP_ADMIN_NETWORK = 'false';
+  // --wizard: the operator sets up the admin network and admin node in the UI wizard instead.
+  if (args.wizard) {
+    env.CROWBAR_BOOTSTRAP_ADMIN_NETWORK = 'false';
+    env.CROWBAR_ADMIN_NODE = 'false';
+  }
   const port = Number(env.CROWBAR_HTTP_PORT ?? 3000);
   if (args.single) await runSingle();
   else for (const def of allServices) superviseChild(def.name);
