@@ -212,16 +212,16 @@ async function main() {
     await check.query(`create table bench_pool (address inet primary key);
       create table bench_alloc (id serial primary key, node_id int not null unique, address inet not null unique);
       insert into bench_pool select '198.19.128.1'::inet + g from generate_series(0, 32765) g`);
-    const clients = await Promise.all(
-      Array.from({ length: width }, async () => {
-        const c = new pg.Client({ connectionString: databaseUrl });
-        await c.connect();
-        return c;
-      }),
-    );
-    stops.unshift(async () => {
-      for (const c of clients) await c.end();
-    });
+    // Baseline connections exist only during its phases: the shared server allows 100 clients in all.
+    const connectAll = () =>
+      Promise.all(
+        Array.from({ length: width }, async () => {
+          const c = new pg.Client({ connectionString: databaseUrl });
+          await c.connect();
+          return c;
+        }),
+      );
+    const settle = () => new Promise((r) => setTimeout(r, 2500));
 
     // Rounds alternate ours and baseline so background load on the shared machine hits both alike.
     const seen = new Set<string>();
@@ -239,6 +239,8 @@ async function main() {
             : await post('/network_allocations', req);
         for (const a of res.allocations) seen.add(a.address);
       });
+      await settle();
+      const clients = await connectAll();
       const free = clients.slice();
       const b = await requesters(n, async (i) => {
         const c = free.pop()!;
@@ -256,6 +258,8 @@ async function main() {
           free.push(c);
         }
       });
+      for (const c of clients) await c.end();
+      await settle();
       say(`round ${round + 1}: ours ${(n / o).toFixed(0)}/s, baseline ${(n / b).toFixed(0)}/s (${n} each)`);
       oursSec += o;
       baseSec += b;

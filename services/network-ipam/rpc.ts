@@ -1,10 +1,10 @@
 import type { Subscription } from '@nats-io/transport-node';
 import { eq } from 'drizzle-orm';
 import { z } from 'zod';
-import { ipamMessages, ipamRpcs, roleRun } from '../../shared/catalogue/index.js';
-import { NotFoundError, ValidationError } from '../../shared/errors.js';
+import { ipamMessages, ipamRpcs, type RpcDef, roleRun } from '../../shared/catalogue/index.js';
+import { NotFoundError, UnavailableError, ValidationError } from '../../shared/errors.js';
 import { allocate, release, resolveNode } from './allocate.js';
-import { type Ctx, globalId, inTx } from './context.js';
+import { type Ctx, globalId, inTx, pgCode } from './context.js';
 import { allocationById, findAllocations } from './db/allocation-store.js';
 import {
   detailOf,
@@ -37,7 +37,8 @@ import {
 
 /** Answers every RPC network-ipam owns. Handlers validate nothing themselves: the bus parsed the request. */
 export function serveRpcs(ctx: Ctx): Subscription[] {
-  const { bus, database } = ctx;
+  const { database } = ctx;
+  const bus = { serve: guardedServe(ctx) };
   const db = database.db;
   const changed = (tx: Tx, full: NetworkFull, events: Parameters<Parameters<typeof inTx>[1]>[1]) =>
     getNetwork(tx, full.net.id).then((after) => {
@@ -208,6 +209,27 @@ export function serveRpcs(ctx: Ctx): Subscription[] {
     })),
     bus.serve(roleRun['network-ipam'], async (q) => runNetworkRole(ctx, q)),
   ];
+}
+
+/** PostgreSQL classes meaning "try again later": connection trouble, out of resources, shutting down. */
+const transientPg = /^(08|53|57P)/;
+
+/** `bus.serve` that answers database overload or outage as UnavailableError (503), not as internal (500). */
+function guardedServe(ctx: Ctx) {
+  return <Q extends z.ZodType, R extends z.ZodType>(
+    def: RpcDef<Q, R>,
+    handler: (req: z.infer<Q>) => Promise<z.input<R>>,
+  ): Subscription =>
+    ctx.bus.serve(def, async (req) => {
+      try {
+        return await handler(req);
+      } catch (err) {
+        const code = pgCode(err);
+        if (code && transientPg.test(code))
+          throw new UnavailableError(`network-ipam database unavailable (${code}); retry`, { cause: err });
+        throw err;
+      }
+    });
 }
 
 const nicList = z.array(

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { z } from 'zod';
 import { intFromEnv } from '../../shared/config.js';
-import { openDatabase } from '../../shared/db/database.js';
 import { startOutboxRelay } from '../../shared/db/outbox.js';
 import type { ServiceDef } from '../../shared/service/host.js';
 import { adminCidrProblem, bootstrap } from './bootstrap.js';
@@ -44,21 +44,26 @@ export const networkIpamService: ServiceDef<typeof ipamConfig> = {
     const db = database!;
     const relay = startOutboxRelay({ database: db, table: outbox, channel: outboxChannel, bus, log });
     const roles = startRoleSync({ database: db, bus, log });
-    const claims = openDatabase(config.DATABASE_URL, {
+    // Idle claim connections go back quickly: the server's connection budget is shared.
+    const claims = new pg.Pool({
+      connectionString: config.DATABASE_URL,
       max: config.CROWBAR_IPAM_DB_CONNECTIONS,
-      applicationName: `${instance}-claims`,
+      idleTimeoutMillis: 2000,
+      connectionTimeoutMillis: 10_000,
+      application_name: `${instance}-claims`,
     });
+    claims.on('error', () => undefined);
     const kickOutbox = () => void relay.flush();
     const ctx: Ctx = {
       database: db,
-      claims: claims.pool,
+      claims,
       bus,
       log,
       clock,
       kickRoleTasks: roles.kick,
       kickOutbox,
     };
-    const stops: (() => Promise<void>)[] = [() => roles.stop(), () => relay.stop(), () => claims.close()];
+    const stops: (() => Promise<void>)[] = [() => roles.stop(), () => relay.stop(), () => claims.end()];
     try {
       const boot = await bootstrap(ctx, {
         adminNetwork: config.CROWBAR_BOOTSTRAP_ADMIN_NETWORK === 'true',
