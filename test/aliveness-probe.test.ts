@@ -100,6 +100,8 @@ beforeAll(async () => {
     CROWBAR_PROBE_ICMP_RETRIES: '0',
     CROWBAR_PROBE_SSH_TIMEOUT_MS: String(probe.sshTimeout),
     CROWBAR_PROBE_HISTORY: String(historyKeep),
+    // Small pools: the sweep must never need two connections per node at once (it once deadlocked).
+    CROWBAR_DB_POOL_MAX: '3',
   });
   bus = await Bus.connect({ url: t.natsUrl, prefix: t.prefix, source: 'aliveness-test', log, streams });
   bus.nc.subscribe(bus.subject(`${alivenessMessages.verdictChanged.subject}`), {

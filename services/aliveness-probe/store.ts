@@ -8,7 +8,7 @@ import {
   type ProbeVerdict,
   wireType,
 } from '../../shared/catalogue/index.js';
-import type { Database } from '../../shared/db/database.js';
+import type { Database, Db } from '../../shared/db/database.js';
 import { enqueueOutbox } from '../../shared/db/outbox.js';
 import { addresses, nodes, outbox, probeHistory, probeState } from './db/schema.js';
 import { type HysteresisState, step } from './domain/hysteresis.js';
@@ -94,8 +94,8 @@ export function createStore(database: Database, bus: Bus) {
     },
 
     /** Every live node with its admin addresses and hysteresis verdict. */
-    async listNodes(onlyId?: number): Promise<ProjectedNode[]> {
-      const rows = await db.execute<{
+    async listNodes(onlyId?: number, exec: Pick<Db, 'execute'> = db): Promise<ProjectedNode[]> {
+      const rows = await exec.execute<{
         id: number;
         name: string;
         alive: boolean;
@@ -152,7 +152,8 @@ export function createStore(database: Database, bus: Bus) {
       return db.transaction(async (tx) => {
         await tx.insert(probeState).values({ nodeId: o.nodeId }).onConflictDoNothing();
         const [cur] = await tx.select().from(probeState).where(eq(probeState.nodeId, o.nodeId)).for('update');
-        const [node] = await this.listNodes(o.nodeId);
+        // Inside the transaction: a second connection per transaction could exhaust a small pool.
+        const [node] = await this.listNodes(o.nodeId, tx);
         if (!cur || !node) return null;
         const from = cur.verdict as ProbeVerdict;
         const before: HysteresisState = { verdict: from, failures: cur.failures, reason: cur.reason };
