@@ -58,10 +58,11 @@ async function setState(
 }
 
 export async function activatable(g: GraphTx, id: number): Promise<boolean> {
-  const r = await g.one<{ n: number }>(sql`
-    select count(*)::int as n from inventory.noderole_edges e join inventory.noderoles p on p.id = e.parent_id
-    where e.child_id = ${id} and p.state <> 'active'`);
-  return (r?.n ?? 0) === 0;
+  // FOR SHARE: a parent cannot change state until this transaction has acted on what it saw.
+  const parents = await g.rows<{ state: string }>(sql`
+    select p.state from inventory.noderole_edges e join inventory.noderoles p on p.id = e.parent_id
+    where e.child_id = ${id} order by p.id for share of p`);
+  return parents.every((p) => p.state === 'active');
 }
 
 async function children(g: GraphTx, id: number, states: NoderoleState[]): Promise<NoderoleRow[]> {
@@ -71,8 +72,9 @@ async function children(g: GraphTx, id: number, states: NoderoleState[]): Promis
     order by c.cohort, c.id`);
   const out: NoderoleRow[] = [];
   for (const { id: cid } of ids) {
+    // Locked, then checked again: another transaction may have moved it between the two reads.
     const c = await g.noderole(cid);
-    if (c) out.push(c);
+    if (c && states.includes(c.state)) out.push(c);
   }
   return out;
 }
@@ -161,7 +163,8 @@ export async function error(g: GraphTx, nr: NoderoleRow, runlog: string, reason:
     where nr.state not in ('proposed', 'transition', 'blocked') order by nr.cohort, nr.id`);
   for (const { id } of desc) {
     const c = await g.noderole(id);
-    if (c) await setState(g, c, 'blocked', `ancestor ${nr.id} failed`);
+    if (c && !['proposed', 'transition', 'blocked'].includes(c.state))
+      await setState(g, c, 'blocked', `ancestor ${nr.id} failed`);
   }
 }
 

@@ -108,19 +108,21 @@ export class GraphTx {
   }
 }
 
-/** Runs `fn` in a transaction holding the graph lock; retries on serialization failures and deadlocks. */
+/**
+ * Runs `fn` in one transaction. Graph changes lock the rows they touch (noderoles FOR UPDATE, parents FOR
+ * SHARE when checking them, the node row when starting a run), so work on different nodes goes on in
+ * parallel; a deadlock, a serialization failure or a lost insert race rolls back and runs `fn` again.
+ */
 export async function inGraphTx<T>(
   db: Db,
   deps: { envelope: EnvelopeMaker; log: Logger },
   lineage: Lineage,
   fn: (g: GraphTx) => Promise<T>,
-  opts: { readOnly?: boolean } = {},
+  _opts: { readOnly?: boolean } = {},
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await db.transaction(async (tx) => {
-        if (!opts.readOnly)
-          await tx.execute(sql`select pg_advisory_xact_lock(hashtext('crowbar-inventory-graph'))`);
         const g = new GraphTx(tx, deps.envelope, deps.log, lineage);
         const out = await fn(g);
         await g.flush();
@@ -129,7 +131,10 @@ export async function inGraphTx<T>(
     } catch (err) {
       const code =
         (err as { cause?: { code?: string }; code?: string }).cause?.code ?? (err as { code?: string }).code;
-      if ((code === '40001' || code === '40P01') && attempt < 5) continue;
+      if ((code === '40001' || code === '40P01' || code === '23505') && attempt < 8) {
+        await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
+        continue;
+      }
       throw err;
     }
   }
