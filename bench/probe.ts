@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- probe [--targets N] [--rounds R] [--timeout MS] [--retries K] [--interval MS]`
+ * `npm run bench -- probe [--targets N] [--rounds R] [--timeout MS] [--retries K] [--interval MS] [--ssh N]`
  *
  * Sweep rate (targets/s) of the aliveness probe's ICMP stage next to plain `fping`, in the same run, over
  * N loopback addresses (127.0.0.0/8, default 1,000), all of which answer:
@@ -9,10 +9,15 @@
  *   counting the addresses it prints as alive.
  * Rounds alternate (baseline, ours, ...) so background load hits both; the best round of each side is
  * reported. Every address must be found alive by both: a miss is a false down.
+ * With `--ssh N` it also times the whole pipeline (ICMP + SSH login with the pinned key + `echo alive`)
+ * for N nodes against one real sshd on loopback (printed only; the JSON line compares the ICMP stage).
  */
 import { execFile } from 'node:child_process';
 import { parseArgs, promisify } from 'node:util';
 import { icmpSweep } from '../services/aliveness-probe/probes/icmp.js';
+import { probeNodes } from '../services/aliveness-probe/probes/pipeline.js';
+import { generateKeyPair } from '../shared/ssh/index.js';
+import { startSshd } from '../test/helpers/sshd.js';
 
 const run = promisify(execFile);
 const { values: opts } = parseArgs({
@@ -22,6 +27,7 @@ const { values: opts } = parseArgs({
     timeout: { type: 'string', default: '500' },
     retries: { type: 'string', default: '1' },
     interval: { type: 'string', default: '0' },
+    ssh: { type: 'string', default: '0' },
   },
 });
 const count = Number(opts.targets);
@@ -78,6 +84,35 @@ for (let i = 0; i < rounds; i++) {
   console.log(
     `round ${i + 1}: fping ${b.ms.toFixed(1)} ms (${b.down} down), ours ${o.ms.toFixed(1)} ms (${o.down} down)`,
   );
+}
+const sshNodes = Number(opts.ssh);
+if (sshNodes > 0) {
+  const cluster = generateKeyPair('bench');
+  const sshd = await startSshd({ authorizedKeys: [cluster.publicKey] });
+  try {
+    const list = Array.from({ length: sshNodes }, (_, i) => ({
+      nodeId: i + 1,
+      addresses: ['127.0.0.1'],
+      hostKey: sshd.hostKey,
+    }));
+    const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
+    const outs = await probeNodes(list, {
+      icmp,
+      stability: null,
+      ssh: { privateKey: cluster.privateKey, port: sshd.port, timeoutMs: 20_000, concurrency: 32 },
+    });
+    const ms = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    const cpuPerNode = (cpu.user + cpu.system) / 1000 / sshNodes;
+    const failed = outs.filter((o) => !o.ok);
+    console.log(
+      `full pipeline, ${sshNodes} nodes on one loopback sshd (32 logins at once): ${ms.toFixed(0)} ms, ` +
+        `${Math.round((sshNodes / ms) * 1000)} nodes/s, prober CPU ${cpuPerNode.toFixed(1)} ms/node, ${failed.length} failed${failed[0] ? ` (${failed[0].reason})` : ''}`,
+    );
+  } finally {
+    await sshd.cleanup();
+  }
 }
 const rate = (ms: number) => Math.round((count / ms) * 1000);
 console.log(

@@ -113,6 +113,8 @@ export async function startSshd(opts: SshdOptions): Promise<TestSshd> {
     'StrictModes no',
     'UseDNS no',
     'LogLevel ERROR',
+    // Benchmarks and sweeps open many logins at once; the default (10:30:100) drops some at random.
+    'MaxStartups 200',
     'Subsystem sftp internal-sftp',
   ].join('\n');
   writeFileSync(join(dir, 'sshd_config'), `${config}\n`);
