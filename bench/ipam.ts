@@ -116,9 +116,10 @@ const pgAdmin = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1
 async function main() {
   const stops: (() => Promise<void>)[] = [];
   const tag = randomBytes(4).toString('hex');
-  const dbName = `crowbar_bench_${tag}`;
+  const dbName = `crowbar_ipam_bench_${tag}`;
   const prefix = `bench${tag}`;
   const admin = new pg.Client({ connectionString: pgAdmin });
+  admin.on('error', (e) => say(`admin connection: ${e.message}`));
   await admin.connect();
   await admin.query(`create database ${dbName}`);
   stops.push(async () => {
@@ -198,6 +199,7 @@ async function main() {
       );
     }
     const check = new pg.Client({ connectionString: databaseUrl });
+    check.on('error', (e) => say(`check connection: ${e.message}`));
     await check.connect();
     stops.unshift(() => check.end());
     for (;;) {
@@ -217,6 +219,7 @@ async function main() {
       Promise.all(
         Array.from({ length: width }, async () => {
           const c = new pg.Client({ connectionString: databaseUrl });
+          c.on('error', (e) => say(`baseline connection: ${e.message}`));
           await c.connect();
           return c;
         }),
