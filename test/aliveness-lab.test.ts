@@ -38,6 +38,27 @@ describe('test helpers: namespaces and sshd inside them', () => {
     await s.end();
   });
 
+  it('logs in over IPv6 (ULA) too', async () => {
+    const v6 = await startSshd({
+      authorizedKeys: [cluster.publicKey],
+      netns: node.ns,
+      host: node.ipv6,
+      port: 2222,
+    });
+    try {
+      const s = await connectSsh({
+        host: node.ipv6,
+        port: 2222,
+        privateKey: cluster.privateKey,
+        hostKey: v6.hostKey,
+      });
+      expect((await s.exec('echo alive')).stdout).toBe('alive\n');
+      await s.end();
+    } finally {
+      await v6.cleanup();
+    }
+  });
+
   it('cuts the node off while its link is down', () => {
     lab.linkDown(node);
     try {
