@@ -105,7 +105,14 @@ describe('probe pipeline: ICMP then SSH with the pinned key', () => {
       [{ nodeId: 1, addresses: [node.ipv6, node.ipv4], hostKey: sshd.hostKey }],
       pipeline(),
     );
-    expect(ok).toMatchObject({ nodeId: 1, ok: true, stage: 'none', reason: 'ok', address: node.ipv4 });
+    expect(ok).toMatchObject({
+      nodeId: 1,
+      ok: true,
+      stage: 'none',
+      reason: 'ok',
+      address: node.ipv4,
+      ssh: true,
+    });
 
     const wrongKey = generateKeyPair('x').publicKey;
     const [mismatch] = await probeNodes(
@@ -121,6 +128,13 @@ describe('probe pipeline: ICMP then SSH with the pinned key', () => {
         pipeline(),
       );
       expect(refused).toMatchObject({ ok: false, stage: 'ssh', reason: 'connection refused' });
+      // Between SSH rounds (CROWBAR_PROBE_SSH_EVERY) an alive node is judged by ICMP alone.
+      const [icmpOnly] = await probeNodes(
+        [{ nodeId: 1, addresses: [node.ipv4], hostKey: sshd.hostKey, sshDue: false }],
+        pipeline(),
+      );
+      expect(icmpOnly).toMatchObject({ ok: true, stage: 'none' });
+      expect(icmpOnly?.ssh).toBeUndefined();
     } finally {
       await sshd.start();
     }

@@ -10,6 +10,8 @@ import type { ProjectedNode, Store } from './store.js';
 
 export interface ProberOptions {
   intervalMs: number;
+  /** SSH an alive node every this many sweeps (1: every sweep); ICMP runs every sweep regardless. */
+  sshEvery: number;
   failuresToDead: number;
   historyKeep: number;
   pipeline: PipelineOptions;
@@ -97,10 +99,21 @@ export function startProber(deps: {
     return state;
   };
 
+  // Sweep number of each node's last passed SSH login. In memory: a new sweeping instance simply logs
+  // in to everything on its first sweep.
+  const lastSsh = new Map<number, number>();
+  const sshDue = (n: ProjectedNode) =>
+    options.sshEvery <= 1 ||
+    n.verdict !== 'alive' ||
+    stats.sweeps - (lastSsh.get(n.id) ?? Number.NEGATIVE_INFINITY) >= options.sshEvery;
+
   const sweep = async () => {
     const t0 = performance.now();
     const list = await store.listNodes();
-    const outcomes = await probeNodes(store.targets(list), options.pipeline);
+    const due = new Map(list.map((n) => [n.id, sshDue(n)]));
+    const targets = store.targets(list).map((t) => ({ ...t, sshDue: due.get(t.nodeId) ?? true }));
+    const outcomes = await probeNodes(targets, options.pipeline);
+    for (const o of outcomes) if (o.ssh) lastSsh.set(o.nodeId, stats.sweeps);
     // A few at a time: each is one short transaction.
     for (let i = 0; i < outcomes.length; i += 8) {
       await Promise.all(outcomes.slice(i, i + 8).map((o) => handle(o, 'periodic')));

@@ -27,6 +27,11 @@ const probeConfig = z.object({
   CROWBAR_PROBE_RECOVERY_SPACING_MS: intFromEnv(20, 10_000).default(500),
   CROWBAR_PROBE_SSH_TIMEOUT_MS: intFromEnv(200, 120_000).default(5000),
   CROWBAR_PROBE_SSH_PORT: intFromEnv(1, 65_535).default(22),
+  /**
+   * Log in to an alive node every this many sweeps (ICMP still every sweep); dead and suspect nodes get
+   * SSH every time. Lets a large fleet keep a short interval: a login costs ~10 ms of prober CPU.
+   */
+  CROWBAR_PROBE_SSH_EVERY: intFromEnv(1, 1000).default(1),
   /** SSH logins in flight at once during a sweep. */
   CROWBAR_PROBE_CONCURRENCY: intFromEnv(1, 1000).default(32),
   /** Probe records kept per node for the health view. */
@@ -76,6 +81,7 @@ export const alivenessProbeService: ServiceDef<typeof probeConfig> = {
       clock,
       options: {
         intervalMs: config.CROWBAR_PROBE_INTERVAL_MS,
+        sshEvery: config.CROWBAR_PROBE_SSH_EVERY,
         failuresToDead: config.CROWBAR_PROBE_FAILURES,
         historyKeep: config.CROWBAR_PROBE_HISTORY,
         pipeline: {

@@ -10,6 +10,8 @@ export interface ProbeTarget {
   hostKey: string | null;
   /** A dead node: its ICMP stage is the stricter recovery check (see icmpStability). */
   recovering?: boolean;
+  /** False: SSH passed recently and the node is alive, so ICMP alone decides this time. Default true. */
+  sshDue?: boolean;
 }
 
 export interface ProbeOutcome {
@@ -20,6 +22,8 @@ export interface ProbeOutcome {
   reason: string;
   address: string | null;
   durationMs: number;
+  /** True when an SSH login passed in this probe. */
+  ssh?: boolean;
 }
 
 export interface PipelineOptions {
@@ -92,7 +96,7 @@ export async function probeNodes(targets: ProbeTarget[], o: PipelineOptions): Pr
         durationMs: icmpDone,
       };
     }
-    if (!o.ssh) {
+    if (!o.ssh || t.sshDue === false) {
       return {
         nodeId: t.nodeId,
         ok: true,
@@ -114,7 +118,8 @@ export async function probeNodes(targets: ProbeTarget[], o: PipelineOptions): Pr
         timeoutMs: o.ssh.timeoutMs,
       });
       const durationMs = icmpDone + (performance.now() - s0);
-      if (r.ok) return { nodeId: t.nodeId, ok: true, stage: 'none', reason: 'ok', address, durationMs };
+      if (r.ok)
+        return { nodeId: t.nodeId, ok: true, stage: 'none', reason: 'ok', address, durationMs, ssh: true };
       failure ??= { reason: r.reason, address };
     }
     return {
