@@ -18,7 +18,11 @@ const log = createLogger('test', { level: process.env.TEST_LOG ?? 'silent' });
 
 beforeAll(async () => {
   t = await createTestEnv();
-  stack = await startStack(t, ['network-ipam', 'gateway'], { CROWBAR_BOOTSTRAP_ADMIN_NETWORK: 'false' });
+  // A small claim pool: the database server's 100 connections are shared with other test files.
+  stack = await startStack(t, ['network-ipam', 'gateway'], {
+    CROWBAR_BOOTSTRAP_ADMIN_NETWORK: 'false',
+    CROWBAR_IPAM_DB_CONNECTIONS: '8',
+  });
   bus = await Bus.connect({ url: t.natsUrl, prefix: t.prefix, source: 'ipam-conc-test', log, streams });
   db = new pg.Client({ connectionString: t.databaseUrl });
   await db.connect();

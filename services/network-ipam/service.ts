@@ -29,7 +29,7 @@ const ipamConfig = z.object({
     .string()
     .regex(/^(auto|none|[0-9a-fA-F]{1,4}(:[0-9a-fA-F]{1,4}){3})$/, 'must be auto, none or four hextets')
     .default('auto'),
-  /** Connections of the allocation pool (on top of the service's own pool of 10). */
+  /** Connections of the allocation pool (on top of the service's own pool); opened on demand. */
   CROWBAR_IPAM_DB_CONNECTIONS: intFromEnv(2, 200).default(20),
 });
 
