@@ -22,6 +22,7 @@ import ssh2 from 'ssh2';
 import { ConfigError } from '../shared/config.js';
 import { type HostedService, hostService, loadServiceConfig } from '../shared/service/host.js';
 import { type NatsServerHandle, startNatsServer, stopStaleNatsServer } from './nats.js';
+import { ensureDebianProgram } from './packages.js';
 import { pickPort } from './ports.js';
 import { type PostgresHandle, startEmbeddedPostgres, stopStalePostmaster } from './postgres.js';
 import { benchmarkingRange, ensureBlackholeRoutes } from './routes.js';
@@ -63,6 +64,13 @@ async function main() {
   }
   say(`state directory ${stateDir}`);
   for (const note of ensureBlackholeRoutes([benchmarkingRange])) say(note);
+  // aliveness-probe pings every node with one fping process per sweep.
+  ensureDebianProgram({
+    candidates: ['/usr/bin/fping', '/usr/sbin/fping'],
+    pkg: 'fping',
+    why: 'aliveness-probe pings nodes with it',
+    log: say,
+  });
 
   if (!env.NATS_URL) {
     // A nats-server left over from a launcher killed outright would still hold the preferred port.

@@ -1,37 +1,18 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { ensureDebianProgram } from './packages.js';
 import { isListening, processAlive, waitFor, waitForExit } from './ports.js';
 
 const candidates = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'];
 
-/**
- * Finds nats-server, installing Debian's package when missing and we are root; otherwise fails with one
- * sentence saying what to install.
- */
+/** Finds nats-server, installing Debian's package when missing and we are root. */
 export function ensureNatsServer(log: (line: string) => void): string {
-  const found = () => candidates.find((c) => existsSync(c));
-  let bin = found();
-  if (bin) return bin;
-  if (process.getuid?.() === 0) {
-    log('nats-server is missing; installing the Debian package nats-server …');
-    try {
-      execFileSync('apt-get', ['install', '-y', 'nats-server'], {
-        stdio: 'ignore',
-        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-      });
-    } catch {
-      execFileSync('apt-get', ['update'], { stdio: 'ignore' });
-      execFileSync('apt-get', ['install', '-y', 'nats-server'], {
-        stdio: 'ignore',
-        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-      });
-    }
-    bin = found();
-    if (bin) return bin;
-  }
-  throw new Error(
-    'nats-server is not installed: run `sudo apt-get install nats-server` (or set NATS_URL to a NATS server with JetStream)',
-  );
+  return ensureDebianProgram({
+    candidates,
+    pkg: 'nats-server',
+    why: 'or set NATS_URL to a NATS server with JetStream',
+    log,
+  });
 }
 
 export interface NatsServerHandle {
