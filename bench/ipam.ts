@@ -15,6 +15,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -157,16 +158,38 @@ async function main() {
       }),
     );
     children.push(await startService('gateway', env, async () => (await fetch(`${api}/health`)).status > 0));
-    const post = async (path: string, body: unknown) => {
-      const r = await fetch(`${api}${path}`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-        body: JSON.stringify(body),
+    // A plain keep-alive HTTP client: fetch's stream machinery would spend the bench's own CPU.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: width });
+    const post = (path: string, body: unknown) =>
+      new Promise<any>((resolve, reject) => {
+        const payload = JSON.stringify(body);
+        const req = http.request(
+          `${api}${path}`,
+          {
+            method: 'POST',
+            agent,
+            headers: {
+              authorization: `Bearer ${adminToken}`,
+              'content-type': 'application/json',
+              'content-length': Buffer.byteLength(payload),
+            },
+          },
+          (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (c: string) => {
+              text += c;
+            });
+            res.on('end', () => {
+              if (res.statusCode !== 201) reject(new Error(`${path}: ${res.statusCode} ${text}`));
+              else resolve(JSON.parse(text));
+            });
+          },
+        );
+        req.on('error', reject);
+        req.end(payload);
       });
-      const json = (await r.json()) as any;
-      if (r.status !== 201) throw new Error(`${path}: ${r.status} ${JSON.stringify(json)}`);
-      return json;
-    };
+    stops.unshift(async () => agent.destroy());
     // A /17 host range: 32,766 addresses, enough for the default count.
     await post('/networks', {
       name: 'bench',

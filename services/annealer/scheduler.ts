@@ -25,6 +25,9 @@ interface RunRow {
   dispatchedAt: Date | null;
 }
 
+/** Inventory may be busy; a slow answer is better than a claim abandoned half way. */
+const rpcTimeoutMs = 30_000;
+
 const runCols = sql`id, noderole_id as "noderoleId", node_id as "nodeId", lane, state, token, role, destructive,
   created_at as "createdAt", dispatched_at as "dispatchedAt"`;
 
@@ -43,10 +46,11 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
       from annealer.runs where state in ('claimed', 'running')`);
     const capacity = config.cap - (busy?.active ?? 0);
     if (capacity <= 0) return [];
-    const { candidates } = await bus.request(inventoryAnnealRpcs.runnable, {
-      limit: capacity,
-      excludeNodeIds: busy?.nodes ?? [],
-    });
+    const { candidates } = await bus.request(
+      inventoryAnnealRpcs.runnable,
+      { limit: capacity, excludeNodeIds: busy?.nodes ?? [] },
+      { timeoutMs: rpcTimeoutMs },
+    );
     if (candidates.length === 0) return [];
     return db.transaction(async (tx) => {
       await tx.execute(sql`select pg_advisory_xact_lock(hashtext('crowbar-annealer-cap'))`);
@@ -91,11 +95,11 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
   }
 
   async function dispatch(run: RunRow): Promise<void> {
-    const res = await bus.request(inventoryAnnealRpcs.startRun, {
-      noderoleId: run.noderoleId,
-      token: run.token,
-      rerun: run.lane === 'high',
-    });
+    const res = await bus.request(
+      inventoryAnnealRpcs.startRun,
+      { noderoleId: run.noderoleId, token: run.token, rerun: run.lane === 'high' },
+      { timeoutMs: rpcTimeoutMs },
+    );
     if (!res.started || !res.role || !res.node) {
       await db.execute(
         sql`update annealer.runs set state = 'cancelled', reason = ${res.reason}, finished_at = now() where id = ${run.id} and state = 'claimed'`,
@@ -146,14 +150,14 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
   /** Tells inventory how the run ended (fenced by the token), then closes the run. */
   async function report(
     run: RunRow,
-    r: { ok: boolean; wall: Record<string, unknown> | null; runlog: string },
+    r: { ok: boolean; wall: Record<string, unknown> | null; runlog: string; requeue?: boolean },
     label?: string,
   ) {
-    const res = await bus.request(inventoryAnnealRpcs.finishRun, {
-      noderoleId: run.noderoleId,
-      token: run.token,
-      ...r,
-    });
+    const res = await bus.request(
+      inventoryAnnealRpcs.finishRun,
+      { noderoleId: run.noderoleId, token: run.token, ...r },
+      { timeoutMs: rpcTimeoutMs },
+    );
     const closed = await rows<{ id: number }>(sql`
       update annealer.runs set state = ${r.ok ? 'done' : 'failed'}, finished_at = now(), reason = ${res.applied ? res.state : `stale (${res.state})`}
       where id = ${run.id} and state in ('claimed', 'running') returning id`);
@@ -190,11 +194,9 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
       const claims = [...(await claimHigh()), ...(await claimNormal())];
       await Promise.all(
         claims.map((c) =>
-          dispatch(c).catch(async (err: unknown) => {
-            log.warn({ err, run: c.id }, 'dispatch failed; releasing claim');
-            await db.execute(
-              sql`update annealer.runs set state = 'cancelled', reason = 'dispatch failed', finished_at = now() where id = ${c.id} and state = 'claimed'`,
-            );
+          dispatch(c).catch((err: unknown) => {
+            // Inventory may still have started it: the claim stays until the sweep puts it back in line.
+            log.warn({ err, run: c.id }, 'dispatch failed; the sweep will requeue the claim');
           }),
         ),
       );
@@ -259,10 +261,11 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
         const why =
           run.state === 'running'
             ? `no result from any jig runner before the deadline (runner died or the role timed out); run ${run.id} failed by the sweep`
-            : `annealer lost run ${run.id} between claim and dispatch; failed by the sweep`;
+            : `run ${run.id} was claimed but never dispatched; put back in line by the sweep`;
         log.warn({ run: run.id, noderole: run.noderoleId, state: run.state }, 'sweeping stuck run');
-        await report(run, { ok: false, wall: null, runlog: why }).catch((err: unknown) =>
-          log.warn({ err, run: run.id }, 'sweep could not report'),
+        // A claim never reached a runner, so nothing ran: requeue it. A dispatched run may have run: fail it.
+        await report(run, { ok: false, wall: null, runlog: why, requeue: run.state === 'claimed' }).catch(
+          (err: unknown) => log.warn({ err, run: run.id }, 'sweep could not report'),
         );
       }
       return stale.length;

@@ -16,7 +16,13 @@ import {
 } from './define.js';
 import { dhcpMessages, dhcpStreams } from './dhcp.js';
 import { dnsMessages, dnsStreams } from './dns.js';
-import { inventoryAnnealRpcs, inventoryApi, inventoryEvents, inventoryRpcs, inventoryStreams } from './inventory.js';
+import {
+  inventoryAnnealRpcs,
+  inventoryApi,
+  inventoryEvents,
+  inventoryRpcs,
+  inventoryStreams,
+} from './inventory.js';
 import { ipamMessages, ipamRpcs, ipamStreams } from './ipam.js';
 import { diag, health, roleRun, system } from './system.js';
 

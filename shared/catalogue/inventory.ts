@@ -278,7 +278,13 @@ export const inventoryAnnealRpcs = {
     'inventory',
     'run.finish',
     1,
-    runRequest.extend({ ok: z.boolean(), wall: jsonBlob.nullable(), runlog: z.string().max(1_000_000) }),
+    runRequest.extend({
+      ok: z.boolean(),
+      wall: jsonBlob.nullable(),
+      runlog: z.string().max(1_000_000),
+      /** The run never reached a jig runner: put the noderole back in line instead of failing it. */
+      requeue: z.boolean().default(false),
+    }),
     z.object({ applied: z.boolean(), state: z.string() }),
     {
       request: { noderoleId: 7, token: 'run-1-1', ok: true, wall: {}, runlog: '' },

@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import type { Json } from './data.js';
 import { stageRunData } from './stage.js';
-import { active, error, transition } from './transitions.js';
+import { active, deactivate, error, transition } from './transitions.js';
 import type { GraphTx } from './tx.js';
 
 /**
@@ -90,13 +90,15 @@ export async function startRun(
 /** Applies a run's result if `token` is still the noderole's current one; a late or duplicate result changes nothing. */
 export async function finishRun(
   g: GraphTx,
-  r: { noderoleId: number; token: string; ok: boolean; wall: Json | null; runlog: string },
+  r: { noderoleId: number; token: string; ok: boolean; wall: Json | null; runlog: string; requeue?: boolean },
 ): Promise<{ applied: boolean; state: string }> {
   const nr = await g.noderole(r.noderoleId);
   if (!nr) return { applied: false, state: 'gone' };
   if (nr.state !== 'transition' || nr.runToken !== r.token) return { applied: false, state: nr.state };
   const runlog = r.runlog.slice(-65_536);
-  if (r.ok) {
+  if (r.requeue) {
+    await deactivate(g, nr, `run ${r.token} was lost before dispatch; back in line`);
+  } else if (r.ok) {
     if (r.wall)
       await g.rows(
         sql`update inventory.noderoles set wall = ${JSON.stringify(r.wall)}::jsonb where id = ${nr.id}`,

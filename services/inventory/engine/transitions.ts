@@ -1,5 +1,9 @@
 import { sql } from 'drizzle-orm';
-import { inventoryEvents, type NoderoleState } from '../../../shared/catalogue/index.js';
+import {
+  inventoryEvents,
+  type NoderoleState,
+  type NoderoleSummary,
+} from '../../../shared/catalogue/index.js';
 import { InvalidTransitionError } from '../../../shared/errors.js';
 import { legalFrom, type Operation } from './states.js';
 import type { GraphTx, NoderoleRow } from './tx.js';
@@ -37,11 +41,16 @@ async function setState(
     await g.rows(sql`update inventory.noderoles set updated_at = now() ${extra} where id = ${nr.id}`);
     return;
   }
-  await g.rows(sql`update inventory.noderoles set state = ${to}, version = version + 1, updated_at = now() ${extra}
-                   where id = ${nr.id}`);
+  // One round trip: the update returns what the hook event carries.
+  const summary = await g.one<NoderoleSummary>(sql`
+    update inventory.noderoles nr set state = ${to}, version = nr.version + 1, updated_at = now() ${extra}
+    from inventory.roles r, inventory.nodes n, inventory.deployments d
+    where nr.id = ${nr.id} and r.id = nr.role_id and n.id = nr.node_id and d.id = nr.deployment_id
+    returning nr.id, nr.role_id as "roleId", r.name as role, nr.node_id as "nodeId", n.name as node,
+              nr.deployment_id as "deploymentId", d.name as deployment, nr.state, nr.run_count as "runCount", nr.cohort`);
+  if (!summary) throw new Error(`noderole ${nr.id} vanished inside its transaction`);
   const from = nr.state;
   nr.state = to;
-  const summary = await g.noderoleSummary(nr.id);
   g.log.info(
     {
       noderole: nr.id,
