@@ -73,7 +73,17 @@ describe('bus', () => {
     const h = await consume(bus, {
       decl: decl('malformed'),
       log,
-      handlers: [[diag.ping, async (d) => void seen.push(d.seq)]],
+      handlers: [
+        [
+          diag.ping,
+          async (d, _env, ctx) => {
+            // Handlers hand keepAlive to timers on its own; it must not need its object.
+            const keepAlive = ctx.keepAlive;
+            keepAlive();
+            seen.push(d.seq);
+          },
+        ],
+      ],
     });
     const deadBefore = await deadCount();
     const subject = bus.subject(diag.ping.subject);

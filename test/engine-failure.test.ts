@@ -103,7 +103,7 @@ describe('kill -9 of a jig runner mid-run', () => {
     );
     expect(stuck.rows[0].n).toBe(0);
     sub.unsubscribe();
-  });
+  }, 180_000);
 
   it('never runs a destructive script twice: the interrupted run fails with a clear runlog', async () => {
     const marker = `${dir}/destructive`;
@@ -129,5 +129,5 @@ describe('kill -9 of a jig runner mid-run', () => {
       `select count(*)::int as n from inventory.noderoles where state = 'transition'`,
     );
     expect(stuck.rows[0].n).toBe(0);
-  });
+  }, 180_000);
 });

@@ -201,9 +201,10 @@ class MessageContext implements HandlerContext {
     });
     return this.child;
   }
-  keepAlive(): void {
+  /** An arrow property, so handlers can pass `ctx.keepAlive` to a timer on its own. */
+  readonly keepAlive = (): void => {
     this.m.working();
-  }
+  };
 }
 
 function deadHeaders(subject: string, reason: string, deliveries: number) {

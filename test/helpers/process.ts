@@ -7,6 +7,8 @@ export interface ServiceProcess {
   pid: number;
   /** Log lines the service printed (JSON), newest last. */
   lines: string[];
+  /** The last 4 KB it wrote to stderr. */
+  stderr(): string;
   exited: Promise<number | null>;
   kill(signal?: NodeJS.Signals): void;
   /** SIGTERM, then SIGKILL after 5 s; resolves when the process is gone. */
@@ -52,6 +54,7 @@ export async function spawnService(
   const handle: ServiceProcess = {
     pid: child.pid ?? -1,
     lines,
+    stderr: () => stderr,
     exited,
     kill: (signal = 'SIGKILL') => {
       if (!gone) child.kill(signal);
