@@ -225,6 +225,25 @@ async function fetchHealth(
 }
 
 /** Prints progress until every service is healthy, then one line whenever the count changes. */
+let ulaGuarded = false;
+
+/** Blackholes the installation's ULA /48 (as 198.18.0.0/15 at start), once network-ipam has made it. */
+async function guardUla(port: number): Promise<boolean> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${port}/api/v2/network_ula`, {
+      headers: { authorization: `Bearer ${env.CROWBAR_ADMIN_TOKEN}` },
+      signal: AbortSignal.timeout(3000),
+    });
+    if (!r.ok) return false;
+    const { prefix } = (await r.json()) as { prefix?: unknown };
+    if (typeof prefix !== 'string' || !/^fd[0-9a-f:]+\/48$/.test(prefix)) return false;
+    for (const note of ensureBlackholeRoutes([prefix])) say(note);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function reportHealth(port: number) {
   const started = Date.now();
   let last = '';
@@ -241,6 +260,7 @@ async function reportHealth(port: number) {
         say(`gateway: http://127.0.0.1:${port}/api/v2  (health: /api/v2/health, logs: ${stateDir}/logs)`);
         say(`operator token: ${env.CROWBAR_ADMIN_TOKEN}  (also in ${stateDir}/operator-token)`);
         say('press Ctrl-C to stop');
+        if (!ulaGuarded) ulaGuarded = await guardUla(port);
       }
       last = line;
     }
