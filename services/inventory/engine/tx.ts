@@ -118,11 +118,13 @@ export async function inGraphTx<T>(
   deps: { envelope: EnvelopeMaker; log: Logger },
   lineage: Lineage,
   fn: (g: GraphTx) => Promise<T>,
-  _opts: { readOnly?: boolean } = {},
+  opts: { readOnly?: boolean } = {},
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await db.transaction(async (tx) => {
+        // Queries say so, and PostgreSQL holds them to it.
+        if (opts.readOnly) await tx.execute(sql`set transaction read only`);
         const g = new GraphTx(tx, deps.envelope, deps.log, lineage);
         const out = await fn(g);
         await g.flush();
