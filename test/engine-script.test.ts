@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { hostname, tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bus } from '../shared/bus/bus.js';
+import { annealerMessages } from '../shared/catalogue/index.js';
 import { createLogger } from '../shared/log.js';
 import { generateKeyPair } from '../shared/ssh/index.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
@@ -115,7 +116,7 @@ describe('script jig', () => {
     const w = await s.call('POST', '/node_roles', { node: n2, role: 'test-writer' });
     await s.call('PUT', `/node_roles/${w.body.id}/attribs/test-marker`, { value: marker });
     await s.call('PUT', `/node_roles/${w.body.id}/commit`);
-    const runs = await bus.request((await import('../shared/catalogue/index.js')).annealerMessages.runs, {
+    const runs = await bus.request(annealerMessages.runs, {
       active: true,
     });
     expect(runs.runs.filter((r) => r.nodeId === n2)).toEqual([]);

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { Bus } from '../shared/bus/bus.js';
 import { inventoryAnnealRpcs } from '../shared/catalogue/index.js';
+import { createLogger } from '../shared/log.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { op, until } from './helpers/inventory.js';
 import { type Stack, startStack } from './helpers/stack.js';
@@ -19,10 +21,6 @@ afterAll(async () => {
 });
 
 it('anneals a small noop graph on one node to active', async () => {
-  const bus = [...s.services.values()][0]!;
-  void bus;
-  const { Bus } = await import('../shared/bus/bus.js');
-  const { createLogger } = await import('../shared/log.js');
   const b = await Bus.connect({
     url: t.natsUrl,
     prefix: t.prefix,

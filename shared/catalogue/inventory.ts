@@ -310,33 +310,34 @@ export const inventoryAnnealRpcs = {
  */
 const ref = z.union([id, z.string().min(1).max(255)]);
 const dataBlob = jsonBlob;
+/** Node fields that create and update share; names are lower-cased before the FQDN check. */
+const nodeName = z
+  .string()
+  .transform((s) => s.toLowerCase())
+  .pipe(fqdn);
+const bootenvName = z
+  .string()
+  .regex(/^[a-z0-9][-_.a-z0-9]*$/, 'must be a bootenv name such as local or debian-12-install')
+  .max(100);
+const sshPublicKey = z
+  .string()
+  .regex(
+    /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/,
+    'must be an OpenSSH public key line',
+  );
 export const inventoryOps = {
   'node.create': z.object({
-    name: z
-      .string()
-      .transform((s) => s.toLowerCase())
-      .pipe(fqdn),
+    name: nodeName,
     description: z.string().max(1000).optional(),
     admin: z.boolean().optional(),
     system: z.boolean().optional(),
     alive: z.boolean().optional(),
     available: z.boolean().optional(),
-    bootenv: z
-      .string()
-      .regex(/^[a-z0-9][-_.a-z0-9]*$/)
-      .max(100)
-      .optional(),
+    bootenv: bootenvName.optional(),
     deployment: ref.optional(),
     hint: dataBlob.optional(),
     discovery: dataBlob.optional(),
-    sshHostKey: z
-      .string()
-      .regex(
-        /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/,
-        'must be an OpenSSH public key line',
-      )
-      .nullable()
-      .optional(),
+    sshHostKey: sshPublicKey.nullable().optional(),
     mac: z
       .string()
       .regex(/^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$/, 'must be a MAC address like 52:54:00:12:34:56')
@@ -346,30 +347,15 @@ export const inventoryOps = {
     node: ref,
     /** Optimistic concurrency: when given, the update applies only if the node is still at this version. */
     version: z.number().int().positive().optional(),
-    name: z
-      .string()
-      .transform((s) => s.toLowerCase())
-      .pipe(fqdn)
-      .optional(),
+    name: nodeName.optional(),
     description: z.string().max(1000).optional(),
     alive: z.boolean().optional(),
     available: z.boolean().optional(),
-    bootenv: z
-      .string()
-      .regex(/^[a-z0-9][-_.a-z0-9]*$/)
-      .max(100)
-      .optional(),
+    bootenv: bootenvName.optional(),
     deployment: ref.optional(),
     hint: dataBlob.optional(),
     discovery: dataBlob.optional(),
-    sshHostKey: z
-      .string()
-      .regex(
-        /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/,
-        'must be an OpenSSH public key line',
-      )
-      .nullable()
-      .optional(),
+    sshHostKey: sshPublicKey.nullable().optional(),
   }),
   'node.get': z.object({ node: ref }),
   'node.list': z.object({}),

@@ -48,6 +48,24 @@ export function inventoryRoutes(deps: GatewayDeps): Hono {
   };
   const id = (c: Context) => ref(c.req.param('id') ?? '');
   const num = (c: Context) => Number(c.req.param('id'));
+  /** GET/PUT `<base>/:id/attribs/:attrib` (`{"value": …}`) for one kind of attrib holder. */
+  const attribRoutes = (
+    base: string,
+    target: 'node' | 'noderole' | 'deployment_role',
+    key: (c: Context) => number | string,
+  ) => {
+    app.get(`${base}/:id/attribs/:attrib`, (c) =>
+      call(c, 'attrib.get', { target, id: key(c), attrib: c.req.param('attrib') }),
+    );
+    app.put(`${base}/:id/attribs/:attrib`, async (c) =>
+      call(c, 'attrib.set', {
+        target,
+        id: key(c),
+        attrib: c.req.param('attrib'),
+        value: (await body(c)).value,
+      }),
+    );
+  };
 
   // nodes
   app.get('/nodes', (c) => call(c, 'node.list', {}));
@@ -61,17 +79,7 @@ export function inventoryRoutes(deps: GatewayDeps): Hono {
   app.get('/nodes/:id/node_roles/:role', (c) =>
     call(c, 'noderole.get', { node: id(c), role: c.req.param('role') }),
   );
-  app.get('/nodes/:id/attribs/:attrib', (c) =>
-    call(c, 'attrib.get', { target: 'node', id: id(c), attrib: c.req.param('attrib') }),
-  );
-  app.put('/nodes/:id/attribs/:attrib', async (c) =>
-    call(c, 'attrib.set', {
-      target: 'node',
-      id: id(c),
-      attrib: c.req.param('attrib'),
-      value: (await body(c)).value,
-    }),
-  );
+  attribRoutes('/nodes', 'node', id);
 
   // roles (read-only)
   app.get('/roles', (c) => call(c, 'role.list', {}));
@@ -96,17 +104,7 @@ export function inventoryRoutes(deps: GatewayDeps): Hono {
   for (const action of ['retry', 'propose', 'commit'] as const) {
     app.put(`/node_roles/:id/${action}`, (c) => call(c, `noderole.${action}`, { noderole: num(c) }));
   }
-  app.get('/node_roles/:id/attribs/:attrib', (c) =>
-    call(c, 'attrib.get', { target: 'noderole', id: num(c), attrib: c.req.param('attrib') }),
-  );
-  app.put('/node_roles/:id/attribs/:attrib', async (c) =>
-    call(c, 'attrib.set', {
-      target: 'noderole',
-      id: num(c),
-      attrib: c.req.param('attrib'),
-      value: (await body(c)).value,
-    }),
-  );
+  attribRoutes('/node_roles', 'noderole', num);
 
   // deployments
   app.get('/deployments', (c) => call(c, 'deployment.list', {}));
@@ -128,17 +126,7 @@ export function inventoryRoutes(deps: GatewayDeps): Hono {
     call(c, 'deployment_role.update', { id: num(c), data: (await body(c)).data }),
   );
   app.put('/deployment_roles/:id/commit', (c) => call(c, 'deployment_role.commit', { id: num(c) }));
-  app.get('/deployment_roles/:id/attribs/:attrib', (c) =>
-    call(c, 'attrib.get', { target: 'deployment_role', id: num(c), attrib: c.req.param('attrib') }),
-  );
-  app.put('/deployment_roles/:id/attribs/:attrib', async (c) =>
-    call(c, 'attrib.set', {
-      target: 'deployment_role',
-      id: num(c),
-      attrib: c.req.param('attrib'),
-      value: (await body(c)).value,
-    }),
-  );
+  attribRoutes('/deployment_roles', 'deployment_role', num);
 
   app.get('/attribs', (c) => call(c, 'attrib.list', {}));
 

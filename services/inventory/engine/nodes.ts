@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { inventoryEvents } from '../../../shared/catalogue/index.js';
-import { ConflictError, NotFoundError, ValidationError } from '../../../shared/errors.js';
+import { ConflictError, NotFoundError } from '../../../shared/errors.js';
 import { bind } from './binding.js';
 import { commit, deactivate, propose } from './transitions.js';
 import type { GraphTx } from './tx.js';
@@ -234,10 +234,4 @@ export async function verifyCredential(
     sql`select credential_hash as h from inventory.nodes where id = ${id}`,
   );
   return r?.h && r.h === hashSecret(secret) ? id : null;
-}
-
-export function checkFqdn(name: string): void {
-  if (!/^([a-z0-9_-]{1,63}\.){2,}[a-z]{2,63}$/.test(name.toLowerCase()) || name.length > 255) {
-    throw new ValidationError('name must be an FQDN with at least three labels', { field: 'name' });
-  }
 }
