@@ -33,7 +33,7 @@ import { createLogger } from '../shared/log.js';
 const { values: opts } = parseArgs({
   options: {
     count: { type: 'string', default: '20000' },
-    rounds: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '3' },
     window: { type: 'string', default: '256' },
     concurrency: { type: 'string', default: '256' },
     'time-limit': { type: 'string', default: '60' },

@@ -1,34 +1,72 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
-/**
- * Finds a program from a Debian package, installing the package when it is missing and we are root;
- * otherwise fails with one sentence saying what to install.
- */
-export function ensureDebianProgram(opts: {
+/** A program and the Debian package that ships it. */
+export interface DebianProgram {
+  /** Paths where the program may be; the first that exists is used. */
   candidates: string[];
   pkg: string;
-  why: string;
-  log: (line: string) => void;
-}): string {
-  const found = () => opts.candidates.find((c) => existsSync(c));
-  const bin = found();
-  if (bin) return bin;
-  if (process.getuid?.() === 0) {
-    opts.log(`${opts.pkg} is missing; installing the Debian package ${opts.pkg} …`);
-    const install = () =>
-      execFileSync('apt-get', ['install', '-y', '--no-install-recommends', opts.pkg], {
-        stdio: 'ignore',
-        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-      });
-    try {
-      install();
-    } catch {
-      execFileSync('apt-get', ['update'], { stdio: 'ignore' });
-      install();
-    }
-    const now = found();
-    if (now) return now;
-  }
-  throw new Error(`${opts.pkg} is not installed: run \`sudo apt-get install ${opts.pkg}\` (${opts.why})`);
 }
+
+/** Several processes (test files, the launcher) may install at once: wait for dpkg's lock, not fail. */
+const aptOptions = ['-o', 'DPkg::Lock::Timeout=300', '-o', 'Acquire::Retries=3'];
+
+/**
+ * Makes sure every listed program is there, installing the missing packages in one `apt-get install`
+ * when we are root (running `apt-get update` first when the package lists are empty or the install
+ * fails). Otherwise fails with one sentence naming the packages to install.
+ */
+export function ensureDebianPrograms(
+  programs: DebianProgram[],
+  why: string,
+  log: (line: string) => void,
+): void {
+  const found = (p: DebianProgram) => p.candidates.some((c) => existsSync(c));
+  const missing = [...new Set(programs.filter((p) => !found(p)).map((p) => p.pkg))];
+  if (missing.length === 0) return;
+  const list = missing.join(' ');
+  if (process.getuid?.() !== 0)
+    throw new Error(
+      `${list} ${missing.length > 1 ? 'are' : 'is'} not installed: run \`sudo apt-get install ${list}\` (${why})`,
+    );
+  log(`installing the Debian package${missing.length > 1 ? 's' : ''} ${list} (${why}) …`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const apt = (args: string[]) =>
+    execFileSync('apt-get', [...aptOptions, ...args], { stdio: 'ignore', env, timeout: 600_000 });
+  const install = () => apt(['install', '-y', '-q', '--no-install-recommends', ...missing]);
+  try {
+    install();
+  } catch {
+    try {
+      apt(['update', '-q']);
+      install();
+    } catch (cause) {
+      throw new Error(
+        `apt-get could not install ${list}: run \`apt-get update && apt-get install ${list}\` (${why})`,
+        {
+          cause,
+        },
+      );
+    }
+  }
+  const still = programs.filter((p) => !found(p));
+  if (still.length > 0)
+    throw new Error(`${still.map((p) => p.candidates[0]).join(', ')} still missing after installing ${list}`);
+}
+
+/** Finds one program, installing its package if needed (see ensureDebianPrograms). */
+export function ensureDebianProgram(
+  opts: DebianProgram & { why: string; log: (line: string) => void },
+): string {
+  ensureDebianPrograms([opts], opts.why, opts.log);
+  return opts.candidates.find((c) => existsSync(c))!;
+}
+
+/** Everything the test suite runs besides Node: sshd and its keys, fping, ping-free reachability, dig, ip. */
+export const testPrograms: DebianProgram[] = [
+  { candidates: ['/usr/sbin/sshd'], pkg: 'openssh-server' },
+  { candidates: ['/usr/bin/ssh-keygen'], pkg: 'openssh-client' },
+  { candidates: ['/usr/bin/fping', '/usr/sbin/fping'], pkg: 'fping' },
+  { candidates: ['/usr/bin/dig'], pkg: 'bind9-dnsutils' },
+  { candidates: ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip'], pkg: 'iproute2' },
+];

@@ -115,13 +115,18 @@ describe('flapping interface', () => {
     }
     const baseline = aliveChanges.length;
     const start = Date.now();
-    // Down for half a second, up for half a second, on an absolute schedule so drift does not add up.
+    // One down/up per second on an absolute schedule. The link is down for 700 ms, longer than the
+    // probe's echo plus retry (500 ms), and each cycle's down starts at a different offset: a probe
+    // that happened to fire in the same phase every second would otherwise never see the link down.
+    const at = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, start + ms - Date.now())));
     for (let i = 0; i < flapSeconds; i++) {
+      const offset = (i * 230) % 300;
+      await at(i * 1000 + offset);
       lab.linkDown(net);
-      await new Promise((r) => setTimeout(r, Math.max(0, start + i * 1000 + 500 - Date.now())));
+      await at(i * 1000 + offset + 700);
       lab.linkUp(net);
-      await new Promise((r) => setTimeout(r, Math.max(0, start + (i + 1) * 1000 - Date.now())));
     }
+    await at(flapSeconds * 1000);
     const h = await bus.request(alivenessMessages.nodeHealth, { nodeId, limit: 500 });
     const failed = h.history.filter((x) => !x.ok && Date.parse(x.at) >= start);
     const changes = aliveChanges.length - baseline;

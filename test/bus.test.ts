@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Bus, consume, encodeEnvelope, reject, retry, streamName } from '../shared/bus/index.js';
+import { JsPublisher } from '../shared/bus/publisher.js';
 import { type ConsumerDecl, diag, rpc, streams, system } from '../shared/catalogue/index.js';
 import { NotFoundError } from '../shared/errors.js';
 import { createLogger } from '../shared/log.js';
@@ -170,5 +171,32 @@ describe('bus', () => {
     await expect(bus.request(echo, { word: 'hi' })).resolves.toEqual({ upper: 'HI' });
     await expect(bus.request(echo, { word: 'missing' })).rejects.toBeInstanceOf(NotFoundError);
     await expect(bus.request(echo, { word: 3 } as never)).rejects.toThrow(/word/);
+  });
+
+  it('pipelines publishes, each resolving with its own ack, and names the failures', async () => {
+    const pub = new JsPublisher(bus.nc, 300);
+    try {
+      const subject = bus.subject('evt.diag.pipelined.v1');
+      const acks = await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          pub.publish(subject, encodeEnvelope(bus.envelope('x', i)), `pl-${i % 150}`),
+        ),
+      );
+      expect(new Set(acks.filter((a) => !a.duplicate).map((a) => a.seq)).size).toBe(150);
+      expect(acks.filter((a) => a.duplicate)).toHaveLength(50);
+      // No stream stores this subject: the server answers "no responders" at once.
+      await expect(pub.publish(`${t.prefix}.nowhere`, new Uint8Array(1), 'n-1')).rejects.toThrow(
+        /no JetStream stream stores/,
+      );
+      // A reply that never comes (a plain subscriber swallows the publish) times out.
+      const sink = bus.nc.subscribe(`${t.prefix}.sink`);
+      await expect(pub.publish(`${t.prefix}.sink`, new Uint8Array(1), 's-1')).rejects.toThrow(
+        /no JetStream ack/,
+      );
+      sink.unsubscribe();
+    } finally {
+      pub.close();
+    }
+    await expect(pub.publish(bus.subject('evt.diag.after.v1'), new Uint8Array(1), 'a-1')).rejects.toThrow();
   });
 });

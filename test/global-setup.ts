@@ -10,6 +10,7 @@ import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { startNatsServer } from '../infra/nats.js';
+import { ensureDebianPrograms, testPrograms } from '../infra/packages.js';
 import { pickPort } from '../infra/ports.js';
 import { startEmbeddedPostgres } from '../infra/postgres.js';
 import { benchmarkingRange, ensureBlackholeRoutes } from '../infra/routes.js';
@@ -53,6 +54,8 @@ export default async function setup(project: TestProject) {
   const stops: (() => Promise<void>)[] = [];
   const dir = mkdtempSync(`${tmpdir()}/crowbar-test-`);
   for (const note of ensureBlackholeRoutes([benchmarkingRange, 'fd00::/8'])) log(note);
+  // Installed here, once, before any test file runs (files installing on their own would race for dpkg).
+  ensureDebianPrograms(testPrograms, 'the tests run the real programs', log);
 
   let pgAdminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
   if (!(await pgWorks(pgAdminUrl))) {

@@ -12,6 +12,7 @@ import {
 import { CrowbarError, errorFromBody, toErrorBody, UnavailableError, ValidationError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type Envelope, envelopeSchema, type Lineage } from './envelope.js';
+import { JsPublisher } from './publisher.js';
 import { applyStreams } from './streams.js';
 
 export interface BusOptions {
@@ -129,6 +130,7 @@ export class Bus {
   readonly log: Logger;
   private readonly now: () => Date;
   private readonly subs = new Set<Subscription>();
+  private readonly publisher: JsPublisher;
 
   private constructor(
     readonly nc: NatsConnection,
@@ -140,6 +142,7 @@ export class Bus {
     this.source = opts.source;
     this.log = opts.log;
     this.now = opts.now ?? (() => new Date());
+    this.publisher = new JsPublisher(nc);
   }
 
   static async connect(opts: BusOptions): Promise<Bus> {
@@ -201,13 +204,13 @@ export class Bus {
   ): Promise<Envelope<z.infer<S>>> {
     const payload = parsePayload(def.schema, data, `${def.type} payload`);
     const env = this.envelope(wireType(def), payload, opts);
-    await this.js.publish(this.subject(def.subject), encodeEnvelope(env), { msgID: opts.msgId ?? env.id });
+    await this.publisher.publish(this.subject(def.subject), encodeEnvelope(env), opts.msgId ?? env.id);
     return env;
   }
 
   /** Publishes an already-built envelope (used by the outbox relay, which stores envelopes). */
   async publishEnvelope(subject: string, env: Envelope, msgId: string): Promise<{ duplicate: boolean }> {
-    const ack = await this.js.publish(this.subject(subject), encodeEnvelope(env), { msgID: msgId });
+    const ack = await this.publisher.publish(this.subject(subject), encodeEnvelope(env), msgId);
     return { duplicate: ack.duplicate };
   }
 
@@ -272,6 +275,8 @@ export class Bus {
   /** Drains subscriptions and closes the connection; pending publishes finish first. */
   async close(): Promise<void> {
     if (this.nc.isClosed()) return;
+    await this.publisher.settled();
+    this.publisher.close();
     await this.nc.drain().catch(() => this.nc.close());
   }
 }

@@ -201,10 +201,14 @@ class MessageContext implements HandlerContext {
     });
     return this.child;
   }
-  /** An arrow property, so handlers can pass `ctx.keepAlive` to a timer on its own. */
-  readonly keepAlive = (): void => {
-    this.m.working();
-  };
+  /**
+   * Bound, so handlers can pass `ctx.keepAlive` to a timer on its own; built on first use (an arrow
+   * property would cost every message a closure).
+   */
+  get keepAlive(): () => void {
+    const m = this.m;
+    return () => m.working();
+  }
 }
 
 function deadHeaders(subject: string, reason: string, deliveries: number) {

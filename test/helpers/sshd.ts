@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ensureDebianPrograms } from '../../infra/packages.js';
 import { pickPort } from '../../infra/ports.js';
 
 const sshdPath = '/usr/sbin/sshd';
@@ -34,24 +35,9 @@ export interface SshdOptions {
   netns?: string;
 }
 
-/**
- * Makes sure a Debian package's program is there: installs the package when missing (root only, with an
- * `apt-get update` first if the plain install fails), else fails with one sentence naming the package.
- */
+/** Makes sure a Debian package's program is there (installing it when root), else fails naming the package. */
 export function ensureTool(path: string, pkg: string): void {
-  if (existsSync(path)) return;
-  if (process.getuid?.() !== 0)
-    throw new Error(`${path} is missing and this is not root: install Debian's ${pkg} first`);
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () =>
-    execFileSync('apt-get', ['install', '-y', '--no-install-recommends', pkg], { stdio: 'ignore', env });
-  try {
-    install();
-  } catch {
-    execFileSync('apt-get', ['update'], { stdio: 'ignore', env });
-    install();
-  }
-  if (!existsSync(path)) throw new Error(`apt-get could not install ${pkg} (${path} still missing)`);
+  ensureDebianPrograms([{ candidates: [path], pkg }], 'the tests run it', () => undefined);
 }
 
 /** Installs openssh-server when missing (root only), else fails with one sentence. */

@@ -1,6 +1,6 @@
-import { execFile, execFileSync } from 'node:child_process';
-import { userInfo } from 'node:os';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { ensureDebianPrograms } from '../../../infra/packages.js';
 
 /**
  * Test and benchmark support: runs the real `dig` (and finds dnsperf/nsd) instead of a hand-made client,
@@ -10,18 +10,8 @@ const run = promisify(execFile);
 
 /** Makes sure a Debian tool is present: installs its package when root, else fails naming the package. */
 export function ensureTool(binary: string, pkg: string): void {
-  const found = () => {
-    try {
-      execFileSync('sh', ['-c', `command -v ${binary}`], { stdio: 'ignore', env: { PATH: toolPath() } });
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  if (found()) return;
-  if (userInfo().uid !== 0) throw new Error(`${binary} is missing: install the Debian package ${pkg}`);
-  execFileSync('apt-get', ['install', '-y', '-q', pkg], { stdio: 'ignore', timeout: 300_000 });
-  if (!found()) throw new Error(`${binary} is still missing after apt-get install ${pkg}`);
+  const candidates = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'].map((d) => `${d}/${binary}`);
+  ensureDebianPrograms([{ candidates, pkg }], `${binary} is needed here`, () => undefined);
 }
 
 export const toolPath = () => `/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}`;
