@@ -39,6 +39,7 @@ const runCols = sql`id, noderole_id as "noderoleId", node_id as "nodeId", lane, 
 export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: SchedulerConfig }) {
   const { db, bus, log, config } = deps;
   const rows = async <T>(q: ReturnType<typeof sql>) => (await db.execute(q)).rows as T[];
+  const dispatching = new Set<Promise<void>>();
 
   async function claimNormal(): Promise<RunRow[]> {
     const [busy] = await rows<{ active: number; nodes: number[] | null }>(sql`
@@ -60,16 +61,20 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
         )
       ).rows as { n: number }[];
       const room = config.cap - (now?.n ?? 0);
-      const claimed: RunRow[] = [];
-      for (const c of candidates.slice(0, Math.max(0, room))) {
-        const r = (
-          await tx.execute(sql`
-          insert into annealer.runs (noderole_id, node_id, lane, state, token) values (${c.noderoleId}, ${c.nodeId}, 'normal', 'claimed', ${randomUUID()})
+      const take = candidates.slice(0, Math.max(0, room));
+      if (take.length === 0) return [];
+      // One statement for the whole batch; a node or noderole another annealer claimed meanwhile is
+      // skipped by the unique indexes.
+      const list = (xs: (number | string)[]) => `{${xs.join(',')}}`;
+      return (
+        await tx.execute(sql`
+          insert into annealer.runs (noderole_id, node_id, lane, state, token)
+          select c.noderole_id, c.node_id, 'normal', 'claimed', c.token
+          from unnest(${list(take.map((c) => c.noderoleId))}::int[], ${list(take.map((c) => c.nodeId))}::int[],
+                      ${list(take.map(() => randomUUID()))}::text[]) with ordinality as c(noderole_id, node_id, token, ord)
+          order by c.ord
           on conflict do nothing returning ${runCols}`)
-        ).rows as unknown as RunRow[];
-        if (r[0]) claimed.push(r[0]);
-      }
-      return claimed;
+      ).rows as unknown as RunRow[];
     });
   }
 
@@ -192,15 +197,22 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
     /** One scheduling pass: claim, start and dispatch whatever is runnable within the caps. */
     async pass(): Promise<number> {
       const claims = [...(await claimHigh()), ...(await claimNormal())];
-      await Promise.all(
-        claims.map((c) =>
-          dispatch(c).catch((err: unknown) => {
+      // Dispatches go on without holding up the next pass: a slot freed meanwhile is filled at once.
+      for (const c of claims) {
+        const p: Promise<void> = dispatch(c)
+          .catch((err: unknown) => {
             // Inventory may still have started it: the claim stays until the sweep puts it back in line.
             log.warn({ err, run: c.id }, 'dispatch failed; the sweep will requeue the claim');
-          }),
-        ),
-      );
+          })
+          .finally(() => dispatching.delete(p));
+        dispatching.add(p);
+      }
       return claims.length;
+    },
+
+    /** Resolves when every dispatch started so far has ended. */
+    async idle(): Promise<void> {
+      while (dispatching.size > 0) await Promise.all(dispatching);
     },
 
     async finished(m: {

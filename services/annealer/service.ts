@@ -175,6 +175,7 @@ export const annealerService: ServiceDef<typeof annealerConfig> = {
         clearInterval(sweepTimer);
         for (const c of consumers) await c.stop();
         await running;
+        await scheduler.idle();
         await relay.stop();
       },
     };

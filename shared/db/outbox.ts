@@ -25,15 +25,21 @@ export interface OutboxEntry {
   envelope: Envelope;
 }
 
+/**
+ * Adds `entries` inside the caller's transaction. With a `channel`, a NOTIFY wakes the relays of every
+ * instance at commit. Writers whose own relay is kicked after commit leave it out: PostgreSQL serialises
+ * the commits of notifying transactions (one queue lock held through the WAL flush), which costs
+ * group commit under load.
+ */
 export async function enqueueOutbox(
   tx: Pick<Db, 'insert' | 'execute'>,
   table: OutboxTable,
   entries: OutboxEntry[],
-  channel: string,
+  channel?: string,
 ) {
   if (entries.length === 0) return;
   await tx.insert(table).values(entries);
-  await tx.execute(sql`select pg_notify(${channel}, '')`);
+  if (channel) await tx.execute(sql`select pg_notify(${channel}, '')`);
 }
 
 export interface OutboxRelay {

@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { Json } from './data.js';
 import { stageRunData } from './stage.js';
 import { active, deactivate, error, transition } from './transitions.js';
-import type { GraphTx } from './tx.js';
+import { type GraphTx, type NoderoleRow, noderoleCols } from './tx.js';
 
 /**
  * Runnable noderoles (reference §3.1): TODO, available, deployment committed, node alive and available,
@@ -39,6 +39,30 @@ export interface StartedRun {
   data: Json;
 }
 
+type Locked = NoderoleRow & {
+  alive: boolean;
+  nodeAvailable: boolean;
+  roleName: string;
+  jig: string;
+  owner: string | null;
+  flags: string[];
+  scripts: Record<string, string>;
+  timeoutSeconds: number;
+  nodeName: string;
+  sshHostKey: string | null;
+  hint: Json;
+};
+
+/** The noderole and its node, both locked, with what a run needs to know of its role and node. */
+async function lockForRun(g: GraphTx, noderoleId: number): Promise<Locked | undefined> {
+  return g.one<Locked>(sql`
+    select ${noderoleCols(sql`nr`)}, n.alive, n.available as "nodeAvailable", r.name as "roleName", r.jig, r.owner,
+           r.flags, r.scripts, r.timeout_seconds as "timeoutSeconds", n.name as "nodeName",
+           n.ssh_host_key as "sshHostKey", n.hint
+    from inventory.noderoles nr join inventory.nodes n on n.id = nr.node_id join inventory.roles r on r.id = nr.role_id
+    where nr.id = ${noderoleId} for update of nr, n`);
+}
+
 /**
  * Starts a run with fencing token `token`: the noderole must still be runnable (or ACTIVE for an
  * event-driven re-run) and its node must have nothing else in TRANSITION. Idempotent for the same token.
@@ -49,9 +73,10 @@ export async function startRun(
   token: string,
   rerun: boolean,
 ): Promise<StartedRun | { started: false; reason: string }> {
-  const nr = await g.noderole(noderoleId);
+  // The node row lock serialises run starts on one node; the check below runs after it, on a fresh
+  // snapshot, so it sees a run another transaction started on this node while we waited.
+  const nr = await lockForRun(g, noderoleId);
   if (!nr) return { started: false, reason: 'noderole gone' };
-  await g.rows(sql`select id from inventory.nodes where id = ${nr.nodeId} for update`);
   const already = nr.state === 'transition' && nr.runToken === token;
   if (!already) {
     const ok = await g.one<{ ok: boolean }>(sql`
@@ -64,25 +89,20 @@ export async function startRun(
     if (!ok?.ok || !stateOk) return { started: false, reason: `not runnable (state ${nr.state})` };
     await transition(g, nr, token);
   }
-  const role = await g.one<StartedRun['role'] & { flags: string[] }>(sql`
-    select r.name, r.jig, r.owner, r.flags, r.scripts, r.timeout_seconds as "timeoutSeconds"
-    from inventory.roles r where r.id = ${nr.roleId}`);
-  const node = await g.one<StartedRun['node']>(sql`
-    select id, name, ssh_host_key as "sshHostKey", hint from inventory.nodes where id = ${nr.nodeId}`);
-  const destructive = role!.flags.includes('destructive');
+  const destructive = nr.flags.includes('destructive');
   return {
     started: true,
     reason: already ? 'already started' : 'started',
     skipJig: destructive && nr.runCount > 0,
     role: {
-      name: role!.name,
-      jig: role!.jig,
-      owner: role!.owner,
+      name: nr.roleName,
+      jig: nr.jig,
+      owner: nr.owner,
       destructive,
-      scripts: role!.scripts,
-      timeoutSeconds: role!.timeoutSeconds,
+      scripts: nr.scripts,
+      timeoutSeconds: nr.timeoutSeconds,
     },
-    node: node!,
+    node: { id: nr.nodeId, name: nr.nodeName, sshHostKey: nr.sshHostKey, hint: nr.hint },
     data: await stageRunData(g, noderoleId),
   };
 }
@@ -92,7 +112,9 @@ export async function finishRun(
   g: GraphTx,
   r: { noderoleId: number; token: string; ok: boolean; wall: Json | null; runlog: string; requeue?: boolean },
 ): Promise<{ applied: boolean; state: string }> {
-  const nr = await g.noderole(r.noderoleId);
+  const nr = await g.one<NoderoleRow & { alive: boolean; nodeAvailable: boolean }>(sql`
+    select ${noderoleCols(sql`nr`)}, n.alive, n.available as "nodeAvailable"
+    from inventory.noderoles nr join inventory.nodes n on n.id = nr.node_id where nr.id = ${r.noderoleId} for update of nr`);
   if (!nr) return { applied: false, state: 'gone' };
   if (nr.state !== 'transition' || nr.runToken !== r.token) return { applied: false, state: nr.state };
   const runlog = r.runlog.slice(-65_536);
@@ -103,7 +125,7 @@ export async function finishRun(
       await g.rows(
         sql`update inventory.noderoles set wall = ${JSON.stringify(r.wall)}::jsonb where id = ${nr.id}`,
       );
-    await active(g, nr, runlog, `run ${r.token} succeeded`);
+    await active(g, nr, { alive: nr.alive, available: nr.nodeAvailable }, runlog, `run ${r.token} succeeded`);
   } else {
     await error(g, nr, runlog, `run ${r.token} failed`);
   }

@@ -8,63 +8,61 @@ import type { GraphTx } from './tx.js';
  * node's hints and quirks. Frozen into the run when it starts.
  */
 export async function stageRunData(g: GraphTx, noderoleId: number): Promise<Json> {
-  const self = await g.one<{
-    roleId: number;
-    nodeId: number;
-    deploymentId: number;
-    template: Json;
-    wantsAttribs: string[];
-    wall: Json;
-    sysdata: Json;
-    committed: Json;
-    drWall: Json | null;
-    drCommitted: Json | null;
+  // One round trip: the noderole with its node, the attrib defaults it sees, and every ancestor's data
+  // from the most distant to the closest. The `offset 0` subqueries stay per-row index lookups: a graph
+  // that grew since the last ANALYZE would otherwise get hash joins over whole tables, once per level.
+  const staged = await g.one<{
+    self: {
+      template: Json;
+      wall: Json;
+      sysdata: Json;
+      committed: Json;
+      drWall: Json | null;
+      drCommitted: Json | null;
+      node: { id: number; name: string; admin: boolean; hint: Json; quirks: string[]; bootenv: string };
+    } | null;
+    defaults: { map: string; value: unknown }[];
+    ancestors: { dw: Json; dc: Json; w: Json; s: Json; c: Json }[];
   }>(sql`
-    select nr.role_id as "roleId", nr.node_id as "nodeId", nr.deployment_id as "deploymentId", r.template,
-           r.wants_attribs as "wantsAttribs", nr.wall, nr.sysdata, nr.committed_data as committed,
-           dr.wall as "drWall", dr.committed_data as "drCommitted"
-    from inventory.noderoles nr join inventory.roles r on r.id = nr.role_id
-    left join inventory.deployment_roles dr on dr.role_id = nr.role_id and dr.deployment_id = nr.deployment_id
-    where nr.id = ${noderoleId}`);
-  if (!self) return {};
-  const defaults = await g.rows<{ map: string; value: unknown }>(sql`
-    select map, default_value as value from inventory.attribs
-    where default_value is not null and (role_id = ${self.roleId} or name = any(${`{${self.wantsAttribs.join(',')}}`}::text[])
-      or role_id in (select a.role_id from inventory.noderole_edges e join inventory.noderoles a on a.id = e.parent_id where e.child_id = ${noderoleId}))`);
-  const ancestors = await g.rows<{ data: Json }>(sql`
     with recursive a(id, depth) as (
       select parent_id, 1 from inventory.noderole_edges where child_id = ${noderoleId}
-      union select e.parent_id, a.depth + 1 from inventory.noderole_edges e join a on e.child_id = a.id where a.depth < 64)
-    select jsonb_build_object('dw', coalesce(dr.wall, '{}'), 'dc', coalesce(dr.committed_data, '{}'), 'w', nr.wall, 's', nr.sysdata, 'c', nr.committed_data) as data
-    from (select id, max(depth) as depth from a group by id) x join inventory.noderoles nr on nr.id = x.id
-    left join inventory.deployment_roles dr on dr.role_id = nr.role_id and dr.deployment_id = nr.deployment_id
-    order by x.depth desc, nr.cohort, nr.id`);
-  const node = await g.one<{
-    id: number;
-    name: string;
-    admin: boolean;
-    hint: Json;
-    quirks: string[];
-    bootenv: string;
-  }>(sql`select id, name, admin, hint, quirks, bootenv from inventory.nodes where id = ${self.nodeId}`);
-  const blobs: Json[] = defaults.map((d) => atPath(d.map, d.value));
-  for (const a of ancestors) {
-    const d = a.data as { dw: Json; dc: Json; w: Json; s: Json; c: Json };
-    blobs.push(deepMerge(d.dw, d.dc, d.w, d.s, d.c));
-  }
-  blobs.push(
-    self.template,
-    self.drWall ?? {},
-    self.drCommitted ?? {},
-    self.wall,
-    self.sysdata,
-    self.committed,
-  );
-  const reservations = (node?.hint as { reservations?: unknown })?.reservations;
+      union select e.parent_id, a.depth + 1 from a
+        cross join lateral (select parent_id from inventory.noderole_edges where child_id = a.id offset 0) e
+        where a.depth < 64),
+    self as (
+      select nr.role_id, r.wants_attribs,
+             array(select (select p.role_id from inventory.noderoles p where p.id = e.parent_id)
+                   from inventory.noderole_edges e where e.child_id = nr.id) as parent_roles,
+             jsonb_build_object('template', r.template, 'wall', nr.wall, 'sysdata', nr.sysdata, 'committed', nr.committed_data,
+               'drWall', dr.wall, 'drCommitted', dr.committed_data,
+               'node', jsonb_build_object('id', n.id, 'name', n.name, 'admin', n.admin, 'hint', n.hint, 'quirks', to_jsonb(n.quirks), 'bootenv', n.bootenv)) as doc
+      from inventory.noderoles nr join inventory.roles r on r.id = nr.role_id join inventory.nodes n on n.id = nr.node_id
+      left join inventory.deployment_roles dr on dr.role_id = nr.role_id and dr.deployment_id = nr.deployment_id
+      where nr.id = ${noderoleId})
+    select (select doc from self) as self,
+      (select coalesce(jsonb_agg(jsonb_build_object('map', at.map, 'value', at.default_value)), '[]'::jsonb)
+         from inventory.attribs at, self
+         where at.default_value is not null
+           and (at.role_id = self.role_id or at.name = any(self.wants_attribs) or at.role_id = any(self.parent_roles))) as defaults,
+      (select coalesce(jsonb_agg(d.doc order by x.depth desc, d.cohort, x.id), '[]'::jsonb)
+         from (select id, max(depth) as depth from a group by id) x
+         cross join lateral (
+           select nr.cohort, jsonb_build_object('dw', coalesce(dr.wall, '{}'), 'dc', coalesce(dr.committed_data, '{}'),
+                    'w', nr.wall, 's', nr.sysdata, 'c', nr.committed_data) as doc
+           from inventory.noderoles nr
+           left join inventory.deployment_roles dr on dr.role_id = nr.role_id and dr.deployment_id = nr.deployment_id
+           where nr.id = x.id offset 0) d) as ancestors`);
+  const self = staged?.self;
+  if (!self) return {};
+  const node = self.node;
+  const blobs: Json[] = staged.defaults.map((d) => atPath(d.map, d.value));
+  for (const d of staged.ancestors) blobs.push(deepMerge(d.dw, d.dc, d.w, d.s, d.c));
+  blobs.push(self.template, self.drWall ?? {}, self.drCommitted ?? {}, self.wall, self.sysdata, self.committed);
+  const reservations = (node.hint as { reservations?: unknown })?.reservations;
   return deepMerge(...blobs, {
-    crowbar: { node: { id: node?.id, name: node?.name, admin: node?.admin, bootenv: node?.bootenv } },
-    hints: node?.hint ?? {},
-    quirks: node?.quirks ?? [],
+    crowbar: { node: { id: node.id, name: node.name, admin: node.admin, bootenv: node.bootenv } },
+    hints: node.hint ?? {},
+    quirks: node.quirks ?? [],
     ...(reservations ? { crowbar_wall: { reservations } } : {}),
   });
 }

@@ -6,7 +6,7 @@ import {
 } from '../../../shared/catalogue/index.js';
 import { InvalidTransitionError } from '../../../shared/errors.js';
 import { legalFrom, type Operation } from './states.js';
-import type { GraphTx, NoderoleRow } from './tx.js';
+import { type GraphTx, type NoderoleRow, noderoleCols } from './tx.js';
 
 const hook = {
   error: inventoryEvents.noderoleError,
@@ -69,23 +69,22 @@ async function setState(
 export async function activatable(g: GraphTx, id: number): Promise<boolean> {
   // FOR SHARE: a parent cannot change state until this transaction has acted on what it saw.
   const parents = await g.rows<{ state: string }>(sql`
-    select p.state from inventory.noderole_edges e join inventory.noderoles p on p.id = e.parent_id
-    where e.child_id = ${id} order by p.id for share of p`);
+    select p.state from inventory.noderole_edges e cross join lateral (
+      select id, state from inventory.noderoles where id = e.parent_id for share) p
+    where e.child_id = ${id} order by p.id`);
   return parents.every((p) => p.state === 'active');
 }
 
+/**
+ * Direct children of `id` in one of `states`, locked. FOR UPDATE re-reads a row another transaction has
+ * just changed and checks the state again, so what comes back is still in one of `states`.
+ */
 async function children(g: GraphTx, id: number, states: NoderoleState[]): Promise<NoderoleRow[]> {
-  const ids = await g.rows<{ id: number }>(sql`
-    select c.id from inventory.noderole_edges e join inventory.noderoles c on c.id = e.child_id
-    where e.parent_id = ${id} and c.state in ${sql.raw(`(${states.map((s) => `'${s}'`).join(',')})`)}
-    order by c.cohort, c.id`);
-  const out: NoderoleRow[] = [];
-  for (const { id: cid } of ids) {
-    // Locked, then checked again: another transaction may have moved it between the two reads.
-    const c = await g.noderole(cid);
-    if (c && states.includes(c.state)) out.push(c);
-  }
-  return out;
+  return g.rows<NoderoleRow>(sql`
+    select c.* from inventory.noderole_edges e cross join lateral (
+      select ${noderoleCols(sql`nr`)} from inventory.noderoles nr
+      where nr.id = e.child_id and nr.state in ${sql.raw(`(${states.map((s) => `'${s}'`).join(',')})`)} for update) c
+    where e.parent_id = ${id} order by c.cohort, c.id`);
 }
 
 /** Direct children in ERROR or TODO are blocked, recursively (reference §2.3). */
@@ -100,6 +99,11 @@ export async function todo(g: GraphTx, nr: NoderoleRow, reason: string): Promise
       rule: 'todo needs every parent active',
     });
   }
+  await todoActivatable(g, nr, reason);
+}
+
+/** todo for a noderole whose parents this transaction has just seen (and share-locked) all ACTIVE. */
+async function todoActivatable(g: GraphTx, nr: NoderoleRow, reason: string): Promise<void> {
   await setState(g, nr, 'todo', reason);
   await blockTodoChildren(g, nr, `parent ${nr.id} went back to todo`);
 }
@@ -136,23 +140,24 @@ export async function transition(g: GraphTx, nr: NoderoleRow, token: string): Pr
  * ACTIVE, so nothing is left in TRANSITION (DESIGN §4, #6). Children whose parents are now all ACTIVE
  * are promoted to TODO.
  */
-export async function active(g: GraphTx, nr: NoderoleRow, runlog: string, reason: string): Promise<void> {
+export async function active(
+  g: GraphTx,
+  nr: NoderoleRow,
+  node: { alive: boolean; available: boolean },
+  runlog: string,
+  reason: string,
+): Promise<void> {
   check('active', nr);
-  const node = await g.one<{ alive: boolean; available: boolean }>(
-    sql`select alive, available from inventory.nodes where id = ${nr.nodeId}`,
-  );
-  await g.rows(
-    sql`update inventory.noderoles set run_count = run_count + 1, runlog = ${runlog}, run_token = null where id = ${nr.id}`,
-  );
+  const ran = sql`, run_count = run_count + 1, runlog = ${runlog}, run_token = null`;
   nr.runCount++;
-  if (!node?.alive || !node.available) {
-    nr.state = 'transition';
-    await blockOrTodo(g, nr, `run finished but node is ${node?.alive ? 'unavailable' : 'not alive'}`);
+  if (!node.alive || !node.available) {
+    await g.rows(sql`update inventory.noderoles set updated_at = now() ${ran} where id = ${nr.id}`);
+    await blockOrTodo(g, nr, `run finished but node is ${node.alive ? 'unavailable' : 'not alive'}`);
     return;
   }
-  await setState(g, nr, 'active', reason);
+  await setState(g, nr, 'active', reason, ran);
   for (const c of await children(g, nr.id, ['blocked'])) {
-    if (await activatable(g, c.id)) await todo(g, c, `parents of ${c.id} all active`);
+    if (await activatable(g, c.id)) await todoActivatable(g, c, `parents of ${c.id} all active`);
   }
 }
 

@@ -1,4 +1,6 @@
 import { type SQL, sql } from 'drizzle-orm';
+import { PgDialect } from 'drizzle-orm/pg-core';
+import pg from 'pg';
 import type { z } from 'zod';
 import { parsePayload } from '../../../shared/bus/bus.js';
 import type { Envelope, Lineage } from '../../../shared/bus/envelope.js';
@@ -16,6 +18,31 @@ import type { Logger } from '../../../shared/log.js';
 import { outbox } from '../db/schema.js';
 
 export type Row = Record<string, unknown>;
+
+const dialect = new PgDialect();
+
+/**
+ * Graph queries are few and fixed, and run thousands of times a minute during an anneal; planning them
+ * each time cost more than running them. Each distinct text gets a statement name, so every connection
+ * parses and plans it once. Bounded: past 1,000 texts, queries go unnamed.
+ */
+const statementNames = new Map<string, string>();
+function statementName(text: string): string | undefined {
+  let name = statementNames.get(text);
+  if (!name && statementNames.size < 1000) {
+    name = `graph_${statementNames.size}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
+
+/** Results read as drizzle's `execute` reads them: date and time values stay strings. */
+const keepText = (v: string) => v;
+const textTypes = new Set([1082, 1114, 1115, 1182, 1184, 1185, 1186, 1187, 1231]);
+const rawTypes = {
+  getTypeParser: (id: number, format?: 'text' | 'binary') =>
+    textTypes.has(id) ? keepText : pg.types.getTypeParser(id, format),
+} as pg.CustomTypesConfig;
 type DrizzleTx = Parameters<Parameters<Db['transaction']>[0]>[0];
 
 /** Builds envelopes for the outbox (the bus builds them the same way for direct publishes). */
@@ -33,6 +60,11 @@ export interface NoderoleRow {
   runToken: string | null;
 }
 
+/** The columns of a NoderoleRow, read from the noderoles table under alias `t`. */
+export const noderoleCols = (t: SQL) => sql`${t}.id, ${t}.node_id as "nodeId", ${t}.role_id as "roleId",
+  ${t}.deployment_id as "deploymentId", ${t}.state, ${t}.cohort, ${t}.run_count as "runCount", ${t}.available,
+  ${t}.run_token as "runToken"`;
+
 /**
  * One inventory transaction: queries, and the events it will publish through the outbox when it commits.
  * Graph changes are serialised by one advisory lock so cascades never deadlock.
@@ -46,8 +78,11 @@ export class GraphTx {
     readonly lineage: Lineage,
   ) {}
 
+  /** Runs `query` as a named prepared statement on this transaction's connection (see `prepared`). */
   async rows<T = Row>(query: SQL): Promise<T[]> {
-    const r = await this.tx.execute(query);
+    const q = dialect.sqlToQuery(query);
+    const client = (this.tx as unknown as { session: { client: pg.ClientBase } }).session.client;
+    const r = await client.query({ name: statementName(q.sql), text: q.sql, values: q.params, types: rawTypes });
     return r.rows as T[];
   }
   async one<T = Row>(query: SQL): Promise<T | undefined> {
@@ -63,14 +98,13 @@ export class GraphTx {
   }
 
   async flush(): Promise<void> {
-    await enqueueOutbox(this.tx, outbox, this.pending.splice(0), 'inventory_outbox');
+    // No NOTIFY: the inventory service kicks its relay after every transaction (service.ts).
+    await enqueueOutbox(this.tx, outbox, this.pending.splice(0));
   }
 
   async noderole(id: number, lock = true): Promise<NoderoleRow | undefined> {
     return this.one<NoderoleRow>(sql`
-      select id, node_id as "nodeId", role_id as "roleId", deployment_id as "deploymentId", state, cohort,
-             run_count as "runCount", available, run_token as "runToken"
-      from inventory.noderoles where id = ${id} ${lock ? sql`for update` : sql``}`);
+      select ${noderoleCols(sql`nr`)} from inventory.noderoles nr where nr.id = ${id} ${lock ? sql`for update` : sql``}`);
   }
 
   async noderoleSummary(id: number): Promise<NoderoleSummary> {
