@@ -218,7 +218,8 @@ async function ours(env: {
   await db.connect();
   cleanups.push(() => db.end());
   const total = NODES * ROLES;
-  const benchDeployment = (await db.query(`select id from inventory.deployments where name = 'bench'`)).rows[0].id;
+  const benchDeployment = (await db.query(`select id from inventory.deployments where name = 'bench'`))
+    .rows[0].id;
   let maxPerNode = 0;
   const started = Date.now();
   await op('deployment.commit', { deployment: 'bench' });
@@ -226,9 +227,12 @@ async function ours(env: {
   let lastReport = Date.now();
   while (Date.now() - started < LIMIT_MS) {
     // Cheap enough not to load what it measures: both read only through the state index.
-    const r = await db.query(`select
+    const r = await db.query(
+      `select
         (select coalesce(max(c), 0)::int from (select count(*) as c from inventory.noderoles where state = 'transition' group by node_id) x) as per_node,
-        (select count(*)::int from inventory.noderoles where state = 'active' and deployment_id = $1) as active`, [benchDeployment]);
+        (select count(*)::int from inventory.noderoles where state = 'active' and deployment_id = $1) as active`,
+      [benchDeployment],
+    );
     maxPerNode = Math.max(maxPerNode, r.rows[0].per_node);
     done = r.rows[0].active;
     if (Date.now() - lastReport > 5000) {

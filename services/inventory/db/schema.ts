@@ -155,6 +155,10 @@ export const noderoles = inventorySchema.table(
   (t) => [
     uniqueIndex('noderoles_node_role').on(t.nodeId, t.roleId),
     index('noderoles_state').on(t.state),
+    // The annealer's two questions, answered from small indexes whatever the table statistics say:
+    // what is waiting to run, and which nodes are busy (a run going or an error to clear).
+    index('noderoles_todo').on(t.nodeId, t.cohort, t.id).where(sql`state = 'todo'`),
+    index('noderoles_busy').on(t.nodeId).where(sql`state in ('transition', 'error')`),
     index('noderoles_deployment').on(t.deploymentId),
   ],
 );

@@ -17,7 +17,8 @@ export async function candidates(g: GraphTx, limit: number, excludeNodeIds: numb
       join inventory.deployments d on d.id = nr.deployment_id
       where nr.state = 'todo' and nr.available and d.state = 'committed' and n.alive and n.available
         and not (nr.node_id = any(${`{${excludeNodeIds.join(',')}}`}::int[]))
-        and not exists (select 1 from inventory.noderoles o where o.node_id = nr.node_id and o.state in ('transition', 'error'))
+        -- One read of the busy nodes (a small partial index), then a hash lookup per waiting noderole.
+        and nr.node_id not in (select o.node_id from inventory.noderoles o where o.state in ('transition', 'error'))
       order by nr.node_id, nr.cohort, nr.id) x
     order by cohort, "noderoleId" limit ${limit}`);
 }

@@ -57,7 +57,14 @@ export async function stageRunData(g: GraphTx, noderoleId: number): Promise<Json
   const node = self.node;
   const blobs: Json[] = staged.defaults.map((d) => atPath(d.map, d.value));
   for (const d of staged.ancestors) blobs.push(deepMerge(d.dw, d.dc, d.w, d.s, d.c));
-  blobs.push(self.template, self.drWall ?? {}, self.drCommitted ?? {}, self.wall, self.sysdata, self.committed);
+  blobs.push(
+    self.template,
+    self.drWall ?? {},
+    self.drCommitted ?? {},
+    self.wall,
+    self.sysdata,
+    self.committed,
+  );
   const reservations = (node.hint as { reservations?: unknown })?.reservations;
   return deepMerge(...blobs, {
     crowbar: { node: { id: node.id, name: node.name, admin: node.admin, bootenv: node.bootenv } },

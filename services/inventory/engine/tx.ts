@@ -82,7 +82,12 @@ export class GraphTx {
   async rows<T = Row>(query: SQL): Promise<T[]> {
     const q = dialect.sqlToQuery(query);
     const client = (this.tx as unknown as { session: { client: pg.ClientBase } }).session.client;
-    const r = await client.query({ name: statementName(q.sql), text: q.sql, values: q.params, types: rawTypes });
+    const r = await client.query({
+      name: statementName(q.sql),
+      text: q.sql,
+      values: q.params,
+      types: rawTypes,
+    });
     return r.rows as T[];
   }
   async one<T = Row>(query: SQL): Promise<T | undefined> {

@@ -1,0 +1,2 @@
+CREATE INDEX "noderoles_todo" ON "inventory"."noderoles" USING btree ("node_id","cohort","id") WHERE state = 'todo';--> statement-breakpoint
+CREATE INDEX "noderoles_busy" ON "inventory"."noderoles" USING btree ("node_id") WHERE state in ('transition', 'error');
