@@ -225,16 +225,21 @@ async function ours(env: {
   await op('deployment.commit', { deployment: 'bench' });
   let done = 0;
   let lastReport = Date.now();
+  let lastCount = 0;
   while (Date.now() - started < LIMIT_MS) {
-    // Cheap enough not to load what it measures: both read only through the state index.
-    const r = await db.query(
-      `select
-        (select coalesce(max(c), 0)::int from (select count(*) as c from inventory.noderoles where state = 'transition' group by node_id) x) as per_node,
-        (select count(*)::int from inventory.noderoles where state = 'active' and deployment_id = $1) as active`,
-      [benchDeployment],
-    );
+    // Cheap enough not to load what it measures: the invariant (every 50 ms) reads only the rows in
+    // TRANSITION; progress is counted every 250 ms.
+    const r = await db.query(`select coalesce(max(c), 0)::int as per_node from (select count(*) as c
+        from inventory.noderoles where state = 'transition' group by node_id) x`);
     maxPerNode = Math.max(maxPerNode, r.rows[0].per_node);
-    done = r.rows[0].active;
+    if (Date.now() - lastCount >= 250) {
+      lastCount = Date.now();
+      const a = await db.query(
+        `select count(*)::int as active from inventory.noderoles where state = 'active' and deployment_id = $1`,
+        [benchDeployment],
+      );
+      done = a.rows[0].active;
+    }
     if (Date.now() - lastReport > 5000) {
       say(`  ${done}/${total} active after ${((Date.now() - started) / 1000).toFixed(0)} s`);
       lastReport = Date.now();

@@ -3,6 +3,7 @@ import { sql } from 'drizzle-orm';
 import type { Bus } from '../../shared/bus/bus.js';
 import { annealerMessages, inventoryAnnealRpcs, inventoryApi } from '../../shared/catalogue/index.js';
 import type { Db } from '../../shared/db/database.js';
+import { queryRows } from '../../shared/db/prepared.js';
 import type { Logger } from '../../shared/log.js';
 
 export interface SchedulerConfig {
@@ -38,7 +39,7 @@ const runCols = sql`id, noderole_id as "noderoleId", node_id as "nodeId", lane, 
  */
 export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: SchedulerConfig }) {
   const { db, bus, log, config } = deps;
-  const rows = async <T>(q: ReturnType<typeof sql>) => (await db.execute(q)).rows as T[];
+  const rows = <T>(q: ReturnType<typeof sql>) => queryRows<T>(db, q);
   const dispatching = new Set<Promise<void>>();
 
   async function claimNormal(): Promise<RunRow[]> {
@@ -47,14 +48,16 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
       from annealer.runs where state in ('claimed', 'running')`);
     const capacity = config.cap - (busy?.active ?? 0);
     if (capacity <= 0) return [];
+    // Ask for a full cap's worth: runs that end while inventory answers leave more room by the time
+    // the claims are made (the room is counted again under the lock below).
     const { candidates } = await bus.request(
       inventoryAnnealRpcs.runnable,
-      { limit: capacity, excludeNodeIds: busy?.nodes ?? [] },
+      { limit: Math.min(config.cap, 1000), excludeNodeIds: busy?.nodes ?? [] },
       { timeoutMs: rpcTimeoutMs },
     );
     if (candidates.length === 0) return [];
     return db.transaction(async (tx) => {
-      await tx.execute(sql`select pg_advisory_xact_lock(hashtext('crowbar-annealer-cap'))`);
+      await queryRows(tx, sql`select pg_advisory_xact_lock(hashtext('crowbar-annealer-cap'))`);
       const [now] = (
         await tx.execute(
           sql`select count(*)::int as n from annealer.runs where lane = 'normal' and state in ('claimed', 'running')`,
@@ -106,7 +109,7 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
       { timeoutMs: rpcTimeoutMs },
     );
     if (!res.started || !res.role || !res.node) {
-      await db.execute(
+      await rows(
         sql`update annealer.runs set state = 'cancelled', reason = ${res.reason}, finished_at = now() where id = ${run.id} and state = 'claimed'`,
       );
       log.debug({ run: run.id, noderole: run.noderoleId, reason: res.reason }, 'claim dropped');
@@ -125,7 +128,7 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
       return;
     }
     const deadlineSeconds = res.role.timeoutSeconds + config.graceSeconds;
-    await db.execute(sql`
+    await rows(sql`
       update annealer.runs set state = 'running', role = ${res.role.name}, jig = ${res.role.jig}, destructive = ${res.role.destructive},
         data = ${JSON.stringify(res.data ?? {})}::jsonb, dispatched_at = now(), deadline = now() + make_interval(secs => ${deadlineSeconds})
       where id = ${run.id} and state = 'claimed'`);
@@ -254,13 +257,13 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
         op: 'noderole.get',
         args: { noderole: noderoleId },
       })) as { nodeId: number };
-      await db.execute(sql`insert into annealer.runs (noderole_id, node_id, lane, state, token, reason)
+      await rows(sql`insert into annealer.runs (noderole_id, node_id, lane, state, token, reason)
                            values (${noderoleId}, ${nr.nodeId}, 'high', 'queued', ${randomUUID()}, ${reason}) on conflict do nothing`);
     },
 
     /** A dead node's waiting runs are dropped (reference §4.1); running ones finish and inventory re-routes them. */
     async nodeDied(nodeId: number) {
-      await db.execute(sql`update annealer.runs set state = 'cancelled', reason = 'node died', finished_at = now()
+      await rows(sql`update annealer.runs set state = 'cancelled', reason = 'node died', finished_at = now()
                            where node_id = ${nodeId} and state = 'queued'`);
     },
 

@@ -86,7 +86,8 @@ export const annealerService: ServiceDef<typeof annealerConfig> = {
           maxDeliver: 10,
         },
         log,
-        concurrency: 32,
+        // Results of up to the whole cap at once: each waits mostly on inventory, not on this process.
+        concurrency: Math.max(32, config.CROWBAR_ANNEAL_CAP),
         handlers: [
           [
             annealerMessages.runFinished,

@@ -14,6 +14,7 @@ import {
 } from '../../shared/catalogue/index.js';
 import { intFromEnv } from '../../shared/config.js';
 import { startOutboxRelay } from '../../shared/db/outbox.js';
+import { queryRows } from '../../shared/db/prepared.js';
 import type { Logger } from '../../shared/log.js';
 import type { ServiceDef } from '../../shared/service/host.js';
 import { outbox, runlogs } from './db/schema.js';
@@ -93,7 +94,32 @@ export const jigRunnerService: ServiceDef<typeof jigRunnerConfig> = {
       cachedKey ??= readFileSync(config.CROWBAR_SSH_KEY, 'utf8');
       return cachedKey;
     };
-    const handle = async (job: JigJob, jobLog: Logger, keepAlive: () => void) => {
+    const finished = (job: JigJob, result: JigResult, logText: string) =>
+      bus.publish(
+        annealerMessages.runFinished,
+        { runId: job.runId, token: job.token, ok: result.ok, wall: result.wall, runlog: logText },
+        { msgId: `finished:${job.runId}:${job.token}` },
+      );
+    /**
+     * noop touches no node, so there is nothing to fence before it and nothing to record half way: no
+     * begin round trip, and one runlog row written when it is done. Its result is fenced by the run's
+     * token like any other.
+     */
+    const handleNoop = async (job: JigJob, jobLog: Logger, attempt: number) => {
+      const result = await runJig(bus, job, key);
+      await queryRows(
+        db,
+        sql`insert into jig_runner.runlogs (run_id, noderole_id, attempt, runner, jig, ok, log, finished_at)
+            values (${job.runId}, ${job.noderoleId}, ${attempt}, ${instance}, ${job.jig}, ${result.ok}, ${result.log}, now())`,
+      );
+      jobLog.info(
+        { run: job.runId, noderole: job.noderoleId, node: job.node.name, role: job.role, ok: true },
+        'run ended',
+      );
+      await finished(job, result, result.log);
+    };
+    const handle = async (job: JigJob, jobLog: Logger, keepAlive: () => void, attempt: number) => {
+      if (job.jig === 'noop') return handleNoop(job, jobLog, attempt);
       const begin = await bus.request(annealerMessages.beginRun, {
         runId: job.runId,
         token: job.token,
@@ -142,7 +168,8 @@ export const jigRunnerService: ServiceDef<typeof jigRunnerConfig> = {
         result.log.length > MAX_LOG
           ? `[… ${result.log.length - MAX_LOG} bytes cut]\n${result.log.slice(-MAX_LOG)}`
           : result.log;
-      await db.execute(
+      await queryRows(
+        db,
         sql`update jig_runner.runlogs set ok = ${result.ok}, log = ${logText}, finished_at = now() where id = ${row!.id}`,
       );
       jobLog.info(
@@ -155,22 +182,18 @@ export const jigRunnerService: ServiceDef<typeof jigRunnerConfig> = {
           .request(alivenessMessages.probe, { nodeId: job.node.id }, { timeoutMs: 20_000 })
           .catch(() => undefined);
       }
-      await bus.publish(
-        annealerMessages.runFinished,
-        { runId: job.runId, token: job.token, ok: result.ok, wall: result.wall, runlog: logText },
-        { msgId: `finished:${job.runId}:${job.token}` },
-      );
+      await finished(job, result, logText);
     };
     // JetStream can hand this process the same job twice (a redelivery racing the first pull after a
     // restart); the second delivery waits for the first instead of running the scripts again.
     const inflight = new Map<number, Promise<void>>();
-    const once = (job: JigJob, jobLog: Logger, keepAlive: () => void) => {
+    const once = (job: JigJob, jobLog: Logger, keepAlive: () => void, attempt: number) => {
       const running = inflight.get(job.runId);
       if (running) {
         jobLog.info({ run: job.runId }, 'duplicate delivery of a run in progress here; waiting for it');
         return running;
       }
-      const p = handle(job, jobLog, keepAlive).finally(() => inflight.delete(job.runId));
+      const p = handle(job, jobLog, keepAlive, attempt).finally(() => inflight.delete(job.runId));
       inflight.set(job.runId, p);
       return p;
     };
@@ -184,7 +207,9 @@ export const jigRunnerService: ServiceDef<typeof jigRunnerConfig> = {
       },
       log,
       concurrency: config.CROWBAR_JIG_CONCURRENCY,
-      handlers: [[annealerMessages.jigRun, async (job, _env, ctx) => once(job, ctx.log, ctx.keepAlive)]],
+      handlers: [
+        [annealerMessages.jigRun, async (job, _env, ctx) => once(job, ctx.log, ctx.keepAlive, ctx.attempt)],
+      ],
     });
     return {
       detail: () => ({ ...consumer.stats }),

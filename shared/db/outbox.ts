@@ -1,9 +1,10 @@
-import { asc, inArray, sql } from 'drizzle-orm';
-import { bigserial, jsonb, type PgSchema, text, timestamp } from 'drizzle-orm/pg-core';
+import { sql } from 'drizzle-orm';
+import { bigserial, getTableConfig, jsonb, type PgSchema, text, timestamp } from 'drizzle-orm/pg-core';
 import type { Bus } from '../bus/bus.js';
 import type { Envelope } from '../bus/envelope.js';
 import type { Logger } from '../log.js';
 import type { Database, Db } from './database.js';
+import { queryText } from './prepared.js';
 
 /**
  * A transactional outbox: a service writes its state change and the events describing it in one
@@ -18,6 +19,12 @@ export const outboxTable = (schema: PgSchema) =>
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   });
 export type OutboxTable = ReturnType<typeof outboxTable>;
+
+/** `"schema"."outbox"` for raw statements. */
+function qualified(table: OutboxTable): string {
+  const c = getTableConfig(table);
+  return `"${c.schema}"."${c.name}"`;
+}
 
 /** Rows to add inside the caller's transaction. */
 export interface OutboxEntry {
@@ -38,7 +45,12 @@ export async function enqueueOutbox(
   channel?: string,
 ) {
   if (entries.length === 0) return;
-  await tx.insert(table).values(entries);
+  // One prepared statement whatever the number of entries (arrays in, rows out).
+  await queryText(
+    tx,
+    `insert into ${qualified(table)} (subject, envelope) select s, e::jsonb from unnest($1::text[], $2::text[]) as x(s, e)`,
+    [entries.map((e) => e.subject), entries.map((e) => JSON.stringify(e.envelope))],
+  );
   if (channel) await tx.execute(sql`select pg_notify(${channel}, '')`);
 }
 
@@ -58,6 +70,7 @@ export function startOutboxRelay(deps: {
   pollMs?: number;
 }): OutboxRelay {
   const { database, table, bus, log } = deps;
+  const name = qualified(table);
   let stopped = false;
   let running: Promise<number> | null = null;
   let again = false;
@@ -66,20 +79,14 @@ export function startOutboxRelay(deps: {
     let total = 0;
     for (;;) {
       const n = await database.db.transaction(async (tx) => {
-        const rows = await tx
-          .select()
-          .from(table)
-          .orderBy(asc(table.id))
-          .limit(200)
-          .for('update', { skipLocked: true });
+        const rows = await queryText<{ id: number; subject: string; envelope: Envelope }>(
+          tx,
+          `select id, subject, envelope from ${name} order by id limit 200 for update skip locked`,
+          [],
+        );
         if (rows.length === 0) return 0;
         await Promise.all(rows.map((r) => bus.publishEnvelope(r.subject, r.envelope, r.envelope.id)));
-        await tx.delete(table).where(
-          inArray(
-            table.id,
-            rows.map((r) => r.id),
-          ),
-        );
+        await queryText(tx, `delete from ${name} where id = any($1::bigint[])`, [rows.map((r) => r.id)]);
         return rows.length;
       });
       total += n;

@@ -1,6 +1,4 @@
 import { type SQL, sql } from 'drizzle-orm';
-import { PgDialect } from 'drizzle-orm/pg-core';
-import pg from 'pg';
 import type { z } from 'zod';
 import { parsePayload } from '../../../shared/bus/bus.js';
 import type { Envelope, Lineage } from '../../../shared/bus/envelope.js';
@@ -14,35 +12,12 @@ import {
 } from '../../../shared/catalogue/index.js';
 import type { Db } from '../../../shared/db/database.js';
 import { enqueueOutbox, type OutboxEntry } from '../../../shared/db/outbox.js';
+import { queryRows } from '../../../shared/db/prepared.js';
 import type { Logger } from '../../../shared/log.js';
 import { outbox } from '../db/schema.js';
 
 export type Row = Record<string, unknown>;
 
-const dialect = new PgDialect();
-
-/**
- * Graph queries are few and fixed, and run thousands of times a minute during an anneal; planning them
- * each time cost more than running them. Each distinct text gets a statement name, so every connection
- * parses and plans it once. Bounded: past 1,000 texts, queries go unnamed.
- */
-const statementNames = new Map<string, string>();
-function statementName(text: string): string | undefined {
-  let name = statementNames.get(text);
-  if (!name && statementNames.size < 1000) {
-    name = `graph_${statementNames.size}`;
-    statementNames.set(text, name);
-  }
-  return name;
-}
-
-/** Results read as drizzle's `execute` reads them: date and time values stay strings. */
-const keepText = (v: string) => v;
-const textTypes = new Set([1082, 1114, 1115, 1182, 1184, 1185, 1186, 1187, 1231]);
-const rawTypes = {
-  getTypeParser: (id: number, format?: 'text' | 'binary') =>
-    textTypes.has(id) ? keepText : pg.types.getTypeParser(id, format),
-} as pg.CustomTypesConfig;
 type DrizzleTx = Parameters<Parameters<Db['transaction']>[0]>[0];
 
 /** Builds envelopes for the outbox (the bus builds them the same way for direct publishes). */
@@ -78,17 +53,9 @@ export class GraphTx {
     readonly lineage: Lineage,
   ) {}
 
-  /** Runs `query` as a named prepared statement on this transaction's connection (see `prepared`). */
+  /** Runs `query` as a named prepared statement on this transaction's connection. */
   async rows<T = Row>(query: SQL): Promise<T[]> {
-    const q = dialect.sqlToQuery(query);
-    const client = (this.tx as unknown as { session: { client: pg.ClientBase } }).session.client;
-    const r = await client.query({
-      name: statementName(q.sql),
-      text: q.sql,
-      values: q.params,
-      types: rawTypes,
-    });
-    return r.rows as T[];
+    return queryRows<T>(this.tx, query);
   }
   async one<T = Row>(query: SQL): Promise<T | undefined> {
     return (await this.rows<T>(query))[0];
