@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
+import type { z } from 'zod';
+import { createBatcher } from '../../shared/batcher.js';
 import type { Bus } from '../../shared/bus/bus.js';
 import { annealerMessages, inventoryAnnealRpcs, inventoryApi } from '../../shared/catalogue/index.js';
 import type { Db } from '../../shared/db/database.js';
-import { queryRows } from '../../shared/db/prepared.js';
+import { queryRows, queryText } from '../../shared/db/prepared.js';
+import { UnavailableError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 
 export interface SchedulerConfig {
@@ -41,6 +44,72 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
   const { db, bus, log, config } = deps;
   const rows = <T>(q: ReturnType<typeof sql>) => queryRows<T>(db, q);
   const dispatching = new Set<Promise<void>>();
+  /** Starts and results travel to inventory in batches under load (one transaction per batch). */
+  const unwrap = <R>(r: { result: R } | { error: string }): R => {
+    if ('error' in r) throw new UnavailableError(r.error);
+    return r.result;
+  };
+  const startRun = createBatcher({
+    maxBatch: 64,
+    maxInFlight: 4,
+    send: async (runs: z.input<typeof inventoryAnnealRpcs.startRuns.request>['runs']) =>
+      (await bus.request(inventoryAnnealRpcs.startRuns, { runs }, { timeoutMs: rpcTimeoutMs })).results,
+  });
+  // The runs table's own writes are grouped the same way: one statement (and one commit) per batch.
+  const markRunning = createBatcher({
+    maxBatch: 128,
+    maxInFlight: 2,
+    send: async (
+      rs: {
+        id: number;
+        role: string;
+        jig: string;
+        destructive: boolean;
+        data: string;
+        deadlineSeconds: number;
+      }[],
+    ) => {
+      await queryText(
+        db,
+        `update annealer.runs r set state = 'running', role = u.role, jig = u.jig, destructive = u.destructive,
+           data = u.data::jsonb, dispatched_at = now(), deadline = now() + make_interval(secs => u.secs)
+         from unnest($1::bigint[], $2::text[], $3::text[], $4::boolean[], $5::text[], $6::int[])
+           as u(id, role, jig, destructive, data, secs)
+         where r.id = u.id and r.state = 'claimed'`,
+        [
+          rs.map((r) => r.id),
+          rs.map((r) => r.role),
+          rs.map((r) => r.jig),
+          rs.map((r) => r.destructive),
+          rs.map((r) => r.data),
+          rs.map((r) => r.deadlineSeconds),
+        ],
+      );
+      return rs.map(() => undefined);
+    },
+  });
+  /** Closes runs still open; answers, per run, whether this call closed it. */
+  const markClosed = createBatcher({
+    maxBatch: 128,
+    maxInFlight: 2,
+    send: async (rs: { id: number; state: 'done' | 'failed'; reason: string }[]) => {
+      const closed = await queryText<{ id: number }>(
+        db,
+        `update annealer.runs r set state = u.state, finished_at = now(), reason = u.reason
+         from unnest($1::bigint[], $2::text[], $3::text[]) as u(id, state, reason)
+         where r.id = u.id and r.state in ('claimed', 'running') returning r.id`,
+        [rs.map((r) => r.id), rs.map((r) => r.state), rs.map((r) => r.reason)],
+      );
+      const ids = new Set(closed.map((c) => c.id));
+      return rs.map((r) => ids.has(r.id));
+    },
+  });
+  const finishRun = createBatcher({
+    maxBatch: 64,
+    maxInFlight: 4,
+    send: async (runs: z.input<typeof inventoryAnnealRpcs.finishRuns.request>['runs']) =>
+      (await bus.request(inventoryAnnealRpcs.finishRuns, { runs }, { timeoutMs: rpcTimeoutMs })).results,
+  });
 
   async function claimNormal(): Promise<RunRow[]> {
     const [busy] = await rows<{ active: number; nodes: number[] | null }>(sql`
@@ -103,10 +172,8 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
   }
 
   async function dispatch(run: RunRow): Promise<void> {
-    const res = await bus.request(
-      inventoryAnnealRpcs.startRun,
-      { noderoleId: run.noderoleId, token: run.token, rerun: run.lane === 'high' },
-      { timeoutMs: rpcTimeoutMs },
+    const res = unwrap(
+      await startRun({ noderoleId: run.noderoleId, token: run.token, rerun: run.lane === 'high' }),
     );
     if (!res.started || !res.role || !res.node) {
       await rows(
@@ -127,11 +194,14 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
       );
       return;
     }
-    const deadlineSeconds = res.role.timeoutSeconds + config.graceSeconds;
-    await rows(sql`
-      update annealer.runs set state = 'running', role = ${res.role.name}, jig = ${res.role.jig}, destructive = ${res.role.destructive},
-        data = ${JSON.stringify(res.data ?? {})}::jsonb, dispatched_at = now(), deadline = now() + make_interval(secs => ${deadlineSeconds})
-      where id = ${run.id} and state = 'claimed'`);
+    await markRunning({
+      id: run.id,
+      role: res.role.name,
+      jig: res.role.jig,
+      destructive: res.role.destructive,
+      data: JSON.stringify(res.data ?? {}),
+      deadlineSeconds: res.role.timeoutSeconds + config.graceSeconds,
+    });
     await bus.publish(
       annealerMessages.jigRun,
       {
@@ -161,14 +231,14 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
     r: { ok: boolean; wall: Record<string, unknown> | null; runlog: string; requeue?: boolean },
     label?: string,
   ) {
-    const res = await bus.request(
-      inventoryAnnealRpcs.finishRun,
-      { noderoleId: run.noderoleId, token: run.token, ...r },
-      { timeoutMs: rpcTimeoutMs },
+    const res = unwrap(
+      await finishRun({ noderoleId: run.noderoleId, token: run.token, requeue: false, ...r }),
     );
-    const closed = await rows<{ id: number }>(sql`
-      update annealer.runs set state = ${r.ok ? 'done' : 'failed'}, finished_at = now(), reason = ${res.applied ? res.state : `stale (${res.state})`}
-      where id = ${run.id} and state in ('claimed', 'running') returning id`);
+    const closed = await markClosed({
+      id: run.id,
+      state: r.ok ? 'done' : 'failed',
+      reason: res.applied ? res.state : `stale (${res.state})`,
+    });
     const outcome =
       label ??
       (!res.applied
@@ -178,7 +248,7 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
           : res.state === 'error'
             ? 'error'
             : 'requeued');
-    if (closed[0]) {
+    if (closed) {
       const started = run.dispatchedAt ?? run.createdAt;
       await bus.publish(
         annealerMessages.runFinishedEvent,

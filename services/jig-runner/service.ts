@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
+import { createBatcher } from '../../shared/batcher.js';
 import type { Bus } from '../../shared/bus/bus.js';
 import { consume } from '../../shared/bus/consume.js';
 import {
@@ -14,7 +15,7 @@ import {
 } from '../../shared/catalogue/index.js';
 import { intFromEnv } from '../../shared/config.js';
 import { startOutboxRelay } from '../../shared/db/outbox.js';
-import { queryRows } from '../../shared/db/prepared.js';
+import { queryRows, queryText } from '../../shared/db/prepared.js';
 import type { Logger } from '../../shared/log.js';
 import type { ServiceDef } from '../../shared/service/host.js';
 import { outbox, runlogs } from './db/schema.js';
@@ -105,13 +106,42 @@ export const jigRunnerService: ServiceDef<typeof jigRunnerConfig> = {
      * begin round trip, and one runlog row written when it is done. Its result is fenced by the run's
      * token like any other.
      */
+    /** Finished runs' runlogs, written a batch per statement under load. */
+    const recordDone = createBatcher({
+      maxBatch: 128,
+      maxInFlight: 2,
+      send: async (
+        rs: { runId: number; noderoleId: number; attempt: number; jig: string; ok: boolean; log: string }[],
+      ) => {
+        await queryText(
+          db,
+          `insert into jig_runner.runlogs (run_id, noderole_id, attempt, runner, jig, ok, log, finished_at)
+           select u.run_id, u.noderole_id, u.attempt, $4, u.jig, u.ok, u.log, now()
+           from unnest($1::int[], $2::int[], $3::int[], $5::text[], $6::boolean[], $7::text[])
+             as u(run_id, noderole_id, attempt, jig, ok, log)`,
+          [
+            rs.map((r) => r.runId),
+            rs.map((r) => r.noderoleId),
+            rs.map((r) => r.attempt),
+            instance,
+            rs.map((r) => r.jig),
+            rs.map((r) => r.ok),
+            rs.map((r) => r.log),
+          ],
+        );
+        return rs.map(() => undefined);
+      },
+    });
     const handleNoop = async (job: JigJob, jobLog: Logger, attempt: number) => {
       const result = await runJig(bus, job, key);
-      await queryRows(
-        db,
-        sql`insert into jig_runner.runlogs (run_id, noderole_id, attempt, runner, jig, ok, log, finished_at)
-            values (${job.runId}, ${job.noderoleId}, ${attempt}, ${instance}, ${job.jig}, ${result.ok}, ${result.log}, now())`,
-      );
+      await recordDone({
+        runId: job.runId,
+        noderoleId: job.noderoleId,
+        attempt,
+        jig: job.jig,
+        ok: result.ok,
+        log: result.log,
+      });
       jobLog.info(
         { run: job.runId, noderole: job.noderoleId, node: job.node.name, role: job.role, ok: true },
         'run ended',

@@ -231,6 +231,36 @@ export const inventoryStreams: StreamDecl[] = [];
 const runRequest = z.object({ noderoleId: id, token: z.string().min(1).max(200) });
 const jsonBlob = z.record(z.string(), z.unknown());
 
+const startRunRequest = runRequest.extend({ rerun: z.boolean().default(false) });
+const startRunResponse = z.object({
+  started: z.boolean(),
+  reason: z.string(),
+  skipJig: z.boolean().default(false),
+  role: z
+    .object({
+      name: z.string(),
+      jig: z.string(),
+      owner: z.string().nullable(),
+      destructive: z.boolean(),
+      scripts: z.record(z.string(), z.string()),
+      timeoutSeconds: z.number().int().positive(),
+    })
+    .optional(),
+  node: z.object({ id, name: z.string(), sshHostKey: z.string().nullable(), hint: jsonBlob }).optional(),
+  data: jsonBlob.optional(),
+});
+const finishRunRequest = runRequest.extend({
+  ok: z.boolean(),
+  wall: jsonBlob.nullable(),
+  runlog: z.string().max(1_000_000),
+  /** The run never reached a jig runner: put the noderole back in line instead of failing it. */
+  requeue: z.boolean().default(false),
+});
+const finishRunResponse = z.object({ applied: z.boolean(), state: z.string() });
+/** One item of a batch answer: its result, or why that item alone failed. */
+const batchResult = <R extends z.ZodType>(r: R) =>
+  z.union([z.object({ result: r }), z.object({ error: z.string() })]);
+
 /** What the annealer asks inventory: runnable noderoles, start a run (fenced), finish it. */
 export const inventoryAnnealRpcs = {
   runnable: rpc(
@@ -247,48 +277,38 @@ export const inventoryAnnealRpcs = {
       response: { candidates: [{ noderoleId: 7, nodeId: 2, cohort: 1 }] },
     },
   ),
-  startRun: rpc(
+  startRun: rpc('inventory', 'run.start', 1, startRunRequest, startRunResponse, {
+    request: { noderoleId: 7, token: 'run-1-1', rerun: false },
+    response: { started: false, reason: 'not runnable (state active)', skipJig: false },
+  }),
+  finishRun: rpc('inventory', 'run.finish', 1, finishRunRequest, finishRunResponse, {
+    request: { noderoleId: 7, token: 'run-1-1', ok: true, wall: {}, runlog: '' },
+    response: { applied: true, state: 'active' },
+  }),
+  /** Several starts in one inventory transaction (the annealer groups them under load). */
+  startRuns: rpc(
     'inventory',
-    'run.start',
+    'runs.start',
     1,
-    runRequest.extend({ rerun: z.boolean().default(false) }),
-    z.object({
-      started: z.boolean(),
-      reason: z.string(),
-      skipJig: z.boolean().default(false),
-      role: z
-        .object({
-          name: z.string(),
-          jig: z.string(),
-          owner: z.string().nullable(),
-          destructive: z.boolean(),
-          scripts: z.record(z.string(), z.string()),
-          timeoutSeconds: z.number().int().positive(),
-        })
-        .optional(),
-      node: z.object({ id, name: z.string(), sshHostKey: z.string().nullable(), hint: jsonBlob }).optional(),
-      data: jsonBlob.optional(),
-    }),
+    z.object({ runs: z.array(startRunRequest).min(1).max(500) }),
+    z.object({ results: z.array(batchResult(startRunResponse)) }),
     {
-      request: { noderoleId: 7, token: 'run-1-1', rerun: false },
-      response: { started: false, reason: 'not runnable (state active)', skipJig: false },
+      request: { runs: [{ noderoleId: 7, token: 'run-1-1', rerun: false }] },
+      response: { results: [{ result: { started: false, reason: 'noderole gone', skipJig: false } }] },
     },
   ),
-  finishRun: rpc(
+  /** Several results in one inventory transaction; each is fenced by its own token. */
+  finishRuns: rpc(
     'inventory',
-    'run.finish',
+    'runs.finish',
     1,
-    runRequest.extend({
-      ok: z.boolean(),
-      wall: jsonBlob.nullable(),
-      runlog: z.string().max(1_000_000),
-      /** The run never reached a jig runner: put the noderole back in line instead of failing it. */
-      requeue: z.boolean().default(false),
-    }),
-    z.object({ applied: z.boolean(), state: z.string() }),
+    z.object({ runs: z.array(finishRunRequest).min(1).max(500) }),
+    z.object({ results: z.array(batchResult(finishRunResponse)) }),
     {
-      request: { noderoleId: 7, token: 'run-1-1', ok: true, wall: {}, runlog: '' },
-      response: { applied: true, state: 'active' },
+      request: { runs: [{ noderoleId: 7, token: 'run-1-1', ok: true, wall: {}, runlog: '' }] },
+      response: {
+        results: [{ result: { applied: true, state: 'active' } }, { error: 'noderole 9: deadlock' }],
+      },
     },
   ),
   status: rpc(
