@@ -263,6 +263,8 @@ async function ours(env: {
     `  per run (mean of ${lat.rows[0].runs}): claim→dispatch ${ms(lat.rows[0].claim_to_dispatch)}, dispatch→finished ${ms(lat.rows[0].dispatch_to_finish)}, finished→next claim on the node ${ms(gap.rows[0].gap)}`,
   );
   say(`ours: ${done}/${total} noderoles active in ${secs.toFixed(1)} s (anneal status ${status.status})`);
+  // Stopped now, so the second baseline runs on a quiet machine like the first.
+  for (const h of hosted.splice(0).reverse()) await h.stop('bench done');
   return { rate: done / secs, maxPerNode, done };
 }
 
@@ -271,9 +273,14 @@ try {
   say(
     `anneal bench: ${NODES} nodes × ${ROLES} roles, cap ${CAP}, 2 jig-runners; baseline ${WORKERS} SQL workers`,
   );
-  const b = await baseline(env.url);
-  say(`baseline (SQL claim-and-complete): ${b.toFixed(0)} noderoles/s`);
+  // The limit is measured before and after ours and averaged: this machine's speed drifts by ±30%
+  // from minute to minute, and one sample on either side of ours is fairer than one before it.
+  const b1 = await baseline(env.url);
+  say(`baseline (SQL claim-and-complete), before: ${b1.toFixed(0)} noderoles/s`);
   const r = await ours(env);
+  const b2 = await baseline(env.url);
+  say(`baseline (SQL claim-and-complete), after: ${b2.toFixed(0)} noderoles/s`);
+  const b = (b1 + b2) / 2;
   say(
     `ours: ${r.rate.toFixed(1)} noderoles/s; max runs in TRANSITION on one node at any sample: ${r.maxPerNode}`,
   );
