@@ -1,0 +1,93 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { Bus } from '../shared/bus/bus.js';
+import { inventoryAnnealRpcs } from '../shared/catalogue/index.js';
+import { createLogger } from '../shared/log.js';
+import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { op } from './helpers/inventory.js';
+import { type Stack, startStack } from './helpers/stack.js';
+
+/** Inventory alone: the test plays the annealer and drives runs through the batch RPCs. */
+let t: TestEnv;
+let s: Stack;
+let b: Bus;
+beforeAll(async () => {
+  t = await createTestEnv();
+  s = await startStack(t, ['inventory'], { LOG_LEVEL: process.env.TEST_LOG ?? 'silent' });
+  b = await Bus.connect({
+    url: t.natsUrl,
+    prefix: t.prefix,
+    source: 'test',
+    log: createLogger('t', { level: 'silent' }),
+  });
+});
+afterAll(async () => {
+  await b?.close();
+  await s?.stop();
+  await t?.cleanup();
+});
+
+const base = async (name: string) => {
+  const n = await op(b, 'node.create', { name, alive: true });
+  await op(b, 'noderole.create', { node: n.id, role: 'test-middle' });
+  await op(b, 'node.commit', { node: n.id });
+  const nr = await op(b, 'noderole.get', { node: n.id, role: 'test-base' });
+  expect(nr.state).toBe('todo');
+  return nr.id as number;
+};
+const state = async (id: number) => (await op(b, 'noderole.get', { noderole: id })).state as string;
+
+it('starts and finishes runs in batches: answers in request order, each item fenced on its own', async () => {
+  const [a, c, d] = [
+    await base('a.batch.example.com'),
+    await base('c.batch.example.com'),
+    await base('d.batch.example.com'),
+  ];
+  // Out of id order, with one noderole that does not exist.
+  const started = await b.request(inventoryAnnealRpcs.startRuns, {
+    runs: [
+      { noderoleId: d, token: 'tok-d' },
+      { noderoleId: 999_999, token: 'tok-x' },
+      { noderoleId: a, token: 'tok-a' },
+      { noderoleId: c, token: 'tok-c' },
+    ],
+  });
+  const out = started.results.map((r) =>
+    'result' in r ? [r.result.started, r.result.node?.name ?? null] : r.error,
+  );
+  expect(out).toEqual([
+    [true, 'd.batch.example.com'],
+    [false, null],
+    [true, 'a.batch.example.com'],
+    [true, 'c.batch.example.com'],
+  ]);
+  expect([await state(a), await state(c), await state(d)]).toEqual([
+    'transition',
+    'transition',
+    'transition',
+  ]);
+
+  const finished = await b.request(inventoryAnnealRpcs.finishRuns, {
+    runs: [
+      { noderoleId: c, token: 'not-the-token', ok: true, wall: null, runlog: 'late' },
+      { noderoleId: a, token: 'tok-a', ok: true, wall: { written: 1 }, runlog: 'fine' },
+      { noderoleId: d, token: 'tok-d', ok: false, wall: null, runlog: 'it broke' },
+    ],
+  });
+  expect(finished.results).toEqual([
+    { result: { applied: false, state: 'transition' } },
+    { result: { applied: true, state: 'active' } },
+    { result: { applied: true, state: 'error' } },
+  ]);
+  expect([await state(a), await state(c), await state(d)]).toEqual(['active', 'transition', 'error']);
+  // a's child was promoted in the same transaction; d's child is blocked by the failure.
+  const childOf = async (name: string) =>
+    (await op(b, 'noderole.get', { node: name, role: 'test-middle' })).state as string;
+  expect(await childOf('a.batch.example.com')).toBe('todo');
+  expect(await childOf('d.batch.example.com')).toBe('blocked');
+});
+
+it('refuses an empty or oversized batch, naming the field, and changes nothing', async () => {
+  await expect(b.request(inventoryAnnealRpcs.startRuns, { runs: [] })).rejects.toThrow(/runs/);
+  const many = Array.from({ length: 501 }, (_, i) => ({ noderoleId: i + 1, token: `t${i}` }));
+  await expect(b.request(inventoryAnnealRpcs.startRuns, { runs: many })).rejects.toThrow(/runs/);
+});
