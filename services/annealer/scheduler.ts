@@ -88,6 +88,19 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
       return rs.map(() => undefined);
     },
   });
+  /** Run rows by id, read a batch per statement (results arrive at the rate runs end). */
+  const lookupRun = createBatcher({
+    maxBatch: 128,
+    maxInFlight: 2,
+    send: async (ids: number[]) => {
+      const found = await queryRows<RunRow>(
+        db,
+        sql`select ${runCols} from annealer.runs where id = any(${`{${ids.join(',')}}`}::bigint[])`,
+      );
+      const byId = new Map(found.map((r) => [r.id, r]));
+      return ids.map((id) => byId.get(id));
+    },
+  });
   /** Closes runs still open; answers, per run, whether this call closed it. */
   const markClosed = createBatcher({
     maxBatch: 128,
@@ -295,7 +308,7 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
       wall: Record<string, unknown> | null;
       runlog: string;
     }) {
-      const [run] = await rows<RunRow>(sql`select ${runCols} from annealer.runs where id = ${m.runId}`);
+      const run = await lookupRun(m.runId);
       if (run?.state !== 'running' || run.token !== m.token) {
         log.info({ run: m.runId, state: run?.state ?? 'missing' }, 'late or duplicate run result ignored');
         return;

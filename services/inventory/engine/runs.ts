@@ -80,15 +80,10 @@ export async function startRun(
   if (!nr) return { started: false, reason: 'noderole gone' };
   const already = nr.state === 'transition' && nr.runToken === token;
   if (!already) {
-    const ok = await g.one<{ ok: boolean }>(sql`
-      select (n.alive and n.available and d.state = 'committed' and nr.available
-              and not exists (select 1 from inventory.noderoles o where o.node_id = nr.node_id and o.id <> nr.id and o.state in ('transition', 'error'))
-             ) as ok
-      from inventory.noderoles nr join inventory.nodes n on n.id = nr.node_id join inventory.deployments d on d.id = nr.deployment_id
-      where nr.id = ${noderoleId}`);
     const stateOk = nr.state === 'todo' || (rerun && nr.state === 'active');
-    if (!ok?.ok || !stateOk) return { started: false, reason: `not runnable (state ${nr.state})` };
-    await transition(g, nr, token);
+    // The guarded update is a new statement, so it sees any run started on this node while we waited.
+    if (!stateOk || !(await transition(g, nr, token, true)))
+      return { started: false, reason: `not runnable (state ${nr.state})` };
   }
   const destructive = nr.flags.includes('destructive');
   return {

@@ -1,4 +1,4 @@
-import { sql } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
 import {
   inventoryEvents,
   type NoderoleState,
@@ -35,20 +35,26 @@ async function setState(
   to: NoderoleState,
   reason: string,
   extra = sql``,
-): Promise<void> {
-  if (nr.state === to) {
+  /** A further condition on the row (aliases nr, r, n, d); when it does not hold nothing changes. */
+  guard?: SQL,
+): Promise<boolean> {
+  if (nr.state === to && !guard) {
     // Same state: only the extra columns change; hooks fire on state changes only.
     await g.rows(sql`update inventory.noderoles set updated_at = now() ${extra} where id = ${nr.id}`);
-    return;
+    return true;
   }
   // One round trip: the update returns what the hook event carries.
   const summary = await g.one<NoderoleSummary>(sql`
     update inventory.noderoles nr set state = ${to}, version = nr.version + 1, updated_at = now() ${extra}
     from inventory.roles r, inventory.nodes n, inventory.deployments d
     where nr.id = ${nr.id} and r.id = nr.role_id and n.id = nr.node_id and d.id = nr.deployment_id
+      ${guard ? sql`and ${guard}` : sql``}
     returning nr.id, nr.role_id as "roleId", r.name as role, nr.node_id as "nodeId", n.name as node,
               nr.deployment_id as "deploymentId", d.name as deployment, nr.state, nr.run_count as "runCount", nr.cohort`);
-  if (!summary) throw new Error(`noderole ${nr.id} vanished inside its transaction`);
+  if (!summary) {
+    if (guard) return false;
+    throw new Error(`noderole ${nr.id} vanished inside its transaction`);
+  }
   const from = nr.state;
   nr.state = to;
   g.log.info(
@@ -64,6 +70,7 @@ async function setState(
     'noderole state changed',
   );
   g.emit(hook[to], { noderole: summary, from, reason });
+  return true;
 }
 
 export async function activatable(g: GraphTx, id: number): Promise<boolean> {
@@ -75,13 +82,23 @@ export async function activatable(g: GraphTx, id: number): Promise<boolean> {
   return parents.every((p) => p.state === 'active');
 }
 
+/** A child as `children` reads it: whether its parents are all ACTIVE, and whether it has TODO/ERROR children. */
+type Child = NoderoleRow & { ready: boolean; busyKids: boolean };
+
 /**
  * Direct children of `id` in one of `states`, locked. FOR UPDATE re-reads a row another transaction has
- * just changed and checks the state again, so what comes back is still in one of `states`.
+ * just changed and checks the state again, so what comes back is still in one of `states`. Each child
+ * also says whether all its parents are ACTIVE (the parents share-locked, so that stays true until this
+ * transaction ends) and whether it has children in TODO or ERROR.
  */
-async function children(g: GraphTx, id: number, states: NoderoleState[]): Promise<NoderoleRow[]> {
-  return g.rows<NoderoleRow>(sql`
-    select c.* from inventory.noderole_edges e cross join lateral (
+async function children(g: GraphTx, id: number, states: NoderoleState[]): Promise<Child[]> {
+  return g.rows<Child>(sql`
+    select c.*,
+      (select coalesce(bool_and(p.state = 'active'), true) from inventory.noderole_edges pe cross join lateral (
+         select state from inventory.noderoles where id = pe.parent_id for share) p where pe.child_id = c.id) as ready,
+      exists (select 1 from inventory.noderole_edges ke join inventory.noderoles k on k.id = ke.child_id
+              where ke.parent_id = c.id and k.state in ('todo', 'error')) as "busyKids"
+    from inventory.noderole_edges e cross join lateral (
       select ${noderoleCols(sql`nr`)} from inventory.noderoles nr
       where nr.id = e.child_id and nr.state in ${sql.raw(`(${states.map((s) => `'${s}'`).join(',')})`)} for update) c
     where e.parent_id = ${id} order by c.cohort, c.id`);
@@ -102,10 +119,14 @@ export async function todo(g: GraphTx, nr: NoderoleRow, reason: string): Promise
   await todoActivatable(g, nr, reason);
 }
 
-/** todo for a noderole whose parents this transaction has just seen (and share-locked) all ACTIVE. */
-async function todoActivatable(g: GraphTx, nr: NoderoleRow, reason: string): Promise<void> {
+/**
+ * todo for a noderole whose parents this transaction has just seen (and share-locked) all ACTIVE.
+ * `busyKids: false` says it has no TODO/ERROR children to block (a child cannot get there while this
+ * noderole is locked and not ACTIVE), which saves the look.
+ */
+async function todoActivatable(g: GraphTx, nr: NoderoleRow, reason: string, busyKids = true): Promise<void> {
   await setState(g, nr, 'todo', reason);
-  await blockTodoChildren(g, nr, `parent ${nr.id} went back to todo`);
+  if (busyKids) await blockTodoChildren(g, nr, `parent ${nr.id} went back to todo`);
 }
 
 export async function block(g: GraphTx, nr: NoderoleRow, reason: string): Promise<void> {
@@ -129,10 +150,29 @@ export async function propose(g: GraphTx, nr: NoderoleRow, reason = 'proposed'):
   await setState(g, nr, 'proposed', reason);
 }
 
-/** A run starts: TODO/ACTIVE/TRANSITION → TRANSITION, runlog cleared, fencing token recorded. */
-export async function transition(g: GraphTx, nr: NoderoleRow, token: string): Promise<void> {
+/**
+ * A run starts: TODO/ACTIVE/TRANSITION → TRANSITION, runlog cleared, fencing token recorded. With
+ * `runnable`, only if the noderole is still runnable as this statement sees it (its node alive and
+ * available, its deployment committed, nothing else on the node in TRANSITION or ERROR); false if not.
+ */
+export async function transition(
+  g: GraphTx,
+  nr: NoderoleRow,
+  token: string,
+  runnable = false,
+): Promise<boolean> {
   check('transition', nr);
-  await setState(g, nr, 'transition', `run ${token} started`, sql`, runlog = '', run_token = ${token}`);
+  return setState(
+    g,
+    nr,
+    'transition',
+    `run ${token} started`,
+    sql`, runlog = '', run_token = ${token}`,
+    runnable
+      ? sql`n.alive and n.available and d.state = 'committed' and nr.available
+          and not exists (select 1 from inventory.noderoles o where o.node_id = nr.node_id and o.id <> nr.id and o.state in ('transition', 'error'))`
+      : undefined,
+  );
 }
 
 /**
@@ -157,7 +197,7 @@ export async function active(
   }
   await setState(g, nr, 'active', reason, ran);
   for (const c of await children(g, nr.id, ['blocked'])) {
-    if (await activatable(g, c.id)) await todoActivatable(g, c, `parents of ${c.id} all active`);
+    if (c.ready) await todoActivatable(g, c, `parents of ${c.id} all active`, c.busyKids);
   }
 }
 
