@@ -95,6 +95,13 @@ export class JsPublisher {
       );
       return;
     }
+    const fast = plainAck(
+      Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).toString('latin1'),
+    );
+    if (fast) {
+      p.resolve(fast);
+      return;
+    }
     let ack: {
       stream?: string;
       seq?: number;
@@ -123,4 +130,17 @@ export class JsPublisher {
       p.reject(new UnavailableError(`no JetStream ack for ${p.subject} within ${this.timeoutMs} ms`));
     }
   }
+}
+
+/**
+ * The common ack read without JSON.parse: `{"stream":"<name>", "seq":<n>}`, optionally with
+ * `,"duplicate": true`, as nats-server writes it (spaces optional). Anything else, errors included,
+ * returns null and is parsed in full.
+ */
+const plainAckPattern =
+  /^\{"stream": ?"([A-Za-z0-9_-]+)", ?(?:"domain": ?"[^"]*", ?)?"seq": ?(\d+)(, ?"duplicate": ?true)?\}$/;
+function plainAck(text: string): PubAck | null {
+  const m = plainAckPattern.exec(text);
+  if (!m) return null;
+  return { stream: m[1]!, seq: Number(m[2]), duplicate: m[3] !== undefined };
 }
