@@ -42,7 +42,7 @@ export const noderoleCols = (t: SQL) => sql`${t}.id, ${t}.node_id as "nodeId", $
 
 /**
  * One inventory transaction: queries, and the events it will publish through the outbox when it commits.
- * Graph changes are serialised by one advisory lock so cascades never deadlock.
+ * Queries run as prepared statements; see `inGraphTx` for locking and retries.
  */
 export class GraphTx {
   private readonly pending: OutboxEntry[] = [];
