@@ -12,8 +12,18 @@ export interface SshKeyPair {
 
 /** A fresh ed25519 key pair in OpenSSH formats (cluster keys, test host keys). */
 export function generateKeyPair(comment = 'crowbar'): SshKeyPair {
-  const k = utils.generateKeyPairSync('ed25519', { comment });
-  return { privateKey: k.private, publicKey: k.public.trim() };
+  // ssh2 writes an ed25519 key whose first byte is zero (1 in 256) 31 bytes long, which nothing can
+  // read back; such a pair is thrown away and made again.
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const k = utils.generateKeyPairSync('ed25519', { comment });
+    const publicKey = k.public.trim();
+    const pub = utils.parseKey(publicKey);
+    const priv = utils.parseKey(k.private);
+    if (pub instanceof Error || Array.isArray(pub) || priv instanceof Error || Array.isArray(priv)) continue;
+    if (!pub.getPublicSSH().equals(priv.getPublicSSH())) continue;
+    return { privateKey: k.private, publicKey };
+  }
+  throw new Error('could not generate a readable ed25519 key pair');
 }
 
 export interface PinnedKey {
