@@ -201,12 +201,6 @@ export const inventoryService: ServiceDef<typeof inventoryConfig> = {
     bus.serve(inventoryAnnealRpcs.runnable, async (req) =>
       tx(async (g) => ({ candidates: await candidates(g, req.limit, req.excludeNodeIds) }), {}, true),
     );
-    bus.serve(inventoryAnnealRpcs.startRun, async (req, env) =>
-      tx((g) => startRun(g, req.noderoleId, req.token, req.rerun), lineageOf(env)),
-    );
-    bus.serve(inventoryAnnealRpcs.finishRun, async (req, env) =>
-      tx((g) => finishRun(g, req), lineageOf(env)),
-    );
     /**
      * A batch runs in one transaction, items in noderole order (a stable lock order between batches).
      * If the transaction fails as a whole, each item is tried on its own, so one bad item fails alone.

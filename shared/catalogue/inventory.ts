@@ -277,14 +277,6 @@ export const inventoryAnnealRpcs = {
       response: { candidates: [{ noderoleId: 7, nodeId: 2, cohort: 1 }] },
     },
   ),
-  startRun: rpc('inventory', 'run.start', 1, startRunRequest, startRunResponse, {
-    request: { noderoleId: 7, token: 'run-1-1', rerun: false },
-    response: { started: false, reason: 'not runnable (state active)', skipJig: false },
-  }),
-  finishRun: rpc('inventory', 'run.finish', 1, finishRunRequest, finishRunResponse, {
-    request: { noderoleId: 7, token: 'run-1-1', ok: true, wall: {}, runlog: '' },
-    response: { applied: true, state: 'active' },
-  }),
   /** Several starts in one inventory transaction (the annealer groups them under load). */
   startRuns: rpc(
     'inventory',
