@@ -26,6 +26,7 @@ import { isListening, pickPort } from '../infra/ports.js';
 import { Bus } from '../shared/bus/index.js';
 import { health, inventoryEvents, ipamRpcs, streams } from '../shared/catalogue/index.js';
 import { createLogger } from '../shared/log.js';
+import { nodeSummary } from '../test/helpers/fixtures.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -202,22 +203,7 @@ async function main() {
       const ids = Array.from({ length: Math.min(500, count - i) }, (_, k) => i + k + 1);
       await Promise.all(
         ids.map((id) =>
-          bus.publish(inventoryEvents.nodeCreated, {
-            node: {
-              id,
-              name: `n${id}.bench.example.com`,
-              admin: false,
-              system: false,
-              alive: true,
-              available: true,
-              bootenv: 'local',
-              deploymentId: 1,
-              deployment: 'system',
-              macs: [],
-              roles: [],
-              sshHostKey: null,
-            },
-          }),
+          bus.publish(inventoryEvents.nodeCreated, { node: nodeSummary(id, `n${id}.bench.example.com`) }),
         ),
       );
     }

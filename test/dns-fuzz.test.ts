@@ -9,6 +9,7 @@ import { DnsEngine } from '../services/dns-db/server/engine.js';
 import { type DnsListener, listenDns, waitListening } from '../services/dns-db/server/listen.js';
 import { dig, ensureTool } from '../services/dns-db/testing/dig.js';
 import { createLogger } from '../shared/log.js';
+import { nodeSummary } from './helpers/fixtures.js';
 
 /**
  * Mutation fuzzing over loopback: 100,000 datagrams and 1,000 TCP frames derived from valid queries by
@@ -118,20 +119,7 @@ beforeAll(async () => {
   const filters = [
     compileFilter({ id: 1, name: 'default', priority: 50, matcher: '', template: '{{node.name}}' }),
   ];
-  const node = {
-    id: 1,
-    name: `n1.${domain}`,
-    admin: false,
-    system: false,
-    alive: true,
-    available: true,
-    bootenv: 'local',
-    deploymentId: 1,
-    deployment: 'system',
-    macs: [],
-    roles: [],
-    sshHostKey: null,
-  };
+  const node = nodeSummary(1, `n1.${domain}`);
   const recs = recordsFor(
     {
       id: 1,

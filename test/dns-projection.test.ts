@@ -15,6 +15,7 @@ import {
 import { createLogger } from '../shared/log.js';
 import { hostService } from '../shared/service/host.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { nodeSummary } from './helpers/fixtures.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
 /** dns-db as a service: events in, real dig out; filters and zones over REST. */
@@ -33,20 +34,11 @@ const dnsEnv = {
   CROWBAR_DNS_RRL_RATE: '0',
 };
 
-const node = (id: number, name: string): NodeSummary => ({
-  id,
-  name,
-  admin: false,
-  system: false,
-  alive: true,
-  available: true,
-  bootenv: 'local',
-  deploymentId: 1,
-  deployment: 'system',
-  macs: [`52:54:00:00:00:${String(id).padStart(2, '0')}`],
-  roles: ['crowbar-managed-node'],
-  sshHostKey: null,
-});
+const node = (id: number, name: string): NodeSummary =>
+  nodeSummary(id, name, {
+    macs: [`52:54:00:00:00:${String(id).padStart(2, '0')}`],
+    roles: ['crowbar-managed-node'],
+  });
 const alloc = (
   id: number,
   nodeId: number,

@@ -10,6 +10,7 @@ import { type DnsListener, listenDns, waitListening } from '../services/dns-db/s
 import { dig, ensureTool } from '../services/dns-db/testing/dig.js';
 import type { AllocationSummary, NodeSummary } from '../shared/catalogue/index.js';
 import { createLogger } from '../shared/log.js';
+import { nodeSummary } from './helpers/fixtures.js';
 
 /** The server alone, fed a snapshot built by the same domain code the service uses; asked with real dig. */
 const log = createLogger('dns-server-test', { level: process.env.TEST_LOG ?? 'silent' });
@@ -25,20 +26,8 @@ const settings: ZoneSettings = {
   minimum: 30,
 };
 
-const node = (id: number, name: string): NodeSummary => ({
-  id,
-  name,
-  admin: false,
-  system: false,
-  alive: true,
-  available: true,
-  bootenv: 'local',
-  deploymentId: 1,
-  deployment: 'system',
-  macs: ['52:54:00:00:00:0' + id],
-  roles: [],
-  sshHostKey: null,
-});
+const node = (id: number, name: string): NodeSummary =>
+  nodeSummary(id, name, { macs: [`52:54:00:00:00:0${id}`] });
 const alloc = (id: number, nodeId: number, address: string, family: 'ipv4' | 'ipv6'): AllocationSummary => ({
   id,
   nodeId,

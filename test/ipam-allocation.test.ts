@@ -5,6 +5,7 @@ import { Bus } from '../shared/bus/index.js';
 import { inventoryEvents, roleRun, streams } from '../shared/catalogue/index.js';
 import { createLogger } from '../shared/log.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { nodeSummary } from './helpers/fixtures.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
 /** The allocation algorithm over REST (reference §5.5), events, node lifecycle and the network role run. */
@@ -15,20 +16,7 @@ let sub: Subscription;
 const events: { type: string; data: any }[] = [];
 const log = createLogger('test', { level: process.env.TEST_LOG ?? 'silent' });
 
-const node = (id: number, name: string, admin = false) => ({
-  id,
-  name,
-  admin,
-  system: false,
-  alive: true,
-  available: true,
-  bootenv: 'local',
-  deploymentId: 1,
-  deployment: 'system',
-  macs: [],
-  roles: [],
-  sshHostKey: null,
-});
+const node = (id: number, name: string, admin = false) => nodeSummary(id, name, { admin });
 
 async function until<T>(what: string, f: () => T | Promise<T>, ms = 10_000): Promise<T> {
   const end = Date.now() + ms;

@@ -4,6 +4,7 @@ import { Bus } from '../shared/bus/index.js';
 import { inventoryEvents, streams } from '../shared/catalogue/index.js';
 import { createLogger } from '../shared/log.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { nodeSummary } from './helpers/fixtures.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
 /**
@@ -34,26 +35,13 @@ afterAll(async () => {
   await t?.cleanup();
 });
 
-const nodeSummary = (id: number) => ({
-  id,
-  name: `n${id}.bulk.example.com`,
-  admin: false,
-  system: false,
-  alive: true,
-  available: true,
-  bootenv: 'local',
-  deploymentId: 1,
-  deployment: 'system',
-  macs: [],
-  roles: [],
-  sshHostKey: null,
-});
+const bulkNode = (id: number) => nodeSummary(id, `n${id}.bulk.example.com`);
 
 /** Publishes node.created for ids [from, to) and waits until the projection holds them all. */
 async function makeNodes(from: number, to: number) {
   for (let i = from; i < to; i += 500) {
     const ids = Array.from({ length: Math.min(500, to - i) }, (_, k) => i + k);
-    await Promise.all(ids.map((id) => bus.publish(inventoryEvents.nodeCreated, { node: nodeSummary(id) })));
+    await Promise.all(ids.map((id) => bus.publish(inventoryEvents.nodeCreated, { node: bulkNode(id) })));
   }
   const deadline = Date.now() + 45_000;
   for (;;) {
