@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Bus } from '../shared/bus/bus.js';
 import { inventoryAnnealRpcs } from '../shared/catalogue/index.js';
+import { namedStatementCount } from '../shared/db/prepared.js';
 import { createLogger } from '../shared/log.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { op } from './helpers/inventory.js';
@@ -90,4 +91,22 @@ it('refuses an empty or oversized batch, naming the field, and changes nothing',
   await expect(b.request(inventoryAnnealRpcs.startRuns, { runs: [] })).rejects.toThrow(/runs/);
   const many = Array.from({ length: 501 }, (_, i) => ({ noderoleId: i + 1, token: `t${i}` }));
   await expect(b.request(inventoryAnnealRpcs.startRuns, { runs: many })).rejects.toThrow(/runs/);
+});
+
+it('keeps values out of SQL texts: binding and running more nodes adds no new prepared statements', async () => {
+  // Every distinct text takes one of a bounded set of statement names; a text carrying values would use
+  // them up, after which the engine's queries are planned on every call.
+  const cycle = async (name: string) => {
+    const id = await base(name);
+    await b.request(inventoryAnnealRpcs.startRuns, { runs: [{ noderoleId: id, token: `tok-${name}` }] });
+    const r = await b.request(inventoryAnnealRpcs.finishRuns, {
+      runs: [{ noderoleId: id, token: `tok-${name}`, ok: true, wall: null, runlog: '' }],
+    });
+    expect(r.results).toEqual([{ result: { applied: true, state: 'active' } }]);
+  };
+  await cycle('warm-1.batch.example.com');
+  await cycle('warm-2.batch.example.com');
+  const before = namedStatementCount();
+  for (let i = 0; i < 6; i++) await cycle(`more-${i}.batch.example.com`);
+  expect(namedStatementCount()).toBe(before);
 });

@@ -105,7 +105,7 @@ export async function bind(
   const attribOwners = role.wantsAttribs.length
     ? await g.rows<{ name: string }>(sql`
         select distinct r.name from inventory.attribs a join inventory.roles r on r.id = a.role_id
-        where a.name in ${sql.raw(`(${role.wantsAttribs.map((n) => `'${n.replace(/'/g, "''")}'`).join(',')})`)} and r.id <> ${role.id}`)
+        where a.name = any(${sql.param(role.wantsAttribs)}::text[]) and r.id <> ${role.id}`)
     : [];
   const wanted = [...new Set([...role.requires, ...attribOwners.map((r) => r.name)])];
   const chain = await deploymentChain(g, deploymentId);
@@ -133,7 +133,7 @@ export async function bind(
   const cohort = parents.length
     ? ((
         await g.one<{ c: number }>(
-          sql`select max(cohort)::int + 1 as c from inventory.noderoles where id in ${sql.raw(`(${parents.join(',')})`)}`,
+          sql`select max(cohort)::int + 1 as c from inventory.noderoles where id = any(${sql.param(parents)}::int[])`,
         )
       )?.c ?? 0)
     : 0;

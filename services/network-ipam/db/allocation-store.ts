@@ -134,8 +134,6 @@ export async function fillPool(q: Q, range: RangeRow): Promise<void> {
  * caller sees every committed allocation of the range, and no new claim can land in it until commit.
  */
 export async function fenceRange(q: Q, rangeId: number) {
-  await q.execute(
-    sql.raw(`select pg_advisory_xact_lock(hashtext('network_ipam:range'), ${Number(rangeId)})`),
-  );
+  await q.execute(sql`select pg_advisory_xact_lock(hashtext('network_ipam:range'), ${rangeId}::int)`);
   await q.execute(sql`delete from network_ipam.free_addresses where range_id = ${rangeId}`);
 }
