@@ -50,5 +50,7 @@ export const runs = annealerSchema.table(
       .on(t.noderoleId)
       .where(sql`state in ('queued', 'claimed', 'running')`),
     index('runs_state').on(t.state),
+    // The high lane's queue, read every pass: small, so cheap to scan whatever the table's statistics say.
+    index('runs_queued').on(t.id).where(sql`state = 'queued'`),
   ],
 );

@@ -96,8 +96,11 @@ async function children(g: GraphTx, id: number, states: NoderoleState[]): Promis
     select c.*,
       (select coalesce(bool_and(p.state = 'active'), true) from inventory.noderole_edges pe cross join lateral (
          select state from inventory.noderoles where id = pe.parent_id for share) p where pe.child_id = c.id) as ready,
-      exists (select 1 from inventory.noderole_edges ke join inventory.noderoles k on k.id = ke.child_id
-              where ke.parent_id = c.id and k.state in ('todo', 'error')) as "busyKids"
+      -- offset 0 keeps this a lookup by key per edge: flattened into a join, PostgreSQL without table
+      -- statistics (autovacuum off) hashed every TODO/ERROR noderole on each call.
+      exists (select 1 from inventory.noderole_edges ke cross join lateral (
+                select 1 from inventory.noderoles k where k.id = ke.child_id and k.state in ('todo', 'error') offset 0) k
+              where ke.parent_id = c.id) as "busyKids"
     from inventory.noderole_edges e cross join lateral (
       select ${noderoleCols(sql`nr`)} from inventory.noderoles nr
       where nr.id = e.child_id and nr.state in ${sql.raw(`(${states.map((s) => `'${s}'`).join(',')})`)} for update) c

@@ -1,0 +1,1 @@
+CREATE INDEX "runs_queued" ON "annealer"."runs" USING btree ("id") WHERE state = 'queued';
