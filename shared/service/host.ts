@@ -6,6 +6,7 @@ import { health, type ServiceName, streams, system } from '../catalogue/index.js
 import { type Clock, systemClock } from '../clock.js';
 import { type BaseConfig, baseConfigSchema, parseConfig } from '../config.js';
 import { checkReachable, type Database, migrateSchema, openDatabase } from '../db/database.js';
+import { startUpkeep } from '../db/upkeep.js';
 import { createLogger, type Logger, type LogOptions } from '../log.js';
 import { version } from '../version.js';
 
@@ -114,6 +115,8 @@ export async function hostService<S extends z.ZodObject>(
   }
 
   const r = running;
+  const upkeep =
+    def.schema && database ? startUpkeep({ pool: database.pool, schema: def.schema.name, log }) : null;
   const healthSub = bus.serve(health[def.name], async () => ({
     service: def.name,
     instance,
@@ -136,6 +139,7 @@ export async function hostService<S extends z.ZodObject>(
       stopping ??= (async () => {
         healthSub.unsubscribe();
         await r.stop().catch((err: unknown) => log.error({ err }, 'service stop failed'));
+        await upkeep?.stop();
         await bus
           .publish(system.serviceStopped, { service: def.name, instance, reason })
           .catch(() => undefined);
