@@ -110,3 +110,31 @@ it('keeps values out of SQL texts: binding and running more nodes adds no new pr
   for (let i = 0; i < 6; i++) await cycle(`more-${i}.batch.example.com`);
   expect(namedStatementCount()).toBe(before);
 });
+
+it('starts one run per node even when a batch asks for two on the same node', async () => {
+  const n = await op(b, 'node.create', { name: 'pair.batch.example.com', alive: true });
+  await op(b, 'noderole.create', { node: n.id, role: 'test-base' });
+  await op(b, 'noderole.create', { node: n.id, role: 'test-shared' });
+  await op(b, 'node.commit', { node: n.id });
+  const ids = await Promise.all(
+    ['test-base', 'test-shared'].map(async (role) => {
+      const nr = await op(b, 'noderole.get', { node: n.id, role });
+      expect(nr.state).toBe('todo');
+      return nr.id as number;
+    }),
+  );
+  const r = await b.request(inventoryAnnealRpcs.startRuns, {
+    runs: ids.map((id) => ({ noderoleId: id, token: `pair-${id}` })),
+  });
+  const started = r.results.map((x) => ('result' in x ? x.result.started : x.error));
+  expect(started).toEqual([true, false]);
+  expect(r.results[1]).toMatchObject({ result: { started: false, reason: 'not runnable (state todo)' } });
+  expect([await state(ids[0]!), await state(ids[1]!)]).toEqual(['transition', 'todo']);
+  // The same token again is "already started", with the run's data staged again.
+  const again = await b.request(inventoryAnnealRpcs.startRuns, {
+    runs: [{ noderoleId: ids[0]!, token: `pair-${ids[0]}` }],
+  });
+  expect(again.results[0]).toMatchObject({
+    result: { started: true, reason: 'already started', node: { name: 'pair.batch.example.com' } },
+  });
+});

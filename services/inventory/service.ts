@@ -17,7 +17,7 @@ import { readBarclamps } from './domain/barclamp.js';
 import { bind } from './engine/binding.js';
 import { defineRole, importBarclamps } from './engine/catalogue.js';
 import { createNode, deploymentId, nodeId, updateNode, verifyCredential } from './engine/nodes.js';
-import { annealStatus, candidates, finishRun, startRun } from './engine/runs.js';
+import { annealStatus, candidates, finishRuns, startRuns } from './engine/runs.js';
 import { type EnvelopeMaker, type GraphTx, inGraphTx } from './engine/tx.js';
 
 const inventoryConfig = z.object({
@@ -202,29 +202,22 @@ export const inventoryService: ServiceDef<typeof inventoryConfig> = {
       tx(async (g) => ({ candidates: await candidates(g, req.limit, req.excludeNodeIds) }), {}, true),
     );
     /**
-     * A batch runs in one transaction, items in noderole order (a stable lock order between batches).
-     * If the transaction fails as a whole, each item is tried on its own, so one bad item fails alone.
+     * A batch runs in one transaction and a few statements (rows locked in noderole order, a stable lock
+     * order between batches). If the transaction fails as a whole, each item is tried on its own, so one
+     * bad item fails alone.
      */
     const batch = async <Q extends { noderoleId: number }, R>(
       items: Q[],
-      one: (g: GraphTx, item: Q) => Promise<R>,
+      many: (g: GraphTx, items: Q[]) => Promise<R[]>,
       lineage: { correlationId: string; causationId: string },
     ): Promise<({ result: R } | { error: string })[]> => {
-      const order = items
-        .map((item, i) => ({ item, i }))
-        .sort((a, b) => a.item.noderoleId - b.item.noderoleId);
       try {
-        const results = await tx(async (g) => {
-          const out: R[] = new Array(items.length);
-          for (const { item, i } of order) out[i] = await one(g, item);
-          return out;
-        }, lineage);
-        return results.map((result) => ({ result }));
+        return (await tx((g) => many(g, items), lineage)).map((result) => ({ result }));
       } catch (err) {
         log.warn({ err, items: items.length }, 'batch transaction failed; trying its items one by one');
         return Promise.all(
           items.map((item) =>
-            tx((g) => one(g, item), lineage).then(
+            tx(async (g) => (await many(g, [item]))[0] as R, lineage).then(
               (result) => ({ result }),
               (e: unknown) => ({
                 error: `noderole ${item.noderoleId}: ${e instanceof Error ? e.message : String(e)}`,
@@ -235,10 +228,10 @@ export const inventoryService: ServiceDef<typeof inventoryConfig> = {
       }
     };
     bus.serve(inventoryAnnealRpcs.startRuns, async (req, env) => ({
-      results: await batch(req.runs, (g, r) => startRun(g, r.noderoleId, r.token, r.rerun), lineageOf(env)),
+      results: await batch(req.runs, startRuns, lineageOf(env)),
     }));
     bus.serve(inventoryAnnealRpcs.finishRuns, async (req, env) => ({
-      results: await batch(req.runs, (g, r) => finishRun(g, r), lineageOf(env)),
+      results: await batch(req.runs, finishRuns, lineageOf(env)),
     }));
     bus.serve(inventoryAnnealRpcs.status, async () => tx((g) => annealStatus(g), {}, true));
     log.debug({ api: wireType(inventoryApi) }, 'inventory serving');

@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import type { Json } from './data.js';
 import { stageRunData } from './stage.js';
-import { active, deactivate, error, transition } from './transitions.js';
+import { activeMany, deactivate, error, type Succeeded, settle, transitionMany } from './transitions.js';
 import { type GraphTx, type NoderoleRow, noderoleCols } from './tx.js';
 
 /**
@@ -54,78 +54,130 @@ type Locked = NoderoleRow & {
   hint: Json;
 };
 
-/** The noderole and its node, both locked, with what a run needs to know of its role and node. */
-async function lockForRun(g: GraphTx, noderoleId: number): Promise<Locked | undefined> {
-  return g.one<Locked>(sql`
+/** The noderoles and their nodes, all locked in id order, with what a run needs of role and node. */
+async function lockForRun(g: GraphTx, ids: number[]): Promise<Map<number, Locked>> {
+  const rows = await g.rows<Locked>(sql`
     select ${noderoleCols(sql`nr`)}, n.alive, n.available as "nodeAvailable", r.name as "roleName", r.jig, r.owner,
            r.flags, r.scripts, r.timeout_seconds as "timeoutSeconds", n.name as "nodeName",
            n.ssh_host_key as "sshHostKey", n.hint
     from inventory.noderoles nr join inventory.nodes n on n.id = nr.node_id join inventory.roles r on r.id = nr.role_id
-    where nr.id = ${noderoleId} for update of nr, n`);
+    where nr.id = any(${sql.param(ids)}::int[]) order by nr.id for update of nr, n`);
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+export interface RunStart {
+  noderoleId: number;
+  token: string;
+  /** An event-driven re-run of an ACTIVE noderole (the high lane). */
+  rerun?: boolean;
 }
 
 /**
- * Starts a run with fencing token `token`: the noderole must still be runnable (or ACTIVE for an
+ * Starts runs, each with its fencing token: the noderole must still be runnable (or ACTIVE for an
  * event-driven re-run) and its node must have nothing else in TRANSITION. Idempotent for the same token.
+ * All in one transaction and a few statements whatever their number; answers in the order asked.
  */
-export async function startRun(
+export async function startRuns(
   g: GraphTx,
-  noderoleId: number,
-  token: string,
-  rerun: boolean,
-): Promise<StartedRun | { started: false; reason: string }> {
-  // The node row lock serialises run starts on one node; the check below runs after it, on a fresh
-  // snapshot, so it sees a run another transaction started on this node while we waited.
-  const nr = await lockForRun(g, noderoleId);
-  if (!nr) return { started: false, reason: 'noderole gone' };
-  const already = nr.state === 'transition' && nr.runToken === token;
-  if (!already) {
-    const stateOk = nr.state === 'todo' || (rerun && nr.state === 'active');
-    // The guarded update is a new statement, so it sees any run started on this node while we waited.
-    if (!stateOk || !(await transition(g, nr, token, true)))
-      return { started: false, reason: `not runnable (state ${nr.state})` };
+  runs: RunStart[],
+): Promise<(StartedRun | { started: false; reason: string })[]> {
+  // The node row locks serialise run starts on a node; the guarded update runs after them, as a new
+  // statement, so it sees a run another transaction started on the node while we waited.
+  const locked = await lockForRun(g, [...new Set(runs.map((r) => r.noderoleId))]);
+  const refused = new Map<number, string>();
+  const starting: { nr: Locked; token: string; i: number }[] = [];
+  const nodes = new Set<number>();
+  for (const [i, r] of runs.entries()) {
+    const nr = locked.get(r.noderoleId);
+    if (!nr) refused.set(i, 'noderole gone');
+    else if (nr.state === 'transition' && nr.runToken === r.token)
+      continue; // already started with this token
+    // One statement cannot see its own rows: a second start on a node (or noderole) is refused here.
+    else if ((nr.state === 'todo' || (r.rerun === true && nr.state === 'active')) && !nodes.has(nr.nodeId)) {
+      nodes.add(nr.nodeId);
+      starting.push({ nr, token: r.token, i });
+    } else refused.set(i, `not runnable (state ${nr.state})`);
   }
-  const destructive = nr.flags.includes('destructive');
-  return {
-    started: true,
-    reason: already ? 'already started' : 'started',
-    skipJig: destructive && nr.runCount > 0,
-    role: {
-      name: nr.roleName,
-      jig: nr.jig,
-      owner: nr.owner,
-      destructive,
-      scripts: nr.scripts,
-      timeoutSeconds: nr.timeoutSeconds,
-    },
-    node: { id: nr.nodeId, name: nr.nodeName, sshHostKey: nr.sshHostKey, hint: nr.hint },
-    data: await stageRunData(g, noderoleId),
-  };
+  const started = await transitionMany(g, starting);
+  const fresh = new Set<number>();
+  for (const s of starting) {
+    if (started.has(s.nr.id)) fresh.add(s.i);
+    else refused.set(s.i, `not runnable (state ${s.nr.state})`);
+  }
+  const ok = [...new Set(runs.filter((_, i) => !refused.has(i)).map((r) => r.noderoleId))];
+  const data = ok.length > 0 ? await stageRunData(g, ok) : new Map<number, Json>();
+  return runs.map((r, i) => {
+    const reason = refused.get(i);
+    const nr = locked.get(r.noderoleId);
+    if (reason !== undefined || !nr) return { started: false as const, reason: reason ?? 'noderole gone' };
+    const destructive = nr.flags.includes('destructive');
+    return {
+      started: true,
+      reason: fresh.has(i) ? 'started' : 'already started',
+      skipJig: destructive && nr.runCount > 0,
+      role: {
+        name: nr.roleName,
+        jig: nr.jig,
+        owner: nr.owner,
+        destructive,
+        scripts: nr.scripts,
+        timeoutSeconds: nr.timeoutSeconds,
+      },
+      node: { id: nr.nodeId, name: nr.nodeName, sshHostKey: nr.sshHostKey, hint: nr.hint },
+      data: data.get(nr.id) ?? {},
+    };
+  });
 }
 
-/** Applies a run's result if `token` is still the noderole's current one; a late or duplicate result changes nothing. */
-export async function finishRun(
+export interface RunResult {
+  noderoleId: number;
+  token: string;
+  ok: boolean;
+  wall: Json | null;
+  runlog: string;
+  /** The claim was lost before dispatch: nothing ran, back in line. */
+  requeue?: boolean;
+}
+
+/**
+ * Applies runs' results, each only if its token is still the noderole's current one (a late or duplicate
+ * result changes nothing). Successes on live nodes are applied together; answers in the order given.
+ */
+export async function finishRuns(
   g: GraphTx,
-  r: { noderoleId: number; token: string; ok: boolean; wall: Json | null; runlog: string; requeue?: boolean },
-): Promise<{ applied: boolean; state: string }> {
-  const nr = await g.one<NoderoleRow & { alive: boolean; nodeAvailable: boolean }>(sql`
+  results: RunResult[],
+): Promise<{ applied: boolean; state: string }[]> {
+  const ids = [...new Set(results.map((r) => r.noderoleId))];
+  const rows = await g.rows<NoderoleRow & { alive: boolean; nodeAvailable: boolean }>(sql`
     select ${noderoleCols(sql`nr`)}, n.alive, n.available as "nodeAvailable"
-    from inventory.noderoles nr join inventory.nodes n on n.id = nr.node_id where nr.id = ${r.noderoleId} for update of nr`);
-  if (!nr) return { applied: false, state: 'gone' };
-  if (nr.state !== 'transition' || nr.runToken !== r.token) return { applied: false, state: nr.state };
-  const runlog = r.runlog.slice(-65_536);
-  if (r.requeue) {
-    await deactivate(g, nr, `run ${r.token} was lost before dispatch; back in line`);
-  } else if (r.ok) {
-    if (r.wall)
-      await g.rows(
-        sql`update inventory.noderoles set wall = ${JSON.stringify(r.wall)}::jsonb where id = ${nr.id}`,
-      );
-    await active(g, nr, { alive: nr.alive, available: nr.nodeAvailable }, runlog, `run ${r.token} succeeded`);
-  } else {
-    await error(g, nr, runlog, `run ${r.token} failed`);
+    from inventory.noderoles nr join inventory.nodes n on n.id = nr.node_id
+    where nr.id = any(${sql.param(ids)}::int[]) order by nr.id for update of nr`);
+  const locked = new Map(rows.map((r) => [r.id, r]));
+  const applied = new Set<number>();
+  const succeeded: Succeeded[] = [];
+  const others: { r: RunResult; nr: NoderoleRow & { alive: boolean; nodeAvailable: boolean } }[] = [];
+  const taken = new Set<number>();
+  for (const [i, r] of results.entries()) {
+    const nr = locked.get(r.noderoleId);
+    if (nr?.state !== 'transition' || nr.runToken !== r.token || taken.has(nr.id)) continue;
+    taken.add(nr.id);
+    applied.add(i);
+    const runlog = r.runlog.slice(-65_536);
+    if (r.ok && !r.requeue && nr.alive && nr.nodeAvailable)
+      succeeded.push({ nr, runlog, wall: r.wall, reason: `run ${r.token} succeeded` });
+    else others.push({ r: { ...r, runlog }, nr });
   }
-  return { applied: true, state: nr.state };
+  await activeMany(g, succeeded);
+  for (const { r, nr } of others) {
+    if (r.requeue) await deactivate(g, nr, `run ${r.token} was lost before dispatch; back in line`);
+    else if (r.ok)
+      await settle(g, nr, r.runlog, `run finished but node is ${nr.alive ? 'unavailable' : 'not alive'}`);
+    else await error(g, nr, r.runlog, `run ${r.token} failed`);
+  }
+  return results.map((r, i) => ({
+    applied: applied.has(i),
+    state: locked.get(r.noderoleId)?.state ?? 'gone',
+  }));
 }
 
 /** GET /anneal (reference §3.9). */

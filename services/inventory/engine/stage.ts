@@ -2,35 +2,41 @@ import { sql } from 'drizzle-orm';
 import { atPath, deepMerge, type Json } from './data.js';
 import type { GraphTx } from './tx.js';
 
+/** One noderole's staged rows: itself with its node, the attrib defaults it sees, its ancestors' data. */
+interface Staged {
+  self: {
+    template: Json;
+    wall: Json;
+    sysdata: Json;
+    committed: Json;
+    drWall: Json | null;
+    drCommitted: Json | null;
+    node: { id: number; name: string; admin: boolean; hint: Json; quirks: string[]; bootenv: string };
+  };
+  defaults: { map: string; value: unknown }[];
+  ancestors: { dw: Json; dc: Json; w: Json; s: Json; c: Json }[];
+}
+
 /**
  * What a run sees (reference §1.12, closest ancestor wins — DESIGN §4 #4): attrib defaults, then every
  * ancestor's merged data from the most distant to the closest, then this noderole's own data, then the
- * node's hints and quirks. Frozen into the run when it starts.
+ * node's hints and quirks. Frozen into the run when it starts. Answers, per noderole of `ids` that exists,
+ * its data.
  */
-export async function stageRunData(g: GraphTx, noderoleId: number): Promise<Json> {
-  // One round trip: the noderole with its node, the attrib defaults it sees, and every ancestor's data
-  // from the most distant to the closest. The `offset 0` subqueries stay per-row index lookups: a graph
-  // that grew since the last ANALYZE would otherwise get hash joins over whole tables, once per level.
-  const staged = await g.one<{
-    self: {
-      template: Json;
-      wall: Json;
-      sysdata: Json;
-      committed: Json;
-      drWall: Json | null;
-      drCommitted: Json | null;
-      node: { id: number; name: string; admin: boolean; hint: Json; quirks: string[]; bootenv: string };
-    } | null;
-    defaults: { map: string; value: unknown }[];
-    ancestors: { dw: Json; dc: Json; w: Json; s: Json; c: Json }[];
-  }>(sql`
-    with recursive a(id, depth) as (
-      select parent_id, 1 from inventory.noderole_edges where child_id = ${noderoleId}
-      union select e.parent_id, a.depth + 1 from a
+export async function stageRunData(g: GraphTx, ids: number[]): Promise<Map<number, Json>> {
+  // One round trip for all of `ids`: each noderole with its node, the attrib defaults it sees, and every
+  // ancestor's data from the most distant to the closest. The `offset 0` subqueries stay per-row index
+  // lookups: a graph that grew since the last ANALYZE would otherwise get hash joins over whole tables,
+  // once per level.
+  const staged = await g.rows<Staged & { root: number }>(sql`
+    with recursive a(root, id, depth) as (
+      select u.root, e.parent_id, 1 from unnest(${sql.param(ids)}::int[]) as u(root)
+        cross join lateral (select parent_id from inventory.noderole_edges where child_id = u.root offset 0) e
+      union select a.root, e.parent_id, a.depth + 1 from a
         cross join lateral (select parent_id from inventory.noderole_edges where child_id = a.id offset 0) e
         where a.depth < 64),
     self as (
-      select nr.role_id, r.wants_attribs,
+      select nr.id as root, nr.role_id, r.wants_attribs,
              array(select (select p.role_id from inventory.noderoles p where p.id = e.parent_id)
                    from inventory.noderole_edges e where e.child_id = nr.id) as parent_roles,
              jsonb_build_object('template', r.template, 'wall', nr.wall, 'sysdata', nr.sysdata, 'committed', nr.committed_data,
@@ -38,22 +44,26 @@ export async function stageRunData(g: GraphTx, noderoleId: number): Promise<Json
                'node', jsonb_build_object('id', n.id, 'name', n.name, 'admin', n.admin, 'hint', n.hint, 'quirks', to_jsonb(n.quirks), 'bootenv', n.bootenv)) as doc
       from inventory.noderoles nr join inventory.roles r on r.id = nr.role_id join inventory.nodes n on n.id = nr.node_id
       left join inventory.deployment_roles dr on dr.role_id = nr.role_id and dr.deployment_id = nr.deployment_id
-      where nr.id = ${noderoleId})
-    select (select doc from self) as self,
+      where nr.id = any(${sql.param(ids)}::int[]))
+    select s.root, s.doc as self,
       (select coalesce(jsonb_agg(jsonb_build_object('map', at.map, 'value', at.default_value)), '[]'::jsonb)
-         from inventory.attribs at, self
+         from inventory.attribs at
          where at.default_value is not null
-           and (at.role_id = self.role_id or at.name = any(self.wants_attribs) or at.role_id = any(self.parent_roles))) as defaults,
+           and (at.role_id = s.role_id or at.name = any(s.wants_attribs) or at.role_id = any(s.parent_roles))) as defaults,
       (select coalesce(jsonb_agg(d.doc order by x.depth desc, d.cohort, x.id), '[]'::jsonb)
-         from (select id, max(depth) as depth from a group by id) x
+         from (select id, max(depth) as depth from a where a.root = s.root group by id) x
          cross join lateral (
            select nr.cohort, jsonb_build_object('dw', coalesce(dr.wall, '{}'), 'dc', coalesce(dr.committed_data, '{}'),
                     'w', nr.wall, 's', nr.sysdata, 'c', nr.committed_data) as doc
            from inventory.noderoles nr
            left join inventory.deployment_roles dr on dr.role_id = nr.role_id and dr.deployment_id = nr.deployment_id
-           where nr.id = x.id offset 0) d) as ancestors`);
-  const self = staged?.self;
-  if (!self) return {};
+           where nr.id = x.id offset 0) d) as ancestors
+    from self s`);
+  return new Map(staged.map((row) => [row.root, merged(row)]));
+}
+
+function merged(staged: Staged): Json {
+  const self = staged.self;
   const node = self.node;
   const blobs: Json[] = staged.defaults.map((d) => atPath(d.map, d.value));
   for (const d of staged.ancestors) blobs.push(deepMerge(d.dw, d.dc, d.w, d.s, d.c));

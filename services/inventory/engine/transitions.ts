@@ -5,6 +5,7 @@ import {
   type NoderoleSummary,
 } from '../../../shared/catalogue/index.js';
 import { InvalidTransitionError } from '../../../shared/errors.js';
+import type { Json } from './data.js';
 import { legalFrom, type Operation } from './states.js';
 import { type GraphTx, type NoderoleRow, noderoleCols } from './tx.js';
 
@@ -25,52 +26,79 @@ function check(op: Operation, nr: NoderoleRow) {
   }
 }
 
+/** What a state change returns for its hook event: the noderole as the event carries it. */
+const summaryCols = sql`nr.id, nr.role_id as "roleId", r.name as role, nr.node_id as "nodeId", n.name as node,
+  nr.deployment_id as "deploymentId", d.name as deployment, nr.state, nr.run_count as "runCount", nr.cohort`;
+
 /**
- * The one place a noderole's state changes: writes it, logs old→new, and queues the hook event.
- * `extra` sets further columns in the same update.
+ * A per-row value inside a many-row update: `values[i]` belongs to noderole `ids[i]`. The rows are found
+ * by key (`nr.id = any(ids)`), which plans the same with or without table statistics.
  */
+export const perRow = (ids: number[], values: unknown[], type: 'text' | 'jsonb') =>
+  sql`(${sql.param(values)}::${sql.raw(type)}[])[array_position(${sql.param(ids)}::int[], nr.id)]`;
+
+/**
+ * The one place noderole states change: writes `to` on every row of `nrs` (locked by the caller) in one
+ * statement, logs old→new per row, and queues each row's hook event, in the order of `nrs`. `extra` sets
+ * further columns in the same update; with `guard` (aliases nr, r, n, d), rows where it does not hold
+ * stay as they are. Answers the ids that changed.
+ */
+async function setStates(
+  g: GraphTx,
+  nrs: NoderoleRow[],
+  to: NoderoleState,
+  reason: (nr: NoderoleRow) => string,
+  extra = sql``,
+  guard?: SQL,
+): Promise<Set<number>> {
+  if (nrs.length === 0) return new Set();
+  const changed = await g.rows<NoderoleSummary>(sql`
+    update inventory.noderoles nr set state = ${to}, version = nr.version + 1, updated_at = now() ${extra}
+    from inventory.roles r, inventory.nodes n, inventory.deployments d
+    where nr.id = any(${sql.param(nrs.map((x) => x.id))}::int[])
+      and r.id = nr.role_id and n.id = nr.node_id and d.id = nr.deployment_id
+      ${guard ? sql`and ${guard}` : sql``}
+    returning ${summaryCols}`);
+  const byId = new Map(changed.map((c) => [c.id, c]));
+  for (const nr of nrs) {
+    const summary = byId.get(nr.id);
+    if (!summary || nr.state === to) continue;
+    const from = nr.state;
+    const why = reason(nr);
+    nr.state = to;
+    g.log.info(
+      {
+        noderole: nr.id,
+        node: summary.node,
+        role: summary.role,
+        from,
+        to,
+        reason: why,
+        correlationId: g.lineage.correlationId,
+      },
+      'noderole state changed',
+    );
+    g.emit(hook[to], { noderole: summary, from, reason: why });
+  }
+  return new Set(byId.keys());
+}
+
+/** `setStates` for one noderole. Same state: only the extra columns change (hooks fire on changes only). */
 async function setState(
   g: GraphTx,
   nr: NoderoleRow,
   to: NoderoleState,
   reason: string,
   extra = sql``,
-  /** A further condition on the row (aliases nr, r, n, d); when it does not hold nothing changes. */
   guard?: SQL,
 ): Promise<boolean> {
   if (nr.state === to && !guard) {
-    // Same state: only the extra columns change; hooks fire on state changes only.
     await g.rows(sql`update inventory.noderoles set updated_at = now() ${extra} where id = ${nr.id}`);
     return true;
   }
-  // One round trip: the update returns what the hook event carries.
-  const summary = await g.one<NoderoleSummary>(sql`
-    update inventory.noderoles nr set state = ${to}, version = nr.version + 1, updated_at = now() ${extra}
-    from inventory.roles r, inventory.nodes n, inventory.deployments d
-    where nr.id = ${nr.id} and r.id = nr.role_id and n.id = nr.node_id and d.id = nr.deployment_id
-      ${guard ? sql`and ${guard}` : sql``}
-    returning nr.id, nr.role_id as "roleId", r.name as role, nr.node_id as "nodeId", n.name as node,
-              nr.deployment_id as "deploymentId", d.name as deployment, nr.state, nr.run_count as "runCount", nr.cohort`);
-  if (!summary) {
-    if (guard) return false;
-    throw new Error(`noderole ${nr.id} vanished inside its transaction`);
-  }
-  const from = nr.state;
-  nr.state = to;
-  g.log.info(
-    {
-      noderole: nr.id,
-      node: summary.node,
-      role: summary.role,
-      from,
-      to,
-      reason,
-      correlationId: g.lineage.correlationId,
-    },
-    'noderole state changed',
-  );
-  g.emit(hook[to], { noderole: summary, from, reason });
-  return true;
+  const done = await setStates(g, [nr], to, () => reason, extra, guard);
+  if (done.size === 0 && !guard) throw new Error(`noderole ${nr.id} vanished inside its transaction`);
+  return done.size > 0;
 }
 
 export async function activatable(g: GraphTx, id: number): Promise<boolean> {
@@ -86,13 +114,13 @@ export async function activatable(g: GraphTx, id: number): Promise<boolean> {
 type Child = NoderoleRow & { ready: boolean; busyKids: boolean };
 
 /**
- * Direct children of `id` in one of `states`, locked. FOR UPDATE re-reads a row another transaction has
+ * Direct children of the noderoles `ids` in one of `states`, locked, each once. FOR UPDATE re-reads a row another transaction has
  * just changed and checks the state again, so what comes back is still in one of `states`. Each child
  * also says whether all its parents are ACTIVE (the parents share-locked, so that stays true until this
  * transaction ends) and whether it has children in TODO or ERROR.
  */
-async function children(g: GraphTx, id: number, states: NoderoleState[]): Promise<Child[]> {
-  return g.rows<Child>(sql`
+async function children(g: GraphTx, ids: number[], states: NoderoleState[]): Promise<Child[]> {
+  const rows = await g.rows<Child>(sql`
     select c.*,
       (select coalesce(bool_and(p.state = 'active'), true) from inventory.noderole_edges pe cross join lateral (
          select state from inventory.noderoles where id = pe.parent_id for share) p where pe.child_id = c.id) as ready,
@@ -104,12 +132,14 @@ async function children(g: GraphTx, id: number, states: NoderoleState[]): Promis
     from inventory.noderole_edges e cross join lateral (
       select ${noderoleCols(sql`nr`)} from inventory.noderoles nr
       where nr.id = e.child_id and nr.state in ${sql.raw(`(${states.map((s) => `'${s}'`).join(',')})`)} for update) c
-    where e.parent_id = ${id} order by c.cohort, c.id`);
+    where e.parent_id = any(${sql.param(ids)}::int[]) order by c.cohort, c.id`);
+  const seen = new Set<number>();
+  return rows.filter((c) => !seen.has(c.id) && seen.add(c.id));
 }
 
 /** Direct children in ERROR or TODO are blocked, recursively (reference §2.3). */
 async function blockTodoChildren(g: GraphTx, nr: NoderoleRow, reason: string) {
-  for (const c of await children(g, nr.id, ['error', 'todo'])) await block(g, c, reason);
+  for (const c of await children(g, [nr.id], ['error', 'todo'])) await block(g, c, reason);
 }
 
 export async function todo(g: GraphTx, nr: NoderoleRow, reason: string): Promise<void> {
@@ -119,17 +149,8 @@ export async function todo(g: GraphTx, nr: NoderoleRow, reason: string): Promise
       rule: 'todo needs every parent active',
     });
   }
-  await todoActivatable(g, nr, reason);
-}
-
-/**
- * todo for a noderole whose parents this transaction has just seen (and share-locked) all ACTIVE.
- * `busyKids: false` says it has no TODO/ERROR children to block (a child cannot get there while this
- * noderole is locked and not ACTIVE), which saves the look.
- */
-async function todoActivatable(g: GraphTx, nr: NoderoleRow, reason: string, busyKids = true): Promise<void> {
   await setState(g, nr, 'todo', reason);
-  if (busyKids) await blockTodoChildren(g, nr, `parent ${nr.id} went back to todo`);
+  await blockTodoChildren(g, nr, `parent ${nr.id} went back to todo`);
 }
 
 export async function block(g: GraphTx, nr: NoderoleRow, reason: string): Promise<void> {
@@ -154,54 +175,88 @@ export async function propose(g: GraphTx, nr: NoderoleRow, reason = 'proposed'):
 }
 
 /**
- * A run starts: TODO/ACTIVE/TRANSITION → TRANSITION, runlog cleared, fencing token recorded. With
- * `runnable`, only if the noderole is still runnable as this statement sees it (its node alive and
- * available, its deployment committed, nothing else on the node in TRANSITION or ERROR); false if not.
+ * Runs start: TODO/ACTIVE → TRANSITION, runlog cleared, fencing token recorded — each only if still
+ * runnable as this statement sees it (node alive and available, deployment committed, nothing else on
+ * the node in TRANSITION or ERROR). The rows must be locked, with their nodes, and on different nodes:
+ * one statement cannot see its own other rows. Answers the ids that started.
  */
-export async function transition(
+export async function transitionMany(
   g: GraphTx,
-  nr: NoderoleRow,
-  token: string,
-  runnable = false,
-): Promise<boolean> {
-  check('transition', nr);
-  return setState(
+  starts: { nr: NoderoleRow; token: string }[],
+): Promise<Set<number>> {
+  if (starts.length === 0) return new Set();
+  for (const s of starts) check('transition', s.nr);
+  const ids = starts.map((s) => s.nr.id);
+  const tokens = new Map(starts.map((s) => [s.nr.id, s.token]));
+  return setStates(
     g,
-    nr,
+    starts.map((s) => s.nr),
     'transition',
-    `run ${token} started`,
-    sql`, runlog = '', run_token = ${token}`,
-    runnable
-      ? sql`n.alive and n.available and d.state = 'committed' and nr.available
-          and not exists (select 1 from inventory.noderoles o where o.node_id = nr.node_id and o.id <> nr.id and o.state in ('transition', 'error'))`
-      : undefined,
+    (nr) => `run ${tokens.get(nr.id)} started`,
+    sql`, runlog = '', run_token = ${perRow(
+      ids,
+      starts.map((s) => s.token),
+      'text',
+    )}`,
+    sql`n.alive and n.available and d.state = 'committed' and nr.available
+        and not exists (select 1 from inventory.noderoles o where o.node_id = nr.node_id and o.id <> nr.id and o.state in ('transition', 'error'))`,
   );
 }
 
+/** A noderole whose run succeeded, with what the run left behind. */
+export interface Succeeded {
+  nr: NoderoleRow;
+  runlog: string;
+  /** Attributes the run wrote (the wall); null leaves the wall as it was. */
+  wall: Json | null;
+  reason: string;
+}
+
 /**
- * A run succeeded. On a dead or unavailable node the noderole goes back through block_or_todo instead of
- * ACTIVE, so nothing is left in TRANSITION (DESIGN §4, #6). Children whose parents are now all ACTIVE
- * are promoted to TODO.
+ * Runs succeeded on live, available nodes: all go ACTIVE in one statement, then their children whose
+ * parents are now all ACTIVE are promoted to TODO in one more. (On a dead or unavailable node a finished
+ * run goes through block_or_todo instead — see `settle`.)
  */
-export async function active(
-  g: GraphTx,
-  nr: NoderoleRow,
-  node: { alive: boolean; available: boolean },
-  runlog: string,
-  reason: string,
-): Promise<void> {
+export async function activeMany(g: GraphTx, done: Succeeded[]): Promise<void> {
+  if (done.length === 0) return;
+  for (const d of done) check('active', d.nr);
+  const ids = done.map((d) => d.nr.id);
+  const reasons = new Map(done.map((d) => [d.nr.id, d.reason]));
+  await setStates(
+    g,
+    done.map((d) => d.nr),
+    'active',
+    (nr) => reasons.get(nr.id) ?? '',
+    sql`, run_count = nr.run_count + 1, run_token = null,
+        runlog = ${perRow(
+          ids,
+          done.map((d) => d.runlog),
+          'text',
+        )},
+        wall = coalesce(${perRow(
+          ids,
+          done.map((d) => (d.wall === null ? null : JSON.stringify(d.wall))),
+          'jsonb',
+        )}, nr.wall)`,
+  );
+  for (const d of done) d.nr.runCount++;
+  const ready = (await children(g, ids, ['blocked'])).filter((c) => c.ready);
+  await setStates(g, ready, 'todo', (c) => `parents of ${c.id} all active`);
+  // A promoted child with TODO/ERROR children of its own blocks them, as `todo` does; `busyKids` saves
+  // that look for the others.
+  for (const c of ready) if (c.busyKids) await blockTodoChildren(g, c, `parent ${c.id} went back to todo`);
+}
+
+/**
+ * A run succeeded on a node that is dead or unavailable: the noderole goes back through block_or_todo
+ * instead of ACTIVE, so nothing is left in TRANSITION (DESIGN §4, #6).
+ */
+export async function settle(g: GraphTx, nr: NoderoleRow, runlog: string, why: string): Promise<void> {
   check('active', nr);
-  const ran = sql`, run_count = run_count + 1, runlog = ${runlog}, run_token = null`;
   nr.runCount++;
-  if (!node.alive || !node.available) {
-    await g.rows(sql`update inventory.noderoles set updated_at = now() ${ran} where id = ${nr.id}`);
-    await blockOrTodo(g, nr, `run finished but node is ${node.alive ? 'unavailable' : 'not alive'}`);
-    return;
-  }
-  await setState(g, nr, 'active', reason, ran);
-  for (const c of await children(g, nr.id, ['blocked'])) {
-    if (c.ready) await todoActivatable(g, c, `parents of ${c.id} all active`, c.busyKids);
-  }
+  await g.rows(sql`update inventory.noderoles set updated_at = now(), run_count = run_count + 1, runlog = ${runlog},
+                   run_token = null where id = ${nr.id}`);
+  await blockOrTodo(g, nr, why);
 }
 
 /**
