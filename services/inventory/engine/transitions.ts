@@ -114,10 +114,10 @@ export async function activatable(g: GraphTx, id: number): Promise<boolean> {
 type Child = NoderoleRow & { ready: boolean; busyKids: boolean };
 
 /**
- * Direct children of the noderoles `ids` in one of `states`, locked, each once. FOR UPDATE re-reads a row another transaction has
- * just changed and checks the state again, so what comes back is still in one of `states`. Each child
- * also says whether all its parents are ACTIVE (the parents share-locked, so that stays true until this
- * transaction ends) and whether it has children in TODO or ERROR.
+ * Direct children of the noderoles `ids` in one of `states`, locked, each once. FOR UPDATE re-reads a row
+ * another transaction has just changed and checks the state again, so what comes back is still in one of
+ * `states`. Each child also says whether all its parents are ACTIVE (the parents share-locked, so that
+ * stays true until this transaction ends) and whether it has children in TODO or ERROR.
  */
 async function children(g: GraphTx, ids: number[], states: NoderoleState[]): Promise<Child[]> {
   const rows = await g.rows<Child>(sql`
