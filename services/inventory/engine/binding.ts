@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { inventoryEvents } from '../../../shared/catalogue/index.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../../shared/errors.js';
-import type { GraphTx } from './tx.js';
+import { type GraphTx, idIn } from './tx.js';
 
 export interface RoleRow {
   id: number;
@@ -133,7 +133,7 @@ export async function bind(
   const cohort = parents.length
     ? ((
         await g.one<{ c: number }>(
-          sql`select max(cohort)::int + 1 as c from inventory.noderoles where id = any(${sql.param(parents)}::int[])`,
+          sql`select max(cohort)::int + 1 as c from inventory.noderoles where ${idIn(sql`id`, parents)}`,
         )
       )?.c ?? 0)
     : 0;
@@ -168,7 +168,9 @@ async function link(g: GraphTx, parentId: number, childId: number) {
   await g.rows(sql`
     insert into inventory.noderole_edges (parent_id, child_id)
     select peer.id, ${childId} from inventory.noderoles p join inventory.roles r on r.id = p.role_id
-    join inventory.noderoles peer on peer.role_id = p.role_id and peer.deployment_id = p.deployment_id and peer.id <> p.id
+    -- Peers are looked for only under a cluster role (offset 0 keeps the filter first).
+    cross join lateral (select q.id from inventory.noderoles q
+      where q.role_id = p.role_id and q.deployment_id = p.deployment_id and q.id <> p.id offset 0) peer
     where p.id = ${parentId} and 'cluster' = any(r.flags)
     on conflict do nothing`);
 }

@@ -7,7 +7,7 @@ import {
 import { InvalidTransitionError } from '../../../shared/errors.js';
 import type { Json } from './data.js';
 import { legalFrom, type Operation } from './states.js';
-import { type GraphTx, type NoderoleRow, noderoleCols } from './tx.js';
+import { type GraphTx, idIn, type NoderoleRow, noderoleCols } from './tx.js';
 
 const hook = {
   error: inventoryEvents.noderoleError,
@@ -32,10 +32,12 @@ const summaryCols = sql`nr.id, nr.role_id as "roleId", r.name as role, nr.node_i
 
 /**
  * A per-row value inside a many-row update: `values[i]` belongs to noderole `ids[i]`. The rows are found
- * by key (`nr.id = any(ids)`), which plans the same with or without table statistics.
+ * by key (`idIn`), which plans the same with or without table statistics.
  */
 export const perRow = (ids: number[], values: unknown[], type: 'text' | 'jsonb') =>
-  sql`(${sql.param(values)}::${sql.raw(type)}[])[array_position(${sql.param(ids)}::int[], nr.id)]`;
+  ids.length === 1
+    ? sql`${values[0]}::${sql.raw(type)}`
+    : sql`(${sql.param(values)}::${sql.raw(type)}[])[array_position(${sql.param(ids)}::int[], nr.id)]`;
 
 /**
  * The one place noderole states change: writes `to` on every row of `nrs` (locked by the caller) in one
@@ -55,8 +57,10 @@ async function setStates(
   const changed = await g.rows<NoderoleSummary>(sql`
     update inventory.noderoles nr set state = ${to}, version = nr.version + 1, updated_at = now() ${extra}
     from inventory.roles r, inventory.nodes n, inventory.deployments d
-    where nr.id = any(${sql.param(nrs.map((x) => x.id))}::int[])
-      and r.id = nr.role_id and n.id = nr.node_id and d.id = nr.deployment_id
+    where ${idIn(
+      sql`nr.id`,
+      nrs.map((x) => x.id),
+    )} and r.id = nr.role_id and n.id = nr.node_id and d.id = nr.deployment_id
       ${guard ? sql`and ${guard}` : sql``}
     returning ${summaryCols}`);
   const byId = new Map(changed.map((c) => [c.id, c]));
@@ -132,7 +136,7 @@ async function children(g: GraphTx, ids: number[], states: NoderoleState[]): Pro
     from inventory.noderole_edges e cross join lateral (
       select ${noderoleCols(sql`nr`)} from inventory.noderoles nr
       where nr.id = e.child_id and nr.state in ${sql.raw(`(${states.map((s) => `'${s}'`).join(',')})`)} for update) c
-    where e.parent_id = any(${sql.param(ids)}::int[]) order by c.cohort, c.id`);
+    where ${idIn(sql`e.parent_id`, ids)} order by c.cohort, c.id`);
   const seen = new Set<number>();
   return rows.filter((c) => !seen.has(c.id) && seen.add(c.id));
 }

@@ -35,6 +35,14 @@ export interface NoderoleRow {
   runToken: string | null;
 }
 
+/**
+ * `col` is one of `ids`. One id is written `col = $1`: PostgreSQL plans `= any($1)` afresh on every call
+ * (its generic plan guesses ten elements, so the one-element custom plan always looks cheaper), which
+ * the engine's one-noderole paths cannot afford; a batch plans once for many rows.
+ */
+export const idIn = (col: SQL, ids: number[]) =>
+  ids.length === 1 ? sql`${col} = ${ids[0]}` : sql`${col} = any(${sql.param(ids)}::int[])`;
+
 /** The columns of a NoderoleRow, read from the noderoles table under alias `t`. */
 export const noderoleCols = (t: SQL) => sql`${t}.id, ${t}.node_id as "nodeId", ${t}.role_id as "roleId",
   ${t}.deployment_id as "deploymentId", ${t}.state, ${t}.cohort, ${t}.run_count as "runCount", ${t}.available,
