@@ -9,22 +9,15 @@ import { dnsDbService } from '../services/dns-db/service.js';
 import type { AllocationSummary, NodeSummary } from '../shared/catalogue/index.js';
 import { ConfigError } from '../shared/config.js';
 import { loadServiceConfig } from '../shared/service/host.js';
+import { nodeSummary } from './helpers/fixtures.js';
 
 /** Pure parts of dns-db, table-driven. */
-const node: NodeSummary = {
-  id: 7,
-  name: 'd52-54-00-12-34-56.crowbar.test',
-  admin: false,
-  system: false,
-  alive: true,
-  available: true,
-  bootenv: 'local',
+const node: NodeSummary = nodeSummary(7, 'd52-54-00-12-34-56.crowbar.test', {
   deploymentId: 3,
   deployment: 'ceph',
   macs: ['52:54:00:12:34:56', '52:54:00:AA:BB:CC'],
   roles: ['crowbar-managed-node', 'ceph-osd'],
-  sshHostKey: null,
-};
+});
 const allocation: AllocationSummary = {
   id: 5,
   nodeId: 7,

@@ -43,14 +43,29 @@ export async function resolveNode(ctx: Ctx, ref: number | string): Promise<NodeR
   const known = await findNode(ctx.database.db, ref);
   if (known) return known;
   try {
+    const asked = new Date();
     const n = await ctx.bus.request(inventoryRpcs.getNode, { node: ref }, { timeoutMs: 2000 });
-    await upsertNode(ctx.database.db, n);
+    await upsertNode(ctx.database.db, n, asked);
     return (await findNode(ctx.database.db, n.id))!;
   } catch (err) {
     if (err instanceof NotFoundError || err instanceof UnavailableError)
       throw new NotFoundError(`node ${ref} is not known`, { field: 'node', cause: err });
     throw err;
   }
+}
+
+/**
+ * The node's hint `<network>-v4addr` (IPv4 ranges) or `<network>-v6addr` (IPv6), if it holds an address
+ * of that family. Anything else is logged and ignored: the allocation goes on as if there were no hint.
+ */
+function hintedAddress(ctx: Ctx, node: NodeRow, network: string, family: string): Cidr | null {
+  const key = `${network}-${family === 'ipv4' ? 'v4' : 'v6'}addr`;
+  const raw = node.addressHints[key];
+  if (raw === undefined) return null;
+  const ip = parseCidr(raw, { bareAllowed: true });
+  if (ip?.family === family) return ip;
+  ctx.log.warn({ node: node.name, hint: key, value: raw }, 'address hint is not an address of that family; ignored');
+  return null;
 }
 
 const inRange = (r: RangeRow, ip: Ip) =>
@@ -208,6 +223,8 @@ async function allocateOnce(ctx: Ctx, req: AllocateRequest, suggestion: Cidr | n
     }
     const preferred: string[] = [];
     let hint = suggestion && suggestion.family === r.family ? suggestion : null;
+    // Without a suggestion, the address the operator hinted for this network (reference §5.5 step 2).
+    if (!suggestion) hint = hintedAddress(ctx, node, net.name, r.family);
     // The md5 interface ID is the default v6 suggestion on managed networks (reference §5.7).
     if (!hint && r.family === 'ipv6' && net.configure) hint = md5Address(rangeFirst(r), node.name);
     if (hint && inRange(r, hint)) preferred.push(formatIp(hint));

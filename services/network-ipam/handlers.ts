@@ -25,8 +25,8 @@ export async function startConsumers(ctx: Ctx): Promise<ConsumerHandle[]> {
     log,
     concurrency: 16,
     handlers: [
-      [inventoryEvents.nodeCreated, async ({ node }) => upsertNode(db, node)],
-      [inventoryEvents.nodeChanged, async ({ node }) => upsertNode(db, node)],
+      [inventoryEvents.nodeCreated, async ({ node }, env) => upsertNode(db, node, new Date(env.time))],
+      [inventoryEvents.nodeChanged, async ({ node }, env) => upsertNode(db, node, new Date(env.time))],
       [
         inventoryEvents.nodeDeleted,
         async ({ node }, _env, c) => {

@@ -38,6 +38,11 @@ export const nodeSummary = z.object({
   roles: z.array(z.string()),
   /** SSH host key pinned at registration (OpenSSH public key line), or null. */
   sshHostKey: z.string().nullable(),
+  /**
+   * Addresses the operator asked for, from the node's hint: `<network>-v4addr` / `<network>-v6addr` →
+   * address (reference §5.5: network-ipam uses them when an allocation comes without a suggestion).
+   */
+  addressHints: z.record(z.string(), z.string()).default({}),
 });
 export type NodeSummary = z.infer<typeof nodeSummary>;
 

@@ -2,7 +2,7 @@ import type { NodeSummary } from '../../shared/catalogue/index.js';
 
 /**
  * A node as inventory's events carry it: an ordinary node in `system`, alive and available, with no
- * MACs, roles or host key; `over` changes any field.
+ * MACs, roles, host key or address hints; `over` changes any field.
  */
 export const nodeSummary = (id: number, name: string, over: Partial<NodeSummary> = {}): NodeSummary => ({
   id,
@@ -17,5 +17,6 @@ export const nodeSummary = (id: number, name: string, over: Partial<NodeSummary>
   macs: [],
   roles: [],
   sshHostKey: null,
+  addressHints: {},
   ...over,
 });

@@ -106,7 +106,10 @@ export class GraphTx {
                  select jsonb_array_elements_text(coalesce(n.hint->'admin_macs', '[]'::jsonb)) as m
                  union select jsonb_array_elements_text(coalesce(n.discovery->'macs', '[]'::jsonb))) x), '{}') as macs,
              coalesce((select array_agg(r.name order by r.name) from inventory.noderoles nr
-                 join inventory.roles r on r.id = nr.role_id where nr.node_id = n.id), '{}') as roles
+                 join inventory.roles r on r.id = nr.role_id where nr.node_id = n.id), '{}') as roles,
+             coalesce((select jsonb_object_agg(h.key, h.value) from jsonb_each_text(
+                 case when jsonb_typeof(n.hint) = 'object' then n.hint else '{}'::jsonb end) h
+               where h.key ~ '-v[46]addr$'), '{}'::jsonb) as "addressHints"
       from inventory.nodes n join inventory.deployments d on d.id = n.deployment_id where n.id = ${id}`);
   }
 

@@ -124,6 +124,8 @@ export async function loadContext(
           name: row.node.name as string,
           admin: row.node.admin as boolean,
           deploymentId: row.node.deployment_id as number,
+          addressHints: (row.node.address_hints ?? {}) as Record<string, string>,
+          seenAt: row.node.seen_at ? new Date(row.node.seen_at as string) : null,
           updatedAt: new Date(row.node.updated_at as string),
         }
       : null,

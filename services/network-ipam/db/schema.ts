@@ -3,6 +3,7 @@ import {
   index,
   inet,
   integer,
+  jsonb,
   pgSchema,
   primaryKey,
   serial,
@@ -148,6 +149,10 @@ export const nodes = networkipamSchema.table(
     name: text('name').notNull(),
     admin: boolean('admin').notNull(),
     deploymentId: integer('deployment_id').notNull(),
+    /** `<network>-v4addr` / `<network>-v6addr` → address, from the node's hint (inventory's summary). */
+    addressHints: jsonb('address_hints').$type<Record<string, string>>().notNull().default({}),
+    /** When the event (or answer) this row was last written from was made: older ones change nothing. */
+    seenAt: timestamp('seen_at', { withTimezone: true }),
     updatedAt: stamps.updatedAt,
   },
   (t) => [index('nodes_name_idx').on(t.name)],

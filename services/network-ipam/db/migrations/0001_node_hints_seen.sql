@@ -1,0 +1,2 @@
+ALTER TABLE "network_ipam"."nodes" ADD COLUMN "address_hints" jsonb DEFAULT '{}'::jsonb NOT NULL;--> statement-breakpoint
+ALTER TABLE "network_ipam"."nodes" ADD COLUMN "seen_at" timestamp with time zone;
