@@ -64,7 +64,10 @@ function hintedAddress(ctx: Ctx, node: NodeRow, network: string, family: string)
   if (raw === undefined) return null;
   const ip = parseCidr(raw, { bareAllowed: true });
   if (ip?.family === family) return ip;
-  ctx.log.warn({ node: node.name, hint: key, value: raw }, 'address hint is not an address of that family; ignored');
+  ctx.log.warn(
+    { node: node.name, hint: key, value: raw },
+    'address hint is not an address of that family; ignored',
+  );
   return null;
 }
 
