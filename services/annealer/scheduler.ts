@@ -29,8 +29,14 @@ interface RunRow {
   dispatchedAt: Date | null;
 }
 
-/** Inventory may be busy; a slow answer is better than a claim abandoned half way. */
-const rpcTimeoutMs = 30_000;
+/**
+ * How long an answer from inventory may take. A batch takes milliseconds even under load; past this,
+ * inventory is taken to have died with the request (NATS cannot tell) and the work is retried — a start
+ * with the same token, a result by redelivery. The runnable question is a plain read: a pass that waits
+ * on it waits for nothing else.
+ */
+const rpcTimeoutMs = 10_000;
+const runnableTimeoutMs = 3_000;
 
 const runCols = sql`id, noderole_id as "noderoleId", node_id as "nodeId", lane, state, token, role, destructive,
   created_at as "createdAt", dispatched_at as "dispatchedAt"`;
@@ -135,7 +141,7 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
     const { candidates } = await bus.request(
       inventoryAnnealRpcs.runnable,
       { limit: Math.min(config.cap, 1000), excludeNodeIds: busy?.nodes ?? [] },
-      { timeoutMs: rpcTimeoutMs },
+      { timeoutMs: runnableTimeoutMs },
     );
     if (candidates.length === 0) return [];
     return db.transaction(async (tx) => {
@@ -279,25 +285,64 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
     log.info({ run: run.id, noderole: run.noderoleId, outcome, applied: res.applied }, 'run finished');
   }
 
+  let stopping = false;
+  /** Dispatch retries waiting out their backoff; stopping ends the waits at once. */
+  const waits = new Set<() => void>();
+  const pause = (ms: number) =>
+    new Promise<void>((res) => {
+      const done = () => {
+        clearTimeout(timer);
+        waits.delete(done);
+        res();
+      };
+      const timer = setTimeout(done, ms);
+      waits.add(done);
+    });
+
+  /**
+   * Dispatches a claim; if inventory does not answer (down, restarting), tries again with the same
+   * token — a start is idempotent per token — while the claim is still ours and younger than the claim
+   * timeout. After that, or when the annealer stops, the claim stays for the sweep to put back in line.
+   */
+  async function dispatchClaim(run: RunRow): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await dispatch(run);
+        return;
+      } catch (err) {
+        const age = Date.now() - new Date(run.createdAt).getTime();
+        if (stopping || age > config.claimTimeoutSeconds * 1000) {
+          log.warn({ err, run: run.id, attempt }, 'dispatch failed; the sweep will requeue the claim');
+          return;
+        }
+        log.warn({ err, run: run.id, attempt }, 'dispatch failed; trying again with the same token');
+        await pause(Math.min(250 * 2 ** (attempt - 1), 4000));
+        const [row] = await rows<{ state: string }>(
+          sql`select state from annealer.runs where id = ${run.id}`,
+        ).catch(() => [{ state: 'claimed' }]);
+        if (row?.state !== 'claimed' || stopping) return;
+      }
+    }
+  }
+
   return {
     /** One scheduling pass: claim, start and dispatch whatever is runnable within the caps. */
     async pass(): Promise<number> {
       const claims = [...(await claimHigh()), ...(await claimNormal())];
       // Dispatches go on without holding up the next pass: a slot freed meanwhile is filled at once.
       for (const c of claims) {
-        const p: Promise<void> = dispatch(c)
-          .catch((err: unknown) => {
-            // Inventory may still have started it: the claim stays until the sweep puts it back in line.
-            log.warn({ err, run: c.id }, 'dispatch failed; the sweep will requeue the claim');
-          })
-          .finally(() => dispatching.delete(p));
+        const p: Promise<void> = dispatchClaim(c).finally(() => dispatching.delete(p));
         dispatching.add(p);
       }
       return claims.length;
     },
 
-    /** Resolves when every dispatch started so far has ended. */
-    async idle(): Promise<void> {
+    /** Resolves when every dispatch started so far has ended; with `stop`, retries give up at once. */
+    async idle(stop = false): Promise<void> {
+      if (stop) {
+        stopping = true;
+        for (const done of [...waits]) done();
+      }
       while (dispatching.size > 0) await Promise.all(dispatching);
     },
 

@@ -17,6 +17,8 @@ const annealerConfig = z.object({
   CROWBAR_ANNEAL_SWEEP_MS: intFromEnv(100, 600_000).default(5000),
   /** Seconds past a role's timeout before a silent run is failed by the sweep. */
   CROWBAR_RUN_GRACE_SECONDS: intFromEnv(0, 3600).default(30),
+  /** Seconds a claim may wait for inventory to start it (retried meanwhile) before the sweep requeues it. */
+  CROWBAR_CLAIM_TIMEOUT_SECONDS: intFromEnv(2, 3600).default(60),
 });
 
 export const annealerService: ServiceDef<typeof annealerConfig> = {
@@ -39,7 +41,7 @@ export const annealerService: ServiceDef<typeof annealerConfig> = {
         cap: config.CROWBAR_ANNEAL_CAP,
         highCap: config.CROWBAR_ANNEAL_HIGH_CAP,
         graceSeconds: config.CROWBAR_RUN_GRACE_SECONDS,
-        claimTimeoutSeconds: 60,
+        claimTimeoutSeconds: config.CROWBAR_CLAIM_TIMEOUT_SECONDS,
       },
     });
     let stopped = false;
@@ -176,7 +178,7 @@ export const annealerService: ServiceDef<typeof annealerConfig> = {
         clearInterval(sweepTimer);
         for (const c of consumers) await c.stop();
         await running;
-        await scheduler.idle();
+        await scheduler.idle(true);
         await relay.stop();
       },
     };
