@@ -16,6 +16,13 @@ export interface SchedulerConfig {
   claimTimeoutSeconds: number;
 }
 
+/** What a jig runner reported for a run. */
+interface Outcome {
+  ok: boolean;
+  wall: Record<string, unknown> | null;
+  runlog: string;
+}
+
 interface RunRow {
   id: number;
   noderoleId: number;
@@ -105,6 +112,23 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
       );
       const byId = new Map(found.map((r) => [r.id, r]));
       return ids.map((id) => byId.get(id));
+    },
+  });
+  /**
+   * A run's result, kept with the run as soon as it arrives: if inventory cannot take it now, the
+   * redelivered message or, past the deadline, the sweep applies this result — not a made-up failure.
+   */
+  const recordOutcome = createBatcher({
+    maxBatch: 128,
+    maxInFlight: 2,
+    send: async (rs: { id: number; outcome: string }[]) => {
+      await queryText(
+        db,
+        `update annealer.runs r set outcome = u.outcome::jsonb from unnest($1::bigint[], $2::text[]) as u(id, outcome)
+         where r.id = u.id and r.state = 'running' and r.outcome is null`,
+        [rs.map((r) => r.id), rs.map((r) => r.outcome)],
+      );
+      return rs.map(() => undefined);
     },
   });
   /** Closes runs still open; answers, per run, whether this call closed it. */
@@ -358,6 +382,10 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
         log.info({ run: m.runId, state: run?.state ?? 'missing' }, 'late or duplicate run result ignored');
         return;
       }
+      await recordOutcome({
+        id: run.id,
+        outcome: JSON.stringify({ ok: m.ok, wall: m.wall, runlog: m.runlog.slice(-65_536) }),
+      });
       await report(run, m);
     },
 
@@ -397,19 +425,26 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
 
     /** Fails runs whose runner vanished past their deadline, and claims an annealer lost before dispatch. */
     async sweep(): Promise<number> {
-      const stale = await rows<RunRow>(sql`
-        select ${runCols} from annealer.runs where (state = 'running' and deadline < now())
+      const stale = await rows<RunRow & { outcome: Outcome | null }>(sql`
+        select ${runCols}, outcome from annealer.runs where (state = 'running' and deadline < now())
            or (state = 'claimed' and created_at < now() - make_interval(secs => ${config.claimTimeoutSeconds}))`);
       for (const run of stale) {
-        const why =
-          run.state === 'running'
-            ? `no result from any jig runner before the deadline (runner died or the role timed out); run ${run.id} failed by the sweep`
-            : `run ${run.id} was claimed but never dispatched; put back in line by the sweep`;
-        log.warn({ run: run.id, noderole: run.noderoleId, state: run.state }, 'sweeping stuck run');
-        // A claim never reached a runner, so nothing ran: requeue it. A dispatched run may have run: fail it.
-        await report(run, { ok: false, wall: null, runlog: why, requeue: run.state === 'claimed' }).catch(
-          (err: unknown) => log.warn({ err, run: run.id }, 'sweep could not report'),
+        // A result that arrived but could not be applied (inventory was away) is applied as it came.
+        const r: Outcome & { requeue?: boolean } = run.outcome ?? {
+          ok: false,
+          wall: null,
+          runlog:
+            run.state === 'running'
+              ? `no result from any jig runner before the deadline (runner died or the role timed out); run ${run.id} failed by the sweep`
+              : `run ${run.id} was claimed but never dispatched; put back in line by the sweep`,
+          // A claim never reached a runner, so nothing ran: requeue it. A dispatched run may have run: fail it.
+          requeue: run.state === 'claimed',
+        };
+        log.warn(
+          { run: run.id, noderole: run.noderoleId, state: run.state, kept: run.outcome !== null },
+          run.outcome ? 'applying a kept run result' : 'sweeping stuck run',
         );
+        await report(run, r).catch((err: unknown) => log.warn({ err, run: run.id }, 'sweep could not report'));
       }
       return stale.length;
     },

@@ -36,6 +36,8 @@ export const runs = annealerSchema.table(
     jig: text('jig'),
     destructive: boolean('destructive').notNull().default(false),
     data: jsonb('data').$type<Record<string, unknown>>(),
+    /** The runner's result ({ok, wall, runlog}) as it arrived, kept until inventory has taken it. */
+    outcome: jsonb('outcome').$type<{ ok: boolean; wall: Record<string, unknown> | null; runlog: string }>(),
     /** How many times a jig runner began this run (a second begin means the first runner died). */
     begins: integer('begins').notNull().default(0),
     reason: text('reason').notNull().default(''),

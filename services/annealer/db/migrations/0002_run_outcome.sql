@@ -1,0 +1,1 @@
+ALTER TABLE "annealer"."runs" ADD COLUMN "outcome" jsonb;
