@@ -444,7 +444,9 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
           { run: run.id, noderole: run.noderoleId, state: run.state, kept: run.outcome !== null },
           run.outcome ? 'applying a kept run result' : 'sweeping stuck run',
         );
-        await report(run, r).catch((err: unknown) => log.warn({ err, run: run.id }, 'sweep could not report'));
+        await report(run, r).catch((err: unknown) =>
+          log.warn({ err, run: run.id }, 'sweep could not report'),
+        );
       }
       return stale.length;
     },
