@@ -9,27 +9,23 @@ const dialect = new PgDialect();
  * time cost PostgreSQL more than running them. Each distinct text gets a statement name, so every
  * connection parses and plans it once. Values must travel as parameters, never inside the text: a
  * text that varies per call would use up the names (past `maxNamed` texts, queries go unnamed and are
- * planned on every call) — `namedStatementCount` lets tests check that a workload adds none.
+ * planned on every call) — `namedStatementCount` lets tests check that a workload adds none, and table
+ * upkeep logs a warning once they run out.
  */
 const maxNamed = 2000;
 const statementNames = new Map<string, string>();
-let warnedFull = false;
 export function statementName(text: string): string | undefined {
   let name = statementNames.get(text);
   if (!name && statementNames.size < maxNamed) {
     name = `crowbar_${statementNames.size}`;
     statementNames.set(text, name);
-  } else if (!name && !warnedFull) {
-    warnedFull = true;
-    process.emitWarning(
-      `more than ${maxNamed} distinct SQL texts in this process; further ones are planned on every call (a query puts values in its text)`,
-      { code: 'CROWBAR_SQL_TEXTS' },
-    );
   }
   return name;
 }
 /** How many distinct SQL texts this process has named so far. */
 export const namedStatementCount = () => statementNames.size;
+/** Whether the names have run out (table upkeep logs it: a query puts values in its text). */
+export const statementNamesFull = () => statementNames.size >= maxNamed;
 
 /** Results read as drizzle's `execute` reads them: date and time values stay strings. */
 const keepText = (v: string) => v;

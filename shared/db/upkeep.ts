@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Logger } from '../log.js';
+import { statementNamesFull } from './prepared.js';
 
 /**
  * Table upkeep where PostgreSQL's autovacuum does not run (switched off for the server, or for a table).
@@ -53,9 +54,17 @@ export function startUpkeep(opts: { pool: pg.Pool; schema: string; log: Logger; 
   const { pool, schema, log } = opts;
   let running: Promise<void> | null = null;
   let announced = false;
+  let namesWarned = false;
   let stopped = false;
   const tick = () => {
     if (running || stopped) return;
+    if (!namesWarned && statementNamesFull()) {
+      namesWarned = true;
+      log.warn(
+        { schema },
+        'prepared-statement names ran out: some query puts values in its SQL text; queries are now planned on every call',
+      );
+    }
     running = (async () => {
       try {
         const acts = await upkeepPass(pool, schema);
