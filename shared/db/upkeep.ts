@@ -45,8 +45,9 @@ export async function upkeepPass(pool: pg.Pool, schema: string): Promise<UpkeepA
 }
 
 /**
- * Runs `upkeepPass` every `intervalMs` while autovacuum is off for the server or any of the schema's
- * tables. Failures are logged and retried next time; they never reach the service.
+ * Runs `upkeepPass` every `intervalMs` (it acts only where autovacuum does not run), and warns once if
+ * the process runs out of prepared-statement names. Failures are logged and retried next time; they
+ * never reach the service.
  */
 export function startUpkeep(opts: { pool: pg.Pool; schema: string; log: Logger; intervalMs?: number }): {
   stop(): Promise<void>;
