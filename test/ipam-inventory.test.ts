@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findNode, upsertNode } from '../services/network-ipam/db/node-store.js';
+import { deleteNode, findNode, upsertNode } from '../services/network-ipam/db/node-store.js';
 import { Bus, streamName } from '../shared/bus/index.js';
 import { inventoryApi, inventoryRpcs, streams } from '../shared/catalogue/index.js';
 import { openDatabase } from '../shared/db/database.js';
@@ -109,7 +109,7 @@ describe('network roles in inventory', () => {
     expect(JSON.stringify(a.body)).toMatch(/"198\.19\.2\.99/);
   });
 
-  it('keeps the newest node state when node events arrive out of order', async () => {
+  it('keeps the newest node state when node events arrive out of order, and a deleted node deleted', async () => {
     const d = openDatabase(t.databaseUrl, { max: 1 });
     try {
       const n = nodeSummary(9001, 'late.lab.example.com', {
@@ -121,6 +121,10 @@ describe('network roles in inventory', () => {
       expect((await findNode(d.db, 9001))?.addressHints).toEqual({ 'admin-v4addr': '198.18.0.201' });
       await upsertNode(d.db, { ...n, name: 'renamed.lab.example.com', addressHints: {} }, at(3));
       expect(await findNode(d.db, 9001)).toMatchObject({ name: 'renamed.lab.example.com', addressHints: {} });
+      // Deleted: an event that comes afterwards, whatever its time, does not bring the node back.
+      await deleteNode(d.db, 9001);
+      await upsertNode(d.db, n, at(4));
+      expect(await findNode(d.db, 9001)).toBeNull();
     } finally {
       await d.close();
     }

@@ -158,6 +158,12 @@ export const nodes = networkipamSchema.table(
   (t) => [index('nodes_name_idx').on(t.name)],
 );
 
+/** Nodes inventory has deleted: a node event that arrives after the deletion must not bring one back. */
+export const deletedNodes = networkipamSchema.table('deleted_nodes', {
+  id: integer('id').primaryKey(),
+  deletedAt: timestamp('deleted_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
 /**
  * Calls inventory still owes (define/delete a network role, bind it to a node), written in the same
  * transaction as the change that needs them and retried until inventory answers.
