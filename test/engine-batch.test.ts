@@ -1,41 +1,21 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { Bus } from '../shared/bus/bus.js';
+import { expect, it } from 'vitest';
 import { inventoryAnnealRpcs } from '../shared/catalogue/index.js';
 import { namedStatementCount } from '../shared/db/prepared.js';
-import { createLogger } from '../shared/log.js';
-import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { op } from './helpers/inventory.js';
-import { type Stack, startStack } from './helpers/stack.js';
+import { useStack } from './helpers/stack.js';
 
 /** Inventory alone: the test plays the annealer and drives runs through the batch RPCs. */
-let t: TestEnv;
-let s: Stack;
-let b: Bus;
-beforeAll(async () => {
-  t = await createTestEnv();
-  s = await startStack(t, ['inventory'], { LOG_LEVEL: process.env.TEST_LOG ?? 'silent' });
-  b = await Bus.connect({
-    url: t.natsUrl,
-    prefix: t.prefix,
-    source: 'test',
-    log: createLogger('t', { level: 'silent' }),
-  });
-});
-afterAll(async () => {
-  await b?.close();
-  await s?.stop();
-  await t?.cleanup();
-});
+const h = useStack(['inventory']);
 
 const base = async (name: string) => {
-  const n = await op(b, 'node.create', { name, alive: true });
-  await op(b, 'noderole.create', { node: n.id, role: 'test-middle' });
-  await op(b, 'node.commit', { node: n.id });
-  const nr = await op(b, 'noderole.get', { node: n.id, role: 'test-base' });
+  const n = await op(h.bus, 'node.create', { name, alive: true });
+  await op(h.bus, 'noderole.create', { node: n.id, role: 'test-middle' });
+  await op(h.bus, 'node.commit', { node: n.id });
+  const nr = await op(h.bus, 'noderole.get', { node: n.id, role: 'test-base' });
   expect(nr.state).toBe('todo');
   return nr.id as number;
 };
-const state = async (id: number) => (await op(b, 'noderole.get', { noderole: id })).state as string;
+const state = async (id: number) => (await op(h.bus, 'noderole.get', { noderole: id })).state as string;
 
 it('starts and finishes runs in batches: answers in request order, each item fenced on its own', async () => {
   const [a, c, d] = [
@@ -44,7 +24,7 @@ it('starts and finishes runs in batches: answers in request order, each item fen
     await base('d.batch.example.com'),
   ];
   // Out of id order, with one noderole that does not exist.
-  const started = await b.request(inventoryAnnealRpcs.startRuns, {
+  const started = await h.bus.request(inventoryAnnealRpcs.startRuns, {
     runs: [
       { noderoleId: d, token: 'tok-d' },
       { noderoleId: 999_999, token: 'tok-x' },
@@ -67,7 +47,7 @@ it('starts and finishes runs in batches: answers in request order, each item fen
     'transition',
   ]);
 
-  const finished = await b.request(inventoryAnnealRpcs.finishRuns, {
+  const finished = await h.bus.request(inventoryAnnealRpcs.finishRuns, {
     runs: [
       { noderoleId: c, token: 'not-the-token', ok: true, wall: null, runlog: 'late' },
       { noderoleId: a, token: 'tok-a', ok: true, wall: { written: 1 }, runlog: 'fine' },
@@ -82,15 +62,15 @@ it('starts and finishes runs in batches: answers in request order, each item fen
   expect([await state(a), await state(c), await state(d)]).toEqual(['active', 'transition', 'error']);
   // a's child was promoted in the same transaction; d's child is blocked by the failure.
   const childOf = async (name: string) =>
-    (await op(b, 'noderole.get', { node: name, role: 'test-middle' })).state as string;
+    (await op(h.bus, 'noderole.get', { node: name, role: 'test-middle' })).state as string;
   expect(await childOf('a.batch.example.com')).toBe('todo');
   expect(await childOf('d.batch.example.com')).toBe('blocked');
 });
 
 it('refuses an empty or oversized batch, naming the field, and changes nothing', async () => {
-  await expect(b.request(inventoryAnnealRpcs.startRuns, { runs: [] })).rejects.toThrow(/runs/);
+  await expect(h.bus.request(inventoryAnnealRpcs.startRuns, { runs: [] })).rejects.toThrow(/runs/);
   const many = Array.from({ length: 501 }, (_, i) => ({ noderoleId: i + 1, token: `t${i}` }));
-  await expect(b.request(inventoryAnnealRpcs.startRuns, { runs: many })).rejects.toThrow(/runs/);
+  await expect(h.bus.request(inventoryAnnealRpcs.startRuns, { runs: many })).rejects.toThrow(/runs/);
 });
 
 it('keeps values out of SQL texts: binding and running more nodes adds no new prepared statements', async () => {
@@ -98,8 +78,8 @@ it('keeps values out of SQL texts: binding and running more nodes adds no new pr
   // them up, after which the engine's queries are planned on every call.
   const cycle = async (name: string) => {
     const id = await base(name);
-    await b.request(inventoryAnnealRpcs.startRuns, { runs: [{ noderoleId: id, token: `tok-${name}` }] });
-    const r = await b.request(inventoryAnnealRpcs.finishRuns, {
+    await h.bus.request(inventoryAnnealRpcs.startRuns, { runs: [{ noderoleId: id, token: `tok-${name}` }] });
+    const r = await h.bus.request(inventoryAnnealRpcs.finishRuns, {
       runs: [{ noderoleId: id, token: `tok-${name}`, ok: true, wall: null, runlog: '' }],
     });
     expect(r.results).toEqual([{ result: { applied: true, state: 'active' } }]);
@@ -112,18 +92,18 @@ it('keeps values out of SQL texts: binding and running more nodes adds no new pr
 });
 
 it('starts one run per node even when a batch asks for two on the same node', async () => {
-  const n = await op(b, 'node.create', { name: 'pair.batch.example.com', alive: true });
-  await op(b, 'noderole.create', { node: n.id, role: 'test-base' });
-  await op(b, 'noderole.create', { node: n.id, role: 'test-shared' });
-  await op(b, 'node.commit', { node: n.id });
+  const n = await op(h.bus, 'node.create', { name: 'pair.batch.example.com', alive: true });
+  await op(h.bus, 'noderole.create', { node: n.id, role: 'test-base' });
+  await op(h.bus, 'noderole.create', { node: n.id, role: 'test-shared' });
+  await op(h.bus, 'node.commit', { node: n.id });
   const ids = await Promise.all(
     ['test-base', 'test-shared'].map(async (role) => {
-      const nr = await op(b, 'noderole.get', { node: n.id, role });
+      const nr = await op(h.bus, 'noderole.get', { node: n.id, role });
       expect(nr.state).toBe('todo');
       return nr.id as number;
     }),
   );
-  const r = await b.request(inventoryAnnealRpcs.startRuns, {
+  const r = await h.bus.request(inventoryAnnealRpcs.startRuns, {
     runs: ids.map((id) => ({ noderoleId: id, token: `pair-${id}` })),
   });
   const started = r.results.map((x) => ('result' in x ? x.result.started : x.error));
@@ -131,7 +111,7 @@ it('starts one run per node even when a batch asks for two on the same node', as
   expect(r.results[1]).toMatchObject({ result: { started: false, reason: 'not runnable (state todo)' } });
   expect([await state(ids[0]!), await state(ids[1]!)]).toEqual(['transition', 'todo']);
   // The same token again is "already started", with the run's data staged again.
-  const again = await b.request(inventoryAnnealRpcs.startRuns, {
+  const again = await h.bus.request(inventoryAnnealRpcs.startRuns, {
     runs: [{ noderoleId: ids[0]!, token: `pair-${ids[0]}` }],
   });
   expect(again.results[0]).toMatchObject({

@@ -1,8 +1,11 @@
+import { afterAll, beforeAll } from 'vitest';
 import { allServices } from '../../infra/services.js';
 import { coreBarclampDir, testBarclampDir } from '../../services/inventory/service.js';
+import { Bus } from '../../shared/bus/bus.js';
 import type { ServiceName } from '../../shared/catalogue/index.js';
+import { createLogger } from '../../shared/log.js';
 import { type HostedService, hostService } from '../../shared/service/host.js';
-import type { TestEnv } from './env.js';
+import { createTestEnv, type TestEnv } from './env.js';
 
 export const testAdminToken = 'test-admin-token-0123456789';
 export const testReadOnlyToken = 'test-readonly-token-0123456789';
@@ -72,4 +75,31 @@ export async function startStack(
       return { status: r.status, body: parsed };
     },
   };
+}
+
+/**
+ * For a test file: its own environment, the named services in this process and a bus client, set up in
+ * beforeAll and torn down in afterAll. The fields are there once the tests run.
+ */
+export function useStack(
+  names: ServiceName[],
+  extraEnv: Record<string, string> = {},
+): { t: TestEnv; stack: Stack; bus: Bus } {
+  const h = {} as { t: TestEnv; stack: Stack; bus: Bus };
+  beforeAll(async () => {
+    h.t = await createTestEnv();
+    h.stack = await startStack(h.t, names, { LOG_LEVEL: process.env.TEST_LOG ?? 'silent', ...extraEnv });
+    h.bus = await Bus.connect({
+      url: h.t.natsUrl,
+      prefix: h.t.prefix,
+      source: 'test',
+      log: createLogger('t', { level: 'silent' }),
+    });
+  });
+  afterAll(async () => {
+    await h.bus?.close();
+    await h.stack?.stop();
+    await h.t?.cleanup();
+  });
+  return h;
 }
