@@ -2,10 +2,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Bus } from '../shared/bus/bus.js';
-import { createLogger } from '../shared/log.js';
+import type { Bus } from '../shared/bus/bus.js';
 import { generateKeyPair } from '../shared/ssh/index.js';
-import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { connectTestBus, createTestEnv, type TestEnv } from './helpers/env.js';
 import { until } from './helpers/inventory.js';
 import { type ServiceProcess, spawnService } from './helpers/process.js';
 import { startSshd, type TestSshd } from './helpers/sshd.js';
@@ -35,12 +34,7 @@ beforeAll(async () => {
     CROWBAR_PROBE_AFTER_RUN: 'false',
     CROWBAR_JIG_ACK_WAIT_MS: '2000',
   };
-  bus = await Bus.connect({
-    url: t.natsUrl,
-    prefix: t.prefix,
-    source: 'test',
-    log: createLogger('t', { level: 'silent' }),
-  });
+  bus = await connectTestBus(t);
   db = new pg.Client({ connectionString: t.databaseUrl });
   await db.connect();
 });

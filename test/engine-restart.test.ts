@@ -1,9 +1,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { coreBarclampDir, testBarclampDir } from '../services/inventory/service.js';
-import { Bus } from '../shared/bus/bus.js';
-import { createLogger } from '../shared/log.js';
-import { createTestEnv, type TestEnv } from './helpers/env.js';
+import type { Bus } from '../shared/bus/bus.js';
+import { connectTestBus, createTestEnv, type TestEnv } from './helpers/env.js';
 import { op, until } from './helpers/inventory.js';
 import { type ServiceProcess, spawnService } from './helpers/process.js';
 import { type Stack, startStack } from './helpers/stack.js';
@@ -36,12 +35,7 @@ beforeAll(async () => {
     // Deadlines at the role's timeout: the second test lets one pass while inventory is away.
     CROWBAR_RUN_GRACE_SECONDS: '0',
   });
-  bus = await Bus.connect({
-    url: t.natsUrl,
-    prefix: t.prefix,
-    source: 'test',
-    log: createLogger('t', { level: 'silent' }),
-  });
+  bus = await connectTestBus(t);
   db = new pg.Client({ connectionString: t.databaseUrl });
   await db.connect();
 });

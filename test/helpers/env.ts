@@ -3,6 +3,8 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import { inject } from 'vitest';
+import { Bus } from '../../shared/bus/bus.js';
+import { createLogger } from '../../shared/log.js';
 
 /**
  * Per-file isolation: a fresh database and a fresh bus prefix (so fresh streams and consumers).
@@ -50,3 +52,12 @@ export async function createTestEnv(): Promise<TestEnv> {
     },
   };
 }
+
+/** A bus client of the test's own, on the file's NATS and prefix. Close it in afterAll. */
+export const connectTestBus = (t: TestEnv) =>
+  Bus.connect({
+    url: t.natsUrl,
+    prefix: t.prefix,
+    source: 'test',
+    log: createLogger('t', { level: 'silent' }),
+  });

@@ -1,11 +1,10 @@
 import { afterAll, beforeAll } from 'vitest';
 import { allServices } from '../../infra/services.js';
 import { coreBarclampDir, testBarclampDir } from '../../services/inventory/service.js';
-import { Bus } from '../../shared/bus/bus.js';
+import type { Bus } from '../../shared/bus/bus.js';
 import type { ServiceName } from '../../shared/catalogue/index.js';
-import { createLogger } from '../../shared/log.js';
 import { type HostedService, hostService } from '../../shared/service/host.js';
-import { createTestEnv, type TestEnv } from './env.js';
+import { connectTestBus, createTestEnv, type TestEnv } from './env.js';
 
 export const testAdminToken = 'test-admin-token-0123456789';
 export const testReadOnlyToken = 'test-readonly-token-0123456789';
@@ -89,12 +88,7 @@ export function useStack(
   beforeAll(async () => {
     h.t = await createTestEnv();
     h.stack = await startStack(h.t, names, { LOG_LEVEL: process.env.TEST_LOG ?? 'silent', ...extraEnv });
-    h.bus = await Bus.connect({
-      url: h.t.natsUrl,
-      prefix: h.t.prefix,
-      source: 'test',
-      log: createLogger('t', { level: 'silent' }),
-    });
+    h.bus = await connectTestBus(h.t);
   });
   afterAll(async () => {
     await h.bus?.close();

@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { Json } from './data.js';
 import { stageRunData } from './stage.js';
 import { activeMany, deactivate, error, type Succeeded, settle, transitionMany } from './transitions.js';
-import { type GraphTx, type NoderoleRow, noderoleCols } from './tx.js';
+import { type GraphTx, idIn, type NoderoleRow, noderoleCols } from './tx.js';
 
 /**
  * Runnable noderoles (reference §3.1): TODO, available, deployment committed, node alive and available,
@@ -61,7 +61,7 @@ async function lockForRun(g: GraphTx, ids: number[]): Promise<Map<number, Locked
            r.flags, r.scripts, r.timeout_seconds as "timeoutSeconds", n.name as "nodeName",
            n.ssh_host_key as "sshHostKey", n.hint
     from inventory.noderoles nr join inventory.nodes n on n.id = nr.node_id join inventory.roles r on r.id = nr.role_id
-    where nr.id = any(${sql.param(ids)}::int[]) order by nr.id for update of nr, n`);
+    where ${idIn(sql`nr.id`, ids)} order by nr.id for update of nr, n`);
   return new Map(rows.map((r) => [r.id, r]));
 }
 
@@ -129,6 +129,9 @@ export async function startRuns(
   });
 }
 
+/** A noderole locked to take a run's result, with whether its node can still take an ACTIVE one. */
+type Finishing = NoderoleRow & { alive: boolean; nodeAvailable: boolean };
+
 export interface RunResult {
   noderoleId: number;
   token: string;
@@ -148,14 +151,14 @@ export async function finishRuns(
   results: RunResult[],
 ): Promise<{ applied: boolean; state: string }[]> {
   const ids = [...new Set(results.map((r) => r.noderoleId))];
-  const rows = await g.rows<NoderoleRow & { alive: boolean; nodeAvailable: boolean }>(sql`
+  const rows = await g.rows<Finishing>(sql`
     select ${noderoleCols(sql`nr`)}, n.alive, n.available as "nodeAvailable"
     from inventory.noderoles nr join inventory.nodes n on n.id = nr.node_id
-    where nr.id = any(${sql.param(ids)}::int[]) order by nr.id for update of nr`);
+    where ${idIn(sql`nr.id`, ids)} order by nr.id for update of nr`);
   const locked = new Map(rows.map((r) => [r.id, r]));
   const applied = new Set<number>();
   const succeeded: Succeeded[] = [];
-  const others: { r: RunResult; nr: NoderoleRow & { alive: boolean; nodeAvailable: boolean } }[] = [];
+  const others: { r: RunResult; nr: Finishing }[] = [];
   const taken = new Set<number>();
   for (const [i, r] of results.entries()) {
     const nr = locked.get(r.noderoleId);

@@ -34,7 +34,7 @@ const summaryCols = sql`nr.id, nr.role_id as "roleId", r.name as role, nr.node_i
  * A per-row value inside a many-row update: `values[i]` belongs to noderole `ids[i]`. The rows are found
  * by key (`idIn`), which plans the same with or without table statistics.
  */
-export const perRow = (ids: number[], values: unknown[], type: 'text' | 'jsonb') =>
+const perRow = (ids: number[], values: unknown[], type: 'text' | 'jsonb') =>
   ids.length === 1
     ? sql`${values[0]}::${sql.raw(type)}`
     : sql`(${sql.param(values)}::${sql.raw(type)}[])[array_position(${sql.param(ids)}::int[], nr.id)]`;
