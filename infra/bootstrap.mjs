@@ -24,6 +24,9 @@ if (!needed.every((p) => existsSync(`${root}node_modules/${p}/package.json`))) {
     process.exit(1);
   }
 }
+// Native addons (dhcp-db's UDP socket) are built here too, so every entry starts with them in place.
+const { ensureNativeAddons } = await import('./native.mjs');
+ensureNativeAddons(root, (line) => console.error(`[crowbar] ${line}`));
 const [entry, ...rest] = process.argv.slice(2);
 process.argv = [process.argv[0], `${root}infra/${entry}`, ...rest];
 // Load TypeScript in this same process, so signals reach the real entry point directly.

@@ -62,8 +62,19 @@ export function ensureDebianProgram(
   return opts.candidates.find((c) => existsSync(c))!;
 }
 
-/** Everything the test suite runs besides Node: sshd and its keys, fping, ping-free reachability, dig, ip. */
+/**
+ * Everything the test suite runs besides Node: sshd and its keys, fping, dig, ip, the DHCP clients
+ * (busybox udhcpc, ISC dhclient), dnsmasq as a known-good peer, and QEMU with real firmware and iPXE.
+ */
 export const testPrograms: DebianProgram[] = [
+  { candidates: ['/usr/bin/busybox', '/bin/busybox'], pkg: 'busybox' },
+  { candidates: ['/usr/sbin/dhclient', '/sbin/dhclient'], pkg: 'isc-dhcp-client' },
+  { candidates: ['/usr/sbin/dnsmasq'], pkg: 'dnsmasq-base' },
+  { candidates: ['/usr/bin/qemu-system-x86_64'], pkg: 'qemu-system-x86' },
+  { candidates: ['/usr/lib/ipxe/qemu/pxe-virtio.rom'], pkg: 'ipxe-qemu' },
+  { candidates: ['/usr/share/qemu/OVMF.fd', '/usr/share/ovmf/OVMF.fd'], pkg: 'ovmf' },
+  { candidates: ['/usr/lib/ipxe/undionly.kpxe'], pkg: 'ipxe' },
+  { candidates: ['/usr/bin/python3'], pkg: 'python3' },
   { candidates: ['/usr/sbin/sshd'], pkg: 'openssh-server' },
   { candidates: ['/usr/bin/ssh-keygen'], pkg: 'openssh-client' },
   { candidates: ['/usr/bin/fping', '/usr/sbin/fping'], pkg: 'fping' },

@@ -24,6 +24,7 @@ import {
   inventoryStreams,
 } from './inventory.js';
 import { ipamMessages, ipamRpcs, ipamStreams } from './ipam.js';
+import { provisionerMessages, provisionerStreams } from './provisioner.js';
 import { diag, health, roleRun, system } from './system.js';
 
 export * from './aliveness.js';
@@ -33,6 +34,7 @@ export * from './dhcp.js';
 export * from './dns.js';
 export * from './inventory.js';
 export * from './ipam.js';
+export * from './provisioner.js';
 export * from './system.js';
 
 const day = 24 * 3600 * 1000;
@@ -51,6 +53,7 @@ export const streams: StreamDecl[] = [
   ...ipamStreams,
   ...dnsStreams,
   ...dhcpStreams,
+  ...provisionerStreams,
   ...alivenessStreams,
 ];
 
@@ -78,6 +81,7 @@ const all: MessageDef[] = [
   ...(Object.values(ipamRpcs) as MessageDef[]),
   ...(Object.values(dnsMessages) as MessageDef[]),
   ...(Object.values(dhcpMessages) as MessageDef[]),
+  ...(Object.values(provisionerMessages) as MessageDef[]),
   ...(Object.values(alivenessMessages) as MessageDef[]),
 ];
 
