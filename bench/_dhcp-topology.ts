@@ -14,15 +14,15 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { promisify } from 'node:util';
 
-export const giaddr = '198.19.200.1';
-/** The relayed subnet and the pool both servers hand out of (2,033 addresses). */
+export const giaddr = '198.18.192.1';
+/** The relayed subnet and the pool both servers hand out of (16,369 addresses). */
 export const relaySubnet = {
-  cidr: '198.19.200.0/21',
-  prefix: 21,
-  first: '198.19.200.10',
-  last: '198.19.207.250',
+  cidr: '198.18.192.0/18',
+  prefix: 18,
+  first: '198.18.192.10',
+  last: '198.18.255.250',
 };
-export const poolSize = 8 * 256 - 10 - 5;
+export const poolSize = 64 * 256 - 10 - 5;
 
 export interface Path {
   /** Where perfdhcp runs. */

@@ -5,10 +5,10 @@
  * DORA leases/s at the knee (the highest offered rate with ≤ 2.5 % of DISCOVERs not ending in an ACK)
  * of our dhcp-db next to Debian's kea-dhcp4 in the same run; baseline is Kea with multi-threading on and
  * its memfile lease store, Kea with its PostgreSQL lease store comes along as `kea_pg` (informational).
- * perfdhcp (Debian kea-admin) acts as a relay agent in a namespace of its own, giaddr 198.19.200.1, and
+ * perfdhcp (Debian kea-admin) acts as a relay agent in a namespace of its own, giaddr 198.18.192.1, and
  * every exchange comes from a new client, so every ACK is a new lease (topology: `_dhcp-topology.ts`).
  *
- * The relayed /21 holds 2,033 addresses, so a step is at most 1,900 exchanges (S seconds at lower rates)
+ * The relayed /18 holds 16,369 addresses, so a step is at most 15,000 exchanges (S seconds at lower rates)
  * and every step starts its server on an empty lease store. A search doubles the rate from R until a
  * step fails (a failed step is tried once more), then bisects four times; it is bounded in steps and in
  * time (S of --time-limit). N rounds alternate Kea and ours (kea, ours, ours, kea) and keep each one's
@@ -70,7 +70,7 @@ const search: SearchOptions = {
   limitMs: Math.min(900, Math.max(10, Number(opts['time-limit']) || 150)) * 1000,
   maxDropPct: 2.5,
   // Leaves room in the pool for perfdhcp's few extra DISCOVERs and the readiness probes.
-  perStep: Math.min(1900, poolSize - 100),
+  perStep: Math.min(15_000, poolSize - 100),
   say,
 };
 const runs = (side: 'kea' | 'ours' | 'kea_pg') => !opts.only || opts.only === side;
@@ -301,7 +301,7 @@ async function oursSide(admin: pg.Client, tag: string): Promise<Side> {
       return starts <= 1 ? 30_000 : 15_000;
     },
     async start() {
-      if (await leaseTable()) await db.query('delete from dhcp_db.leases');
+      if (await leaseTable()) await db.query('truncate dhcp_db.leases, dhcp_db.outbox');
       starts++;
       dhcp = await hostService(await service('dhcp-db'), { env });
     },

@@ -5,7 +5,7 @@ import type { Database } from '../../shared/db/database.js';
 import type { OutboxEntry } from '../../shared/db/outbox.js';
 import type { Logger } from '../../shared/log.js';
 import * as store from './db/store.js';
-import { ipToInt } from './domain/ipv4.js';
+import { intToIp, ipToInt } from './domain/ipv4.js';
 import type { Projection } from './projection.js';
 import { fromRow, type LeaseTable } from './server/lease-table.js';
 
@@ -24,8 +24,10 @@ export function createLeaseWriter(deps: {
   log: Logger;
   declineHoldMs: number;
   now: () => number;
+  /** Wakes the outbox relay after a commit (no NOTIFY: it would serialise the group commits). */
+  kick: () => void;
 }) {
-  const { database, bus, table, projection, log } = deps;
+  const { database, bus, table, projection, log, kick } = deps;
 
   const summary = (r: store.LeaseRow): LeaseSummary => ({
     address: r.address,
@@ -71,16 +73,35 @@ export function createLeaseWriter(deps: {
         seen.add(i.address);
         return true;
       });
-      const bound = await store.bindLeases(database, unique, (rows) =>
-        rows.flatMap(({ fresh, row }) => {
-          if (row.state === 'released') {
-            logLease(row, 'dhcp lease released (client moved)');
-            return [entry('leaseReleased', row)];
-          }
-          if (!fresh) return [];
-          logLease(row, 'dhcp lease acked');
-          return [entry('leaseAcked', row)];
+      // Known from memory: which binds are renewals (no event), and which MACs leave another address.
+      const renewal = new Set<string>();
+      const release: { address: string; mac: string }[] = [];
+      for (const i of unique) {
+        const v = ipToInt(i.address) ?? 0;
+        const held = table.get(v);
+        if (held && held.mac === i.mac && held.state === 'bound' && held.expiresAt > deps.now())
+          renewal.add(i.address);
+        for (const other of table.boundOf(i.mac))
+          if (other.networkId === i.networkId && other.address !== v)
+            release.push({ address: intToIp(other.address), mac: i.mac });
+      }
+      const started = performance.now();
+      const bound = await store.bindLeases(database, unique, release, (rows, released) => [
+        ...rows
+          .filter((r) => !renewal.has(r.address))
+          .map((r) => {
+            logLease(r, 'dhcp lease acked');
+            return entry('leaseAcked', r);
+          }),
+        ...released.map((r) => {
+          logLease(r, 'dhcp lease released (client moved)');
+          return entry('leaseReleased', r);
         }),
+      ]);
+      kick();
+      log.debug(
+        { leases: unique.length, bound: bound.size, ms: Math.round(performance.now() - started) },
+        'dhcp leases committed',
       );
       const kept = new Set(unique);
       const results = items.map((i) => kept.has(i) && bound.has(i.address));

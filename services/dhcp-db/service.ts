@@ -63,7 +63,9 @@ export const dhcpDbService: ServiceDef<typeof dhcpConfig> = {
 
     const table = new LeaseTable(now);
     table.load(await store.loadActiveLeases(database.db));
+    let relay: ReturnType<typeof startOutboxRelay> | null = null;
     const writer = createLeaseWriter({
+      kick: () => void relay?.flush(),
       database,
       bus,
       table,
@@ -100,7 +102,7 @@ export const dhcpDbService: ServiceDef<typeof dhcpConfig> = {
       port: config.CROWBAR_DHCP_PORT,
       log,
     });
-    const relay = startOutboxRelay({ database, table: outbox, channel: store.outboxChannel, bus, log });
+    relay = startOutboxRelay({ database, table: outbox, channel: store.outboxChannel, bus, log });
     const consumers = await startConsumers(bus, projection, log);
     const bootConsumer = await consume(bus, {
       decl: {
@@ -174,7 +176,7 @@ export const dhcpDbService: ServiceDef<typeof dhcpConfig> = {
           await listener.query(`unlisten ${store.projectionChannel}`).catch(() => undefined);
           listener.release();
         }
-        await relay.stop();
+        await relay?.stop();
       },
     };
   },

@@ -130,40 +130,33 @@ export interface LeaseWrite {
 
 /**
  * Binds many leases in one statement (group commit). An address is taken only if it is free in the
- * database: never bound to another MAC unless that lease has ended, never while quarantined. Returns
- * the addresses that were bound, with whether each was new for its MAC (not a renewal). Other bound
- * leases of the same MACs on the same networks are released in the same transaction, and `events(rows)`
- * are written to the outbox with them.
+ * database: never bound to another MAC unless that lease has ended, never while quarantined. `release`
+ * names other addresses the same MACs gave up (they moved), released in the same transaction; the
+ * outbox gets `events(bound, released)`. Returns the addresses that were bound. Every statement is a
+ * key lookup per row, whatever the table's statistics say.
  */
 export async function bindLeases(
   database: Database,
   items: LeaseWrite[],
-  events: (bound: { address: string; fresh: boolean; row: LeaseRow }[]) => OutboxEntry[],
+  release: { address: string; mac: string }[],
+  events: (bound: LeaseRow[], released: LeaseRow[]) => OutboxEntry[],
 ): Promise<Set<string>> {
   return database.db.transaction(async (tx) => {
-    const rows = await queryText<LeaseRow & { fresh: boolean }>(
+    const rows = await queryText<LeaseRow>(
       tx,
-      `with input as (
-         select * from unnest($1::inet[], $2::text[], $3::int[], $4::text[], $5::int[], $6::text[],
-                              $7::timestamptz[], $8::text[], $9::text[])
-           as u(address, mac, network_id, range, node_id, hostname, expires_at, interface, relay)
-       ), old as (
-         select l.address, l.mac, l.state, l.expires_at from dhcp_db.leases l join input i using (address)
-       ), up as (
-         insert into dhcp_db.leases as l (address, mac, network_id, range, node_id, hostname, state, expires_at,
-                                          interface, relay, updated_at)
-         select address, mac, network_id, range, node_id, hostname, 'bound', expires_at, interface, relay, now()
-         from input
-         on conflict (address) do update set mac = excluded.mac, network_id = excluded.network_id,
-           range = excluded.range, node_id = excluded.node_id, hostname = excluded.hostname, state = 'bound',
-           expires_at = excluded.expires_at, interface = excluded.interface, relay = excluded.relay,
-           updated_at = now()
-         where (l.mac = excluded.mac and l.state <> 'declined') or l.expires_at <= now()
-            or l.state in ('released', 'expired')
-         returning ${leaseColumns}
-       )
-       select up.*, (old.address is null or old.mac <> up.mac or old.state <> 'bound' or old.expires_at <= now()) as fresh
-       from up left join old on old.address = up.address::inet`,
+      `insert into dhcp_db.leases as l (address, mac, network_id, range, node_id, hostname, state, expires_at,
+                                        interface, relay, updated_at)
+       select address, mac, network_id, range, node_id, hostname, 'bound', expires_at, interface, relay, now()
+       from unnest($1::inet[], $2::text[], $3::int[], $4::text[], $5::int[], $6::text[], $7::timestamptz[],
+                   $8::text[], $9::text[])
+         as u(address, mac, network_id, range, node_id, hostname, expires_at, interface, relay)
+       on conflict (address) do update set mac = excluded.mac, network_id = excluded.network_id,
+         range = excluded.range, node_id = excluded.node_id, hostname = excluded.hostname, state = 'bound',
+         expires_at = excluded.expires_at, interface = excluded.interface, relay = excluded.relay,
+         updated_at = now()
+       where (l.mac = excluded.mac and l.state <> 'declined') or l.expires_at <= now()
+          or l.state in ('released', 'expired')
+       returning ${leaseColumns}`,
       [
         items.map((i) => i.address),
         items.map((i) => i.mac),
@@ -176,20 +169,20 @@ export async function bindLeases(
         items.map((i) => i.relay),
       ],
     );
-    if (rows.length === 0) return new Set<string>();
-    // A MAC bound to a new address gives up its other addresses on that network.
-    const released = await queryText<LeaseRow>(
-      tx,
-      `update dhcp_db.leases l set state = 'released', expires_at = now(), updated_at = now()
-       from unnest($1::text[], $2::int[], $3::inet[]) as u(mac, network_id, address)
-       where l.mac = u.mac and l.network_id = u.network_id and l.address <> u.address and l.state = 'bound'
-       returning ${leaseColumns}`,
-      [rows.map((r) => r.mac), rows.map((r) => r.networkId), rows.map((r) => r.address)],
-    );
-    const out = events(rows.map((r) => ({ address: r.address, fresh: r.fresh, row: r })));
-    const releasedEvents = events(released.map((r) => ({ address: r.address, fresh: true, row: r })));
-    const entries = [...out, ...releasedEvents];
-    if (entries.length) await enqueueOutbox(tx, outbox, entries, outboxChannel);
+    const boundMacs = new Set(rows.map((r) => r.mac));
+    const moved = release.filter((r) => boundMacs.has(r.mac));
+    const released = moved.length
+      ? await queryText<LeaseRow>(
+          tx,
+          `update dhcp_db.leases l set state = 'released', expires_at = now(), updated_at = now()
+           from unnest($1::inet[], $2::text[]) as u(address, mac)
+           where l.address = u.address and l.mac = u.mac and l.state = 'bound'
+           returning ${leaseColumns}`,
+          [moved.map((r) => r.address), moved.map((r) => r.mac)],
+        )
+      : [];
+    const entries = events(rows, released);
+    if (entries.length) await enqueueOutbox(tx, outbox, entries);
     return new Set(rows.map((r) => r.address));
   });
 }

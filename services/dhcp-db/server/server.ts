@@ -148,8 +148,23 @@ export function startServer(deps: {
     }
   }
 
-  reconcile();
-  const timer = setInterval(reconcile, deps.recheckMs ?? 5000);
+  let toldNone = false;
+  const check = () => {
+    reconcile();
+    // Said once: nothing is served until an interface carries an admin-network address (or is named).
+    if (sockets.size === 0 && !toldNone && deps.view().networks.length > 0) {
+      toldNone = true;
+      log.warn(
+        { interfaces: deps.interfaces ?? null },
+        deps.interfaces
+          ? 'none of CROWBAR_DHCP_INTERFACES can be served: DHCP answers nobody'
+          : 'no interface carries an address in an admin network: DHCP answers nobody until one does',
+      );
+    }
+    if (sockets.size > 0) toldNone = false;
+  };
+  check();
+  const timer = setInterval(check, deps.recheckMs ?? 5000);
 
   return {
     stats,

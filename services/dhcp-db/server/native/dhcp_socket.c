@@ -304,6 +304,13 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     step = "IP_PKTINFO";
   else if (*ifname && setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname) + 1) < 0)
     step = "SO_BINDTODEVICE";
+  if (!step) {
+    /* Room for a burst of requests while JavaScript is busy (about 3,000 packets); best effort: the
+     * FORCE variant needs CAP_NET_ADMIN, the plain one is capped by net.core.rmem_max. */
+    const int rcvbuf = 1 << 20;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
+      (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  }
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr = addr};
   socklen_t salen = sizeof sa;
   if (!step && bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) step = "bind";
