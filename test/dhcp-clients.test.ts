@@ -35,15 +35,20 @@ beforeAll(async () => {
   link = lab.addLink();
   link2 = lab.addLink();
   t = await createTestEnv();
-  stack = await startStack(t, ['inventory', 'network-ipam', 'dhcp-db', 'dns-db', 'gateway'], {
-    CROWBAR_ADMIN_CIDR: '198.18.110.0/24',
-    CROWBAR_DHCP_INTERFACES: lab.bridge,
-    CROWBAR_DNS_DOMAIN: domain,
-    CROWBAR_DNS_ADDRESS: '127.0.0.1',
-    CROWBAR_DNS_PORT: '0',
-    CROWBAR_DNS_SERVERS: `127.0.0.1,${server}`,
-    CROWBAR_DHCP_NTP_SERVERS: '198.18.110.1',
-  });
+  stack = await startStack(
+    t,
+    ['inventory', 'network-ipam', 'annealer', 'jig-runner', 'dhcp-db', 'dns-db', 'gateway'],
+    {
+      CROWBAR_ANNEAL_PASS_MS: '100',
+      CROWBAR_ADMIN_CIDR: '198.18.110.0/24',
+      CROWBAR_DHCP_INTERFACES: lab.bridge,
+      CROWBAR_DNS_DOMAIN: domain,
+      CROWBAR_DNS_ADDRESS: '127.0.0.1',
+      CROWBAR_DNS_PORT: '0',
+      CROWBAR_DNS_SERVERS: `127.0.0.1,${server}`,
+      CROWBAR_DHCP_NTP_SERVERS: '198.18.110.1',
+    },
+  );
   bus = await connectTestBus(t);
   // The admin network reaches dhcp-db through network-ipam's events.
   await until('dhcp-db to serve the admin network', async () => {
@@ -174,6 +179,23 @@ describe('dhcp-db with udhcpc and dhclient', () => {
     expect(r.log).toMatch(/match/);
     const res = await stack.call('GET', `/dhcp/reservations?node=${nodeId}`);
     expect(res.body[0]).toMatchObject({ bootenv: 'sledgehammer', address: hostAddress });
+  });
+
+  it('a committed dhcp-database noderole is run by dhcp-db and goes ACTIVE with its wall', async () => {
+    expect((await stack.call('PUT', `/nodes/${nodeId}`, { alive: true, available: true })).status).toBe(200);
+    const nr = await stack.call('POST', '/node_roles', { node: nodeId, role: 'dhcp-database' });
+    expect(nr.status).toBe(201);
+    await stack.call('PUT', `/node_roles/${nr.body.id}/commit`);
+    const done = await until(
+      'dhcp-database active',
+      async () => {
+        const r = (await stack.call('GET', `/node_roles/${nr.body.id}`)).body;
+        return r.state === 'active' ? r : null;
+      },
+      30_000,
+    );
+    expect(done.wall.dhcp.reservations).toBeGreaterThanOrEqual(1);
+    expect(done.runlog).toContain('reservation(s) match');
   });
 
   it('ISC dhclient: INIT-REBOOT of an address that is no longer its own gets NAK, then its reservation', async () => {

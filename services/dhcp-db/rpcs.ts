@@ -1,12 +1,13 @@
 import type { Subscription } from '@nats-io/transport-node';
 import type { Bus } from '../../shared/bus/bus.js';
-import { dhcpMessages, type NodeSummary, type Reservation, roleRun } from '../../shared/catalogue/index.js';
+import { dhcpMessages, type Reservation, roleRun } from '../../shared/catalogue/index.js';
 import type { Database } from '../../shared/db/database.js';
 import { NotFoundError, UnavailableError, ValidationError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import * as store from './db/store.js';
+import { lagging } from './domain/converge.js';
 import { intToIp, ipToInt } from './domain/ipv4.js';
-import { normaliseMac, type ServedView } from './domain/view.js';
+import type { ServedView } from './domain/view.js';
 import { readOwners } from './handlers.js';
 import type { LeaseWriter } from './leases.js';
 import type { Projection } from './projection.js';
@@ -39,37 +40,6 @@ function reservations(view: ServedView, projection: Projection): Reservation[] {
     });
   }
   return out.sort((a, b) => a.nodeId - b.nodeId || (a.mac < b.mac ? -1 : 1));
-}
-
-/**
- * Where the served reservations differ from the owners' truth: for each node (or only `nodeId`), every
- * MAC must be reserved with the node's bootenv and its admin-network IPv4 address.
- */
-export function lagging(
-  view: ServedView,
-  truth: { nodes: NodeSummary[]; addresses: Map<number, Map<number, string>> },
-  nodeId: number | null,
-): string[] {
-  const out: string[] = [];
-  for (const n of truth.nodes) {
-    if (n.admin || n.system || (nodeId !== null && n.id !== nodeId)) continue;
-    for (const raw of n.macs) {
-      const mac = normaliseMac(raw);
-      if (!mac) continue;
-      const r = view.byMac.get(mac);
-      if (!r) {
-        out.push(`${n.name}: no reservation for ${mac} yet`);
-        continue;
-      }
-      if (r.bootenv !== n.bootenv) out.push(`${n.name}: bootenv ${r.bootenv} served, ${n.bootenv} wanted`);
-      for (const [networkId, address] of truth.addresses.get(n.id) ?? []) {
-        const have = r.addresses.get(networkId);
-        if (have?.address !== ipToInt(address))
-          out.push(`${n.name}: address ${have ? intToIp(have.address) : 'none'} served, ${address} wanted`);
-      }
-    }
-  }
-  return out;
 }
 
 export function serveRpcs(d: RpcDeps): Subscription[] {
