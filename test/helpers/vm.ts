@@ -15,8 +15,10 @@ import { type DebianProgram, ensureDebianPrograms } from '../../infra/packages.j
  * does not leave VMs behind.
  */
 
-/** The only addresses a VM bridge may carry. */
-export const vmRange = { network: '198.18.104.0', prefix: 24 };
+/** The only addresses VM bridges may carry: each bridge a /24 (or smaller) inside this range. */
+export const vmRange = { network: '198.18.104.0', prefix: 22 };
+/** The largest subnet one bridge may take. */
+const largestBridgePrefix = 24;
 
 export const vmPrograms: DebianProgram[] = [
   { candidates: ['/usr/bin/qemu-system-x86_64'], pkg: 'qemu-system-x86' },
@@ -146,8 +148,10 @@ const vmsOf = new WeakMap<VmBridge, Set<() => void>>();
 
 export function createVmBridge(opts: { address: string; prefix: number; tag?: string }): VmBridge {
   if (process.getuid?.() !== 0) throw new Error('VM tests need root (bridges and tap devices)');
-  if (!/^\d+\.\d+\.\d+\.\d+$/.test(opts.address) || opts.prefix < vmRange.prefix || opts.prefix > 30)
-    throw new Error(`${opts.address}/${opts.prefix} is not a subnet of ${vmRange.network}/${vmRange.prefix}`);
+  if (!/^\d+\.\d+\.\d+\.\d+$/.test(opts.address) || opts.prefix < largestBridgePrefix || opts.prefix > 30)
+    throw new Error(
+      `${opts.address}/${opts.prefix} is not a /${largestBridgePrefix}..30 subnet of ${vmRange.network}/${vmRange.prefix}`,
+    );
   if (!overlaps(opts.address, opts.prefix, vmRange.network, vmRange.prefix))
     throw new Error(`${opts.address}/${opts.prefix} is outside ${vmRange.network}/${vmRange.prefix}`);
   const tag = opts.tag ?? randomBytes(3).toString('hex');

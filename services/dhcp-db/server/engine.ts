@@ -8,6 +8,7 @@ import {
   DOMAIN_SEARCH,
   domainSearchOpt,
   HOSTNAME,
+  IPXE_ENCAP,
   ipOpt,
   ipsOpt,
   LEASE_TIME,
@@ -218,6 +219,8 @@ export function createEngine(deps: EngineDeps) {
       mac: p.mac.replaceAll(':', '-'),
     });
     if (boot.vendorClassEcho) opts.push([VENDOR_CLASS, strOpt(boot.vendorClassEcho)]);
+    // iPXE's own settings (option 175): no-pxedhcp=1, so it does not wait seconds for a ProxyDHCP offer.
+    if (client.ipxe) opts.push([IPXE_ENCAP, Uint8Array.of(176, 1, 1)]);
     opts.push(...echoedOptions(p));
     const yiaddr = kind === 'inform' ? ZERO : intToIp(address);
     const { packet, dropped } = encodeReply(
