@@ -319,16 +319,21 @@ export function createEngine(deps: EngineDeps) {
     return { kind: 'drop', reason: 'request_without_address' };
   }
 
+  /** At most 5 DECLINEs per MAC per 10 minutes; only DECLINEs of an address the MAC holds are counted. */
   function declineAllowed(mac: string): boolean {
     const now = deps.now();
     const d = declines.get(mac);
-    if (!d || now - d.since > 600_000) {
-      declines.set(mac, { count: 1, since: now });
-      if (declines.size > 10_000) declines.clear();
-      return true;
-    }
-    d.count++;
-    return d.count <= 5;
+    if (d && now - d.since <= 600_000) return ++d.count <= 5;
+    declines.delete(mac);
+    declines.set(mac, { count: 1, since: now });
+    // Bounded without forgetting live counts: entries are in insertion (= window start) order, so the
+    // oldest go first — only those whose window is over, unless the table is past twice its bound.
+    if (declines.size > 10_000)
+      for (const [m, e] of declines) {
+        if (declines.size <= 10_000 || (now - e.since <= 600_000 && declines.size <= 20_000)) break;
+        declines.delete(m);
+      }
+    return true;
   }
 
   return {
@@ -356,10 +361,10 @@ export function createEngine(deps: EngineDeps) {
           const addr = requestedAddress(p);
           const v = addr === null ? null : ipToInt(addr);
           if (v === null) return { kind: 'drop', reason: 'decline_without_address' };
-          if (!declineAllowed(p.mac)) return { kind: 'drop', reason: 'decline_rate' };
           const held = leases.get(v);
-          if (!held || held.mac !== p.mac || held.state !== 'bound')
+          if (!held || held.mac !== p.mac || held.state !== 'bound' || held.expiresAt <= deps.now())
             return { kind: 'drop', reason: 'decline_not_held' };
+          if (!declineAllowed(p.mac)) return { kind: 'drop', reason: 'decline_rate' };
           return (await deps.decline(addr!, p.mac))
             ? { kind: 'done', what: 'declined' }
             : { kind: 'drop', reason: 'decline_not_held' };
