@@ -102,6 +102,9 @@ async function main() {
 
   if (!env.CROWBAR_ADMIN_TOKEN) env.CROWBAR_ADMIN_TOKEN = operatorToken();
   if (!env.CROWBAR_SSH_KEY) env.CROWBAR_SSH_KEY = clusterSshKey();
+  // Signs the discovery tokens the provisioner hands booting machines; the gateway checks them.
+  if (!env.CROWBAR_DISCOVERY_SECRET) env.CROWBAR_DISCOVERY_SECRET = stateSecret('discovery-secret');
+  if (!env.CROWBAR_BOOT_ROOT) env.CROWBAR_BOOT_ROOT = `${stateDir}/boot`;
   // --wizard: the operator sets up the admin network and admin node in the UI wizard instead.
   if (args.wizard) {
     env.CROWBAR_BOOTSTRAP_ADMIN_NETWORK = 'false';
@@ -115,7 +118,12 @@ async function main() {
 
 /** The admin token, generated once per installation and kept in the state dir (mode 0600). */
 function operatorToken(): string {
-  const file = `${stateDir}/operator-token`;
+  return stateSecret('operator-token');
+}
+
+/** A secret generated once per installation into `<state>/<name>` (mode 0600). */
+function stateSecret(name: string): string {
+  const file = `${stateDir}/${name}`;
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();
   const token = randomBytes(24).toString('base64url');
   writeFileSync(file, `${token}\n`, { mode: 0o600 });

@@ -6,6 +6,7 @@ import { gatewayService } from '../services/gateway/service.js';
 import { inventoryService } from '../services/inventory/service.js';
 import { jigRunnerService } from '../services/jig-runner/service.js';
 import { networkIpamService } from '../services/network-ipam/service.js';
+import { provisionerService } from '../services/provisioner/service.js';
 import type { ServiceDef } from '../shared/service/host.js';
 
 /** The composition root's list: every service, in start order (owners before the gateway). */
@@ -17,5 +18,6 @@ export const allServices: ServiceDef[] = [
   dhcpDbService,
   dnsDbService,
   alivenessProbeService,
+  provisionerService,
   gatewayService,
 ] as ServiceDef[];

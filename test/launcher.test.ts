@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pickPort } from '../infra/ports.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const serviceCount = 8;
+const serviceCount = 9;
 
 interface Proc {
   pid: number;
@@ -86,6 +86,9 @@ async function launch(extraArgs: string[]): Promise<Launcher> {
     ...process.env,
     CROWBAR_HTTP_PORT: String(port),
     CROWBAR_HTTP_HOST: '127.0.0.1',
+    // Other test files serve boot files on their own addresses; this one takes free ports.
+    CROWBAR_PROVISIONER_HTTP_PORT: String(await pickPort(0)),
+    CROWBAR_TFTP_PORT: '0',
   };
   for (const k of ['NATS_URL', 'DATABASE_URL', 'CROWBAR_STATE_DIR', 'CROWBAR_ADMIN_TOKEN', 'CROWBAR_SSH_KEY'])
     delete env[k];
@@ -218,7 +221,7 @@ describe('npm start (launcher)', () => {
     expect(readFileSync(`${key}.pub`, 'utf8')).toMatch(/^ssh-ed25519 /);
   }, 90_000);
 
-  it('restarts a service whose process is killed with -9, and health returns to 8/8', async () => {
+  it('restarts a service whose process is killed with -9, and health returns to 9/9', async () => {
     const victim = 'dhcp-db';
     const before = (await l.health())?.services.find((s) => s.service === victim)?.instance;
     const child = track(l).find(

@@ -11,6 +11,8 @@ import { dnsRoutes } from './routes/dns.js';
 import { healthRoutes } from './routes/health.js';
 import { inventoryRoutes } from './routes/inventory.js';
 import { ipamRoutes } from './routes/ipam.js';
+import { provisionerRoutes } from './routes/provisioner.js';
+import { registerRoutes } from './routes/register.js';
 
 export interface GatewayDeps {
   bus: Bus;
@@ -20,6 +22,10 @@ export interface GatewayDeps {
   self: () => Promise<import('../../shared/catalogue/index.js').HealthReport>;
   adminToken: string;
   readOnlyToken: string | undefined;
+  /** Checks discovery tokens (registration); unset: registration is refused. */
+  discoverySecret?: string | undefined;
+  /** The cluster domain new machines are named in (`d<mac>.<domain>`). */
+  domain?: string;
 }
 
 /** Paths that need no operator token: health, and node-facing endpoints that check a node credential. */
@@ -38,6 +44,15 @@ export function createApp(deps: GatewayDeps): Hono {
   app.route('/api/v2', dnsRoutes(deps));
   app.route('/api/v2', dhcpRoutes(deps));
   app.route('/api/v2', alivenessRoutes(deps));
+  app.route('/api/v2', provisionerRoutes(deps));
+  app.route(
+    '/api/v2',
+    registerRoutes({
+      ...deps,
+      discoverySecret: deps.discoverySecret,
+      domain: deps.domain ?? 'crowbar.internal',
+    }),
+  );
   app.notFound((c) => c.json({ code: 'not_found', message: `no route ${c.req.method} ${c.req.path}` }, 404));
   app.onError((err, c) => {
     if (err instanceof CrowbarError) return c.json(err.toBody(), httpStatus[err.code]);

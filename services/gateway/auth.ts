@@ -27,6 +27,11 @@ export function operatorAuth(opts: {
     let role: OperatorRole | null = null;
     if (same(token, opts.adminToken)) role = 'admin';
     else if (opts.readOnlyToken && same(token, opts.readOnlyToken)) role = 'read-only';
+    // A discovery token (what a booting machine holds) may register, and nothing else.
+    if (!role && token.startsWith('cbd1.'))
+      throw new ForbiddenError(
+        'a discovery token can only register a machine (POST /api/v2/node-api/register)',
+      );
     if (!role) throw new UnauthorizedError('invalid operator token');
     if (role === 'read-only' && !['GET', 'HEAD'].includes(c.req.method)) {
       throw new ForbiddenError('the read-only token cannot change anything');

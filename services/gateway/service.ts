@@ -11,6 +11,13 @@ const gatewayConfig = z.object({
   /** Operator tokens. Without an admin token the gateway makes one up and logs it once. */
   CROWBAR_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   CROWBAR_READONLY_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Checks the discovery tokens the provisioner mints; unset, machines cannot register. */
+  CROWBAR_DISCOVERY_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** The cluster domain (as dns-db's): new machines are named d<mac>.<domain>. */
+  CROWBAR_DNS_DOMAIN: z
+    .string()
+    .regex(/^([a-z0-9-]{1,63}\.)+[a-z]{2,63}$/, 'must be a DNS name such as crowbar.internal')
+    .default('crowbar.internal'),
 });
 
 export const gatewayService: ServiceDef<typeof gatewayConfig> = {
@@ -27,6 +34,8 @@ export const gatewayService: ServiceDef<typeof gatewayConfig> = {
       clock,
       adminToken,
       readOnlyToken: config.CROWBAR_READONLY_TOKEN,
+      discoverySecret: config.CROWBAR_DISCOVERY_SECRET,
+      domain: config.CROWBAR_DNS_DOMAIN,
       self: async () => ({
         service: 'gateway',
         instance,

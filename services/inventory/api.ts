@@ -20,6 +20,7 @@ import {
   deploymentId,
   nodeId,
   proposeNode,
+  rotateCredential,
   updateNode,
 } from './engine/nodes.js';
 import {
@@ -85,6 +86,10 @@ const handlers: { [K in InventoryOp]: Handler<K> } = {
     const { node: _n, ...rest } = a;
     await updateNode(g, id, rest, 'operator update');
     return withState(await getNodeDetail(g, id));
+  },
+  'node.rotate_credential': async (g, a) => {
+    const id = await nodeId(g, a.node);
+    return { node: id, credential: await rotateCredential(g, id) };
   },
   'node.get': async (g, a) => withState(await getNodeDetail(g, await nodeId(g, a.node))),
   'node.list': async (g) => ({ nodes: (await listNodes(g)).map(withState) }),

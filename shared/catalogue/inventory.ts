@@ -374,6 +374,8 @@ export const inventoryOps = {
     discovery: dataBlob.optional(),
     sshHostKey: sshPublicKey.nullable().optional(),
   }),
+  /** A new credential for the node (the old one stops working); for registration, never a REST route. */
+  'node.rotate_credential': z.object({ node: ref }),
   'node.get': z.object({ node: ref }),
   'node.list': z.object({}),
   'node.delete': z.object({ node: ref }),

@@ -40,7 +40,92 @@ export const bootMapExample: BootMap = {
   version: 1,
 };
 
+export const bootEvent = z.object({
+  id: z.number().int().positive(),
+  nodeId: z.number().int().positive().nullable(),
+  mac: z.string().nullable(),
+  client: z.string(),
+  transport: z.enum(['http', 'tftp']),
+  file: z.string(),
+  bootenv: z.string().nullable(),
+  bytes: z.number().int().nonnegative(),
+  ok: z.boolean(),
+  error: z.string().nullable(),
+  at: z.string(),
+});
+export type BootEvent = z.infer<typeof bootEvent>;
+const bootEventExample: BootEvent = {
+  id: 3,
+  nodeId: 2,
+  mac: '52:54:00:12:34:56',
+  client: '198.18.0.21',
+  transport: 'http',
+  file: '/boot/52-54-00-12-34-56.ipxe',
+  bootenv: 'sledgehammer',
+  bytes: 412,
+  ok: true,
+  error: null,
+  at: '2026-12-01T10:00:00.000Z',
+};
+export const bootenvSummary = z.object({
+  name: z.string(),
+  description: z.string(),
+  local: z.boolean(),
+  kernel: z.string().nullable(),
+  initrds: z.array(z.string()),
+  next: z.string().nullable(),
+  templates: z.array(z.string()),
+});
+
 export const provisionerMessages = {
+  /** A machine fetched a boot file (script, loader, kernel, initrd, image) over HTTP or TFTP. */
+  bootFetched: event('boot.fetched', 1, z.object({ boot: bootEvent }), { boot: bootEventExample }),
+  bootEventList: rpc(
+    'provisioner',
+    'bootevent.list',
+    1,
+    z.object({
+      nodeId: z.number().int().positive().optional(),
+      mac: z.string().max(64).optional(),
+      /** Cursor: events with a smaller id than this (newest first). */
+      before: z.number().int().positive().optional(),
+      limit: z.number().int().positive().max(1000).default(100),
+    }),
+    z.object({ events: z.array(bootEvent) }),
+    { request: { nodeId: 2 }, response: { events: [bootEventExample] } },
+  ),
+  bootenvList: rpc(
+    'provisioner',
+    'bootenv.list',
+    1,
+    z.object({}),
+    z.object({ bootenvs: z.array(bootenvSummary) }),
+    {
+      request: {},
+      response: {
+        bootenvs: [
+          {
+            name: 'sledgehammer',
+            description: 'Discovery image',
+            local: false,
+            kernel: 'discovery/vmlinuz',
+            initrds: ['discovery/initrd.img'],
+            next: null,
+            templates: [],
+          },
+        ],
+      },
+    },
+  ),
+  /** The bootenv the provisioner serves a node now (what its next boot gets), or null if it does not know it. */
+  nodeBootstate: rpc(
+    'provisioner',
+    'node.bootstate',
+    1,
+    z.object({ nodeId: z.number().int().positive() }),
+    z.object({ nodeId: z.number().int().positive(), bootenv: z.string().nullable() }),
+    { request: { nodeId: 2 }, response: { nodeId: 2, bootenv: 'sledgehammer' } },
+  ),
   /** The boot map changed (a bootenv or loader was added or changed). */
   bootMapChanged: event('bootmap.changed', 1, z.object({ map: bootMap }), { map: bootMapExample }),
   bootMapGet: rpc('provisioner', 'bootmap.get', 1, z.object({}), bootMap, {

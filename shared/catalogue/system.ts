@@ -10,6 +10,7 @@ export const serviceNames = [
   'dhcp-db',
   'dns-db',
   'aliveness-probe',
+  'provisioner',
 ] as const;
 export type ServiceName = (typeof serviceNames)[number];
 export const serviceName = z.enum(serviceNames);

@@ -219,6 +219,13 @@ export async function deleteNode(g: GraphTx, id: number): Promise<void> {
   g.emit(inventoryEvents.nodeDeleted, { node });
 }
 
+/** Replaces the node's credential with a new one, returned once (stored hashed like the first). */
+export async function rotateCredential(g: GraphTx, id: number): Promise<string> {
+  const credential = randomBytes(24).toString('base64url');
+  await g.rows(sql`update inventory.nodes set credential_hash = ${hashSecret(credential)} where id = ${id}`);
+  return credential;
+}
+
 export async function verifyCredential(
   g: GraphTx,
   ref: number | string,

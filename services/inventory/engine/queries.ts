@@ -44,7 +44,7 @@ export async function getNodeDetail(g: GraphTx, id: number) {
   const n = await g.one<Record<string, unknown>>(sql`
     select n.id, n.name, n.description, n.admin, n.system, n.alive, n.available, n.bootenv, n.deployment_id as "deploymentId",
            d.name as deployment, n.ssh_host_key as "sshHostKey", n.alive_reason as "aliveReason", n.quirks, n.version,
-           n.created_at as "createdAt", n.updated_at as "updatedAt",
+           n.hint, n.discovery, n.created_at as "createdAt", n.updated_at as "updatedAt",
            coalesce((select array_agg(nr.state) from inventory.noderoles nr where nr.node_id = n.id), '{}') as states
     from inventory.nodes n join inventory.deployments d on d.id = n.deployment_id where n.id = ${id}`);
   if (!n) throw new NotFoundError(`no node ${id}`, { field: 'node' });

@@ -1,0 +1,160 @@
+import { type Context, Hono } from 'hono';
+import { z } from 'zod';
+import { parsePayload } from '../../../shared/bus/bus.js';
+import {
+  type InventoryOp,
+  inventoryApi,
+  inventoryRpcs,
+  type NodeSummary,
+} from '../../../shared/catalogue/index.js';
+import { checkDiscoveryToken } from '../../../shared/discovery-token.js';
+import { ConflictError, CrowbarError, UnauthorizedError, ValidationError } from '../../../shared/errors.js';
+import type { GatewayDeps } from '../app.js';
+
+const mac = z
+  .string()
+  .transform((s) => s.toLowerCase().replaceAll('-', ':'))
+  .pipe(z.string().regex(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/, 'must be a MAC address like 52:54:00:12:34:56'));
+/** An OpenSSH public key line whose base64 blob really is a key of the named type. */
+const hostKey = z
+  .string()
+  .max(4096)
+  .refine((line) => {
+    const m =
+      /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)) ([A-Za-z0-9+/]+={0,2})(?: [^\n]*)?$/.exec(line);
+    if (!m) return false;
+    const blob = Buffer.from(m[2]!, 'base64');
+    if (blob.length < 4 + m[1]!.length || blob.toString('base64') !== m[2]) return false;
+    const n = blob.readUInt32BE(0);
+    return n === m[1]!.length && blob.toString('latin1', 4, 4 + n) === m[1];
+  }, 'must be an OpenSSH public key line (type, base64 key of that type, optional comment)');
+
+/** What a machine in discovery sends (the agent's registration). */
+export const registration = z
+  .object({
+    macs: z.array(mac).min(1).max(64),
+    bootMac: mac,
+    hostKey,
+    /** Its DHCP address with prefix, e.g. 198.18.0.23/24. */
+    address: z.string().max(64).optional(),
+    facts: z.record(z.string(), z.unknown()).default({}),
+    /** A node re-registering with its own credential names itself. */
+    node: z.number().int().positive().optional(),
+  })
+  .strict();
+
+/** Largest registration body accepted (facts of a big machine are a few tens of KiB). */
+const maxBody = 256 * 1024;
+
+/**
+ * Node-facing registration, mounted under /api/v2 (public: it checks its own credentials):
+ * `POST node-api/register` with a discovery token (minted into discovery boot scripts by the
+ * provisioner) or, for a node re-registering a new host key, with its own credential and `node`.
+ * A new MAC becomes a node (`d<mac>.<domain>`, quarantined: available=false, discovery roles bound,
+ * host key pinned, facts kept as its discovery data); the same MAC again is the same node. A known
+ * node's host key changes only with that node's own token or credential.
+ */
+export function registerRoutes(
+  deps: GatewayDeps & { discoverySecret: string | undefined; domain: string },
+): Hono {
+  const app = new Hono();
+  const op = (c: Context, name: InventoryOp, args: Record<string, unknown>) =>
+    deps.bus.request(
+      inventoryApi,
+      { op: name, args },
+      { timeoutMs: 30_000, correlationId: c.req.header('x-correlation-id') ?? crypto.randomUUID() },
+    ) as Promise<Record<string, unknown>>;
+
+  app.post('/node-api/register', async (c) => {
+    const header = c.req.header('authorization') ?? '';
+    const secret = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+    if (!secret) throw new UnauthorizedError('missing discovery token (Authorization: Bearer <token>)');
+    const text = await c.req.text();
+    if (text.length > maxBody)
+      throw new ValidationError(`registration body over ${maxBody} bytes`, { field: 'body' });
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new ValidationError('registration body is not JSON', { field: 'body' });
+    }
+    const reg = parsePayload(registration, json, 'registration');
+    if (!reg.macs.includes(reg.bootMac))
+      throw new ValidationError('bootMac must be one of macs', { field: 'bootMac' });
+
+    // Who is asking: an anonymous or node-scoped discovery token, or a node's own credential.
+    let scopedTo: number | null = null;
+    if (secret.startsWith('cbd1.')) {
+      if (!deps.discoverySecret)
+        throw new UnauthorizedError('registration is not set up (no CROWBAR_DISCOVERY_SECRET)');
+      const t = checkDiscoveryToken(
+        deps.discoverySecret,
+        secret,
+        Math.floor(deps.clock.now().getTime() / 1000),
+      );
+      if (!t.ok) throw new UnauthorizedError(`discovery token refused: ${t.reason}`);
+      scopedTo = t.claims.nodeId;
+    } else {
+      if (reg.node === undefined || secret.length > 200)
+        throw new UnauthorizedError('invalid discovery token or node credential');
+      const v = await deps.bus
+        .request(inventoryRpcs.verifyNodeCredential, { node: reg.node, secret })
+        .catch(() => null);
+      if (!v?.valid || v.nodeId !== reg.node) throw new UnauthorizedError('invalid node credential');
+      scopedTo = reg.node;
+    }
+
+    const { nodes } = await deps.bus.request(inventoryRpcs.listNodes, {});
+    const known = (nodes as NodeSummary[]).find(
+      (n) => n.id === reg.node || n.macs.some((m) => reg.macs.includes(m.toLowerCase())),
+    );
+    const discovery = {
+      facts: reg.facts,
+      macs: reg.macs,
+      bootMac: reg.bootMac,
+      address: reg.address ?? null,
+    };
+    if (!known) {
+      if (reg.node !== undefined)
+        throw new ValidationError(`node ${reg.node} does not exist`, { field: 'node' });
+      const name = `d${reg.bootMac.replaceAll(':', '-')}.${deps.domain}`;
+      const created = await op(c, 'node.create', {
+        name,
+        mac: reg.bootMac,
+        alive: false,
+        available: false,
+        bootenv: 'sledgehammer',
+        sshHostKey: reg.hostKey,
+        discovery,
+      });
+      const id = created.id as number;
+      // The discovery graph (reference §7 step 3); the admin network role gives it a host address.
+      await op(c, 'noderole.create', { node: id, role: 'crowbar-managed-node' });
+      await op(c, 'noderole.create', { node: id, role: 'network-admin' }).catch((err: unknown) => {
+        if (!(err instanceof CrowbarError)) throw err;
+        deps.log.warn({ node: id, err: err.message }, 'registered node not bound to network-admin');
+      });
+      deps.log.info({ node: id, name, mac: reg.bootMac, address: reg.address ?? null }, 'machine registered');
+      return c.json({ node: { id, name }, credential: created.credential, bootenv: 'sledgehammer' }, 201);
+    }
+
+    if (known.sshHostKey && known.sshHostKey !== reg.hostKey) {
+      if (scopedTo !== known.id) {
+        deps.log.warn(
+          { node: known.id, name: known.name, mac: reg.bootMac },
+          'registration refused: a known MAC presented another host key without the node’s credential',
+        );
+        throw new ConflictError(
+          `MAC ${reg.bootMac} belongs to node ${known.name}, whose pinned host key differs; only that node's own credential can re-pin it`,
+          { field: 'hostKey', rule: 'host key pinning' },
+        );
+      }
+      deps.log.info({ node: known.id, name: known.name }, 'host key re-pinned at registration');
+    }
+    await op(c, 'node.update', { node: known.id, sshHostKey: reg.hostKey, discovery });
+    const { credential } = await op(c, 'node.rotate_credential', { node: known.id });
+    deps.log.info({ node: known.id, name: known.name, mac: reg.bootMac }, 'machine registered again');
+    return c.json({ node: { id: known.id, name: known.name }, credential, bootenv: known.bootenv }, 200);
+  });
+  return app;
+}

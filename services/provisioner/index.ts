@@ -1,0 +1,4 @@
+import { runMain } from '../../shared/service/main.js';
+import { provisionerService } from './service.js';
+
+await runMain(provisionerService, process);

@@ -1,0 +1,335 @@
+import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { consume } from '../../shared/bus/consume.js';
+import {
+  type BootMap,
+  dhcpMessages,
+  inventoryEvents,
+  type NodeSummary,
+  provisionerMessages,
+  roleRun,
+  wireType,
+} from '../../shared/catalogue/index.js';
+import { ConfigError } from '../../shared/config.js';
+import { enqueueOutbox, startOutboxRelay } from '../../shared/db/outbox.js';
+import { queryText } from '../../shared/db/prepared.js';
+import { mintDiscoveryToken } from '../../shared/discovery-token.js';
+import { NotFoundError } from '../../shared/errors.js';
+import type { ServiceDef } from '../../shared/service/host.js';
+import { type ProvisionerConfig, provisionerConfig, tftpPort } from './config.js';
+import { outbox } from './db/schema.js';
+import { type Bootenv, BootenvError, loadBootenvs, type RenderContext } from './domain/bootenv.js';
+import { startHttp } from './http.js';
+import { createRegistry, normaliseMac } from './registry.js';
+import { startTftpServer } from './tftp/server.js';
+
+/** Debian's iPXE binaries the boot map names, copied into the boot root (links would point outside it). */
+const ipxeFiles = ['undionly.kpxe', 'ipxe.pxe', 'ipxe.efi', 'snponly.efi'];
+
+/** Copies `from` to `to` unless an identical-looking copy (size and mtime) is already there. */
+function place(from: string, to: string) {
+  const s = statSync(from);
+  if (existsSync(to)) {
+    const t = statSync(to);
+    if (t.size === s.size && t.mtimeMs >= s.mtimeMs) return false;
+  }
+  mkdirSync(join(to, '..'), { recursive: true });
+  copyFileSync(from, to);
+  return true;
+}
+
+function prepareBootRoot(c: ProvisionerConfig) {
+  mkdirSync(c.CROWBAR_BOOT_ROOT, { recursive: true });
+  const placed: string[] = [];
+  for (const f of ipxeFiles) {
+    const from = join(c.CROWBAR_IPXE_DIR, f);
+    if (!existsSync(from)) continue;
+    if (place(from, join(c.CROWBAR_BOOT_ROOT, f))) placed.push(f);
+    if (f === 'snponly.efi' && place(from, join(c.CROWBAR_BOOT_ROOT, 'ipxe', f))) placed.push(`ipxe/${f}`);
+  }
+  const image = c.CROWBAR_DISCOVERY_IMAGE;
+  if (image)
+    for (const f of ['vmlinuz', 'initrd.img']) {
+      const from = join(image, f);
+      if (!existsSync(from))
+        throw new ConfigError([`CROWBAR_DISCOVERY_IMAGE: ${from} is missing (run npm run images)`]);
+      if (place(from, join(c.CROWBAR_BOOT_ROOT, 'discovery', f))) placed.push(`discovery/${f}`);
+    }
+  return { rootReal: realpathSync(c.CROWBAR_BOOT_ROOT), placed };
+}
+
+/**
+ * provisioner: bootenvs as data, the boot map dhcp-db serves from, per-node iPXE scripts, and the boot
+ * root (iPXE loaders, the discovery image, OS images) over HTTP and TFTP; records what every machine
+ * fetched. Registration and the node API stay on the gateway.
+ */
+export const provisionerService: ServiceDef<typeof provisionerConfig> = {
+  name: 'provisioner',
+  config: provisionerConfig,
+  schema: {
+    name: 'provisioner',
+    migrationsFolder: fileURLToPath(new URL('./db/migrations', import.meta.url)),
+  },
+  async start({ database: maybeDb, bus, log, config, clock }) {
+    const database = maybeDb!;
+    let bootenvs: Map<string, Bootenv>;
+    try {
+      bootenvs = loadBootenvs(config.CROWBAR_BOOTENVS);
+    } catch (err) {
+      if (err instanceof BootenvError) throw new ConfigError([`CROWBAR_BOOTENVS: ${err.message}`]);
+      throw err;
+    }
+    const discoveryBootenv = 'sledgehammer';
+    if (!bootenvs.has(discoveryBootenv))
+      throw new ConfigError([`CROWBAR_BOOTENVS: no bootenv ${discoveryBootenv} (the discovery image)`]);
+    const { rootReal, placed } = prepareBootRoot(config);
+    if (placed.length) log.info({ files: placed, root: rootReal }, 'boot root files placed');
+    if (!config.CROWBAR_DISCOVERY_IMAGE)
+      log.warn(
+        'CROWBAR_DISCOVERY_IMAGE is not set: discovery boots fail until the image is built (npm run images)',
+      );
+    const publicKey = config.CROWBAR_SSH_KEY ? `${config.CROWBAR_SSH_KEY}.pub` : null;
+
+    const registry = createRegistry(database);
+    await registry.load();
+
+    const recorded = (e: {
+      mac: string | null;
+      nodeId: number | null;
+      client: string;
+      file: string;
+      bootenv: string | null;
+      bytes: number;
+      ok: boolean;
+      error: string | null;
+      transport?: 'http' | 'tftp';
+    }) => {
+      void database.db
+        .transaction(async (tx) => {
+          const [row] = await queryText<{ id: number; at: string }>(
+            tx,
+            `insert into provisioner.boot_events (node_id, mac, client, transport, file, bootenv, bytes, ok, error)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning id, at`,
+            [e.nodeId, e.mac, e.client, e.transport ?? 'http', e.file, e.bootenv, e.bytes, e.ok, e.error],
+          );
+          const boot = {
+            ...e,
+            transport: e.transport ?? 'http',
+            id: row!.id,
+            at: new Date(row!.at).toISOString(),
+          };
+          const def = provisionerMessages.bootFetched;
+          await enqueueOutbox(
+            tx,
+            outbox,
+            [{ subject: def.subject, envelope: bus.envelope(wireType(def), { boot }) }],
+            'provisioner_outbox',
+          );
+        })
+        .catch((err: unknown) => log.warn({ err, file: e.file }, 'boot event not recorded'));
+    };
+
+    const context = (
+      server: string,
+      mac: string,
+      node: { id: number; name: string } | null,
+      bootenv: string,
+    ): RenderContext => ({
+      api: `http://${server}:${config.CROWBAR_HTTP_PORT}`,
+      provisioner: `http://${server}:${http.port}`,
+      server,
+      token: config.CROWBAR_DISCOVERY_SECRET
+        ? mintDiscoveryToken(config.CROWBAR_DISCOVERY_SECRET, {
+            expires: Math.floor(clock.now().getTime() / 1000) + config.CROWBAR_DISCOVERY_TOKEN_TTL,
+            nodeId: node?.id ?? null,
+          })
+        : '',
+      mac,
+      bootenv,
+      'node.name': node?.name ?? '',
+      'node.hostname': node?.name.split('.')[0] ?? '',
+      'node.id': node ? String(node.id) : '',
+      node_arg: node ? ` crowbar.node=${node.name}` : '',
+    });
+    const http = await startHttp({
+      rootReal,
+      address: config.CROWBAR_PROVISIONER_HTTP_ADDRESS,
+      port: config.CROWBAR_PROVISIONER_HTTP_PORT,
+      log,
+      registry,
+      bootenvs: () => bootenvs,
+      discoveryBootenv,
+      context,
+      authorizedKeys: () => (publicKey && existsSync(publicKey) ? readFileSync(publicKey, 'utf8') : null),
+      recorded,
+    });
+    const tftp = await startTftpServer({
+      root: rootReal,
+      address: config.CROWBAR_TFTP_ADDRESS,
+      port: tftpPort(config),
+      log,
+      onTransfer: (t) => {
+        const mac = registry.macOfClient(t.client);
+        const node = mac ? registry.byMac(mac) : undefined;
+        recorded({
+          mac,
+          nodeId: node?.id ?? null,
+          client: t.client,
+          file: t.file,
+          bootenv: node?.bootenv ?? null,
+          bytes: t.bytes,
+          ok: t.ok,
+          error: t.error,
+          transport: 'tftp',
+        });
+      },
+    });
+
+    const bootMap = (): BootMap => ({
+      tftp: { bios: 'undionly.kpxe', uefi32: null, uefi64: 'snponly.efi', arm64: null },
+      http: { uefi64: '/ipxe/snponly.efi', arm64: null },
+      script: '/boot/{mac}.ipxe',
+      localBootenvs: [...bootenvs.values()].filter((b) => b.local).map((b) => b.name),
+      httpPort: http.port,
+      tftpServer: null,
+      version: mapVersion,
+    });
+    const mapVersion = clock.now().getTime();
+
+    const relay = startOutboxRelay({ database, table: outbox, channel: 'provisioner_outbox', bus, log });
+    const nodeEvent = (deleted: boolean) => async (d: { node: NodeSummary }, env: { time: string }) => {
+      const applied = await registry.put(d.node, new Date(env.time), deleted);
+      log.debug({ node: d.node.id, bootenv: d.node.bootenv, applied, deleted }, 'provisioner node seen');
+    };
+    const nodes = await consume(bus, {
+      decl: {
+        stream: 'EVENTS',
+        durable: 'provisioner-nodes',
+        filterSubject: 'evt.node.>',
+        ackWaitMs: 30_000,
+        maxDeliver: 10,
+      },
+      log,
+      concurrency: 4,
+      handlers: [
+        [inventoryEvents.nodeCreated, nodeEvent(false)],
+        [inventoryEvents.nodeChanged, nodeEvent(false)],
+        [inventoryEvents.nodeDeleted, nodeEvent(true)],
+      ],
+    });
+    const sawLease = async (d: { lease: { address: string; mac: string } }) => {
+      const mac = normaliseMac(d.lease.mac);
+      if (mac) registry.sawClient(d.lease.address, mac);
+    };
+    const leases = await consume(bus, {
+      decl: {
+        stream: 'EVENTS',
+        durable: 'provisioner-leases',
+        filterSubject: 'evt.dhcp.lease.>',
+        ackWaitMs: 30_000,
+        maxDeliver: 5,
+      },
+      log,
+      concurrency: 1,
+      handlers: [
+        [dhcpMessages.leaseAcked, sawLease],
+        [dhcpMessages.leaseReleased, async () => undefined],
+        [dhcpMessages.leaseExpired, async () => undefined],
+        [dhcpMessages.leaseDeclined, async () => undefined],
+      ],
+    });
+
+    const summary = (b: Bootenv) => ({
+      name: b.name,
+      description: b.description,
+      local: b.local,
+      kernel: b.kernel ?? null,
+      initrds: b.initrds,
+      next: b.next,
+      templates: Object.keys(b.templates),
+    });
+    const subs = [
+      bus.serve(provisionerMessages.bootMapGet, async () => bootMap()),
+      bus.serve(provisionerMessages.bootenvList, async () => ({
+        bootenvs: [...bootenvs.values()].map(summary),
+      })),
+      bus.serve(provisionerMessages.nodeBootstate, async (q) => ({
+        nodeId: q.nodeId,
+        bootenv: registry.byId(q.nodeId)?.bootenv ?? null,
+      })),
+      bus.serve(provisionerMessages.bootEventList, async (q) => {
+        const rows = await queryText<{
+          id: string;
+          nodeId: number | null;
+          mac: string | null;
+          client: string;
+          transport: 'http' | 'tftp';
+          file: string;
+          bootenv: string | null;
+          bytes: string;
+          ok: boolean;
+          error: string | null;
+          at: string;
+        }>(
+          database.db,
+          `select id, node_id as "nodeId", mac, client, transport, file, bootenv, bytes, ok, error, at
+           from provisioner.boot_events
+           where ($1::int is null or node_id = $1) and ($2::text is null or mac = $2)
+             and ($3::bigint is null or id < $3)
+           order by id desc limit $4`,
+          [q.nodeId ?? null, q.mac ? normaliseMac(q.mac) : null, q.before ?? null, q.limit],
+        );
+        return {
+          events: rows.map((r) => ({
+            ...r,
+            id: Number(r.id),
+            bytes: Number(r.bytes),
+            at: new Date(r.at).toISOString(),
+          })),
+        };
+      }),
+      // provisioner-server (and bootenv roles): the run hands nodes where the provisioner is.
+      bus.serve(roleRun.provisioner, async (req) => {
+        const node = registry.byId(req.nodeId);
+        if (req.role !== 'provisioner-server' && !node)
+          throw new NotFoundError(`the provisioner does not know node ${req.node} yet`, { field: 'node' });
+        log.info({ role: req.role, node: req.nodeId, runId: req.runId }, 'provisioner role run answered');
+        return {
+          wall: {
+            provisioner: { httpPort: http.port, tftpPort: tftp.port, bootenvs: [...bootenvs.keys()].sort() },
+          },
+          log: `provisioner: HTTP port ${http.port}, TFTP port ${tftp.port}, ${bootenvs.size} bootenvs\n`,
+        };
+      }),
+    ];
+    // dhcp-db learns the boot map from this event (and asks by RPC when it starts after us).
+    await bus.publish(provisionerMessages.bootMapChanged, { map: bootMap() }).catch((err: unknown) => {
+      log.warn({ err }, 'boot map not announced; dhcp-db will ask for it');
+    });
+    log.info(
+      { httpPort: http.port, tftpPort: tftp.port, root: rootReal, bootenvs: [...bootenvs.keys()] },
+      'provisioner ready',
+    );
+
+    return {
+      detail: () => ({
+        httpPort: http.port,
+        tftpPort: tftp.port,
+        root: rootReal,
+        nodes: registry.size(),
+        http: http.stats,
+        tftp: tftp.stats,
+        consumers: { nodes: nodes.stats, leases: leases.stats },
+      }),
+      async stop() {
+        for (const s of subs) s.unsubscribe();
+        await nodes.stop();
+        await leases.stop();
+        await http.stop();
+        await tftp.stop();
+        await relay.stop();
+      },
+    };
+  },
+};
