@@ -5,6 +5,7 @@ import {
   type InventoryOp,
   inventoryApi,
   inventoryRpcs,
+  ipamMessages,
   type NodeSummary,
 } from '../../../shared/catalogue/index.js';
 import { checkDiscoveryToken } from '../../../shared/discovery-token.js';
@@ -64,6 +65,22 @@ export function registerRoutes(
       { op: name, args },
       { timeoutMs: 30_000, correlationId: c.req.header('x-correlation-id') ?? crypto.randomUUID() },
     ) as Promise<Record<string, unknown>>;
+
+  /**
+   * The node's admin-network addresses, waited for up to 5 s (network-admin allocates them as it is
+   * bound): an agent whose DHCP address is not among them renews at once and moves to its reservation.
+   */
+  const adminAddresses = async (nodeId: number): Promise<string[]> => {
+    const end = Date.now() + 5000;
+    for (;;) {
+      const r = await deps.bus
+        .request(ipamMessages.nodeAddresses, { nodeId, category: 'admin' }, { timeoutMs: 2000 })
+        .catch(() => ({ allocations: [] }));
+      const v4 = r.allocations.filter((a) => a.family === 'ipv4').map((a) => a.address);
+      if (v4.length || Date.now() > end) return r.allocations.map((a) => a.address);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  };
 
   app.post('/node-api/register', async (c) => {
     const header = c.req.header('authorization') ?? '';
@@ -135,7 +152,15 @@ export function registerRoutes(
         deps.log.warn({ node: id, err: err.message }, 'registered node not bound to network-admin');
       });
       deps.log.info({ node: id, name, mac: reg.bootMac, address: reg.address ?? null }, 'machine registered');
-      return c.json({ node: { id, name }, credential: created.credential, bootenv: 'sledgehammer' }, 201);
+      return c.json(
+        {
+          node: { id, name },
+          credential: created.credential,
+          bootenv: 'sledgehammer',
+          addresses: await adminAddresses(id),
+        },
+        201,
+      );
     }
 
     if (known.sshHostKey && known.sshHostKey !== reg.hostKey) {
@@ -154,7 +179,15 @@ export function registerRoutes(
     await op(c, 'node.update', { node: known.id, sshHostKey: reg.hostKey, discovery });
     const { credential } = await op(c, 'node.rotate_credential', { node: known.id });
     deps.log.info({ node: known.id, name: known.name, mac: reg.bootMac }, 'machine registered again');
-    return c.json({ node: { id: known.id, name: known.name }, credential, bootenv: known.bootenv }, 200);
+    return c.json(
+      {
+        node: { id: known.id, name: known.name },
+        credential,
+        bootenv: known.bootenv,
+        addresses: await adminAddresses(known.id),
+      },
+      200,
+    );
   });
   return app;
 }
