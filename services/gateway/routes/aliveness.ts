@@ -1,20 +1,12 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { parsePayload } from '../../../shared/bus/bus.js';
 import { alivenessMessages, inventoryRpcs } from '../../../shared/catalogue/index.js';
 import { NotFoundError, UnauthorizedError, ValidationError } from '../../../shared/errors.js';
 import type { GatewayDeps } from '../app.js';
+import { parseBody } from '../body.js';
 
 const nodeIdParam = z.coerce.number().int().positive();
 const selfReport = z.object({ alive: z.boolean() }).strict();
-
-async function jsonBody(req: { json(): Promise<unknown> }): Promise<unknown> {
-  try {
-    return await req.json();
-  } catch {
-    throw new ValidationError('body must be JSON like {"alive": true}', { field: 'body' });
-  }
-}
 
 /**
  * Aliveness resources, mounted under /api/v2:
@@ -32,7 +24,7 @@ export function alivenessRoutes(deps: GatewayDeps): Hono {
     const idParse = nodeIdParam.safeParse(c.req.param('id'));
     if (!idParse.success) throw new ValidationError('node id must be a positive integer', { field: 'id' });
     const nodeId = idParse.data;
-    const { alive } = parsePayload(selfReport, await jsonBody(c.req), 'self-report');
+    const { alive } = await parseBody(c, selfReport, 'self-report');
     if (secret.length > 200) throw new UnauthorizedError('invalid node credential');
     // An unknown node answers like a wrong credential, so the endpoint does not reveal which ids exist.
     const check = await deps.bus

@@ -7,26 +7,11 @@ import {
   inventoryApi,
   inventoryOps,
 } from '../../../shared/catalogue/index.js';
-import { ValidationError } from '../../../shared/errors.js';
 import type { GatewayDeps } from '../app.js';
+import { jsonObject as body } from '../body.js';
 
 /** Path ids may be numbers or names (reference §1.1). */
 const ref = (v: string): number | string => (/^\d+$/.test(v) ? Number(v) : v);
-
-async function body(c: Context): Promise<Record<string, unknown>> {
-  const text = await c.req.text();
-  if (!text.trim()) return {};
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new ValidationError('request body is not valid JSON', { field: 'body' });
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new ValidationError('request body must be a JSON object', { field: 'body' });
-  }
-  return parsed as Record<string, unknown>;
-}
 
 /** REST resources of inventory (nodes, roles, node_roles, deployments, deployment_roles, attribs, anneal). */
 export function inventoryRoutes(deps: GatewayDeps): Hono {

@@ -12,6 +12,7 @@ import {
 } from '../../../shared/catalogue/index.js';
 import { ValidationError } from '../../../shared/errors.js';
 import type { GatewayDeps } from '../app.js';
+import { jsonObject as body } from '../body.js';
 
 /**
  * REST resources of the network barclamp (reference §5, §9), mounted under /api/v2. Each handler checks
@@ -22,17 +23,6 @@ export function ipamRoutes(deps: GatewayDeps): Hono {
   const app = new Hono();
   const ask = deps.bus.request.bind(deps.bus);
 
-  const body = async (c: Context): Promise<Record<string, unknown>> => {
-    let raw: unknown;
-    try {
-      raw = await c.req.json();
-    } catch {
-      throw new ValidationError('request body is not JSON', { field: 'body' });
-    }
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-      throw new ValidationError('request body must be a JSON object', { field: 'body' });
-    return raw as Record<string, unknown>;
-  };
   const ref = (v: string) => (/^\d+$/.test(v) ? Number(v) : v);
   const num = (v: string, field: string) => {
     if (!/^\d{1,9}$/.test(v) || Number(v) < 1)
