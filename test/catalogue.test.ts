@@ -26,3 +26,17 @@ describe('catalogue', () => {
     if (ping?.kind === 'command') expect(ping.schema.safeParse({ note: 'x' }).success).toBe(false);
   });
 });
+
+describe('filterFor', () => {
+  it('names the family a consumer reads, from its handlers', async () => {
+    const { filterFor, inventoryEvents, dhcpMessages } = await import('../shared/catalogue/index.js');
+    expect(
+      filterFor(inventoryEvents.nodeCreated, inventoryEvents.nodeChanged, inventoryEvents.nodeDeleted),
+    ).toBe('evt.node.>');
+    expect(filterFor(dhcpMessages.leaseAcked, dhcpMessages.leaseExpired)).toBe('evt.dhcp.lease.>');
+    expect(filterFor(dhcpMessages.leaseAcked)).toBe('evt.dhcp.lease.>');
+    expect(() => filterFor(inventoryEvents.nodeCreated, dhcpMessages.leaseAcked)).toThrow(
+      /no common subject family/,
+    );
+  });
+});

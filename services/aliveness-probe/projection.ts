@@ -25,7 +25,6 @@ export async function startProjection(deps: {
       decl: {
         stream: 'EVENTS',
         durable: 'aliveness-probe-nodes',
-        filterSubject: 'evt.node.>',
         ackWaitMs: 30_000,
         maxDeliver: 5,
       },
@@ -56,7 +55,6 @@ export async function startProjection(deps: {
       decl: {
         stream: 'EVENTS',
         durable: 'aliveness-probe-allocations',
-        filterSubject: 'evt.allocation.>',
         ackWaitMs: 30_000,
         maxDeliver: 5,
       },

@@ -83,7 +83,6 @@ export const annealerService: ServiceDef<typeof annealerConfig> = {
         decl: {
           stream: 'ANNEALER',
           durable: 'annealer',
-          filterSubject: 'cmd.annealer.>',
           ackWaitMs: 30_000,
           maxDeliver: 10,
         },
@@ -111,7 +110,6 @@ export const annealerService: ServiceDef<typeof annealerConfig> = {
         decl: {
           stream: 'EVENTS',
           durable: 'annealer-noderoles',
-          filterSubject: 'evt.noderole.>',
           ackWaitMs: 30_000,
           maxDeliver: 5,
         },
@@ -125,7 +123,6 @@ export const annealerService: ServiceDef<typeof annealerConfig> = {
         decl: {
           stream: 'EVENTS',
           durable: 'annealer-nodes',
-          filterSubject: 'evt.node.>',
           ackWaitMs: 30_000,
           maxDeliver: 5,
         },
@@ -146,7 +143,6 @@ export const annealerService: ServiceDef<typeof annealerConfig> = {
         decl: {
           stream: 'EVENTS',
           durable: 'annealer-deployments',
-          filterSubject: 'evt.deployment.>',
           ackWaitMs: 30_000,
           maxDeliver: 5,
         },

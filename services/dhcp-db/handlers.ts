@@ -14,10 +14,9 @@ import { NotFoundError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import type { Projection } from './projection.js';
 
-const decl = (durable: string, filterSubject: string): ConsumerDecl => ({
+const decl = (durable: string): ConsumerDecl => ({
   stream: 'EVENTS',
   durable,
-  filterSubject,
   ackWaitMs: 30_000,
   maxDeliver: 10,
 });
@@ -36,7 +35,7 @@ export async function startConsumers(bus: Bus, projection: Projection, log: Logg
       );
     };
   const nodes = await consume(bus, {
-    decl: decl('dhcp-db-nodes', 'evt.node.>'),
+    decl: decl('dhcp-db-nodes'),
     log,
     concurrency: 4,
     handlers: [
@@ -55,7 +54,7 @@ export async function startConsumers(bus: Bus, projection: Projection, log: Logg
       );
     };
   const allocations = await consume(bus, {
-    decl: decl('dhcp-db-allocations', 'evt.allocation.>'),
+    decl: decl('dhcp-db-allocations'),
     log,
     concurrency: 4,
     handlers: [
@@ -76,7 +75,7 @@ export async function startConsumers(bus: Bus, projection: Projection, log: Logg
     }
   };
   const networks = await consume(bus, {
-    decl: decl('dhcp-db-networks', 'evt.network.>'),
+    decl: decl('dhcp-db-networks'),
     log,
     concurrency: 1,
     handlers: [

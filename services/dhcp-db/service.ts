@@ -108,7 +108,7 @@ export const dhcpDbService: ServiceDef<typeof dhcpConfig> = {
       decl: {
         stream: 'EVENTS',
         durable: 'dhcp-db-bootmap',
-        filterSubject: 'evt.bootmap.>',
+
         ackWaitMs: 30_000,
         maxDeliver: 5,
       },

@@ -5,10 +5,9 @@ import { type ConsumerDecl, inventoryEvents, ipamMessages } from '../../shared/c
 import type { Logger } from '../../shared/log.js';
 import type { Projection } from './projection.js';
 
-const decl = (durable: string, filterSubject: string): ConsumerDecl => ({
+const decl = (durable: string): ConsumerDecl => ({
   stream: 'EVENTS',
   durable,
-  filterSubject,
   ackWaitMs: 30_000,
   maxDeliver: 10,
 });
@@ -21,7 +20,7 @@ const decl = (durable: string, filterSubject: string): ConsumerDecl => ({
 export async function startConsumers(bus: Bus, projection: Projection, log: Logger) {
   const nodeLog = (l: Logger, id: number, name: string) => l.child({ node: id, nodeName: name });
   const nodes = await consume(bus, {
-    decl: decl('dns-db-nodes', 'evt.node.>'),
+    decl: decl('dns-db-nodes'),
     log,
     concurrency: 4,
     handlers: [
@@ -49,7 +48,7 @@ export async function startConsumers(bus: Bus, projection: Projection, log: Logg
     ],
   });
   const allocations = await consume(bus, {
-    decl: decl('dns-db-allocations', 'evt.allocation.>'),
+    decl: decl('dns-db-allocations'),
     log,
     concurrency: 4,
     handlers: [
@@ -78,7 +77,7 @@ export async function startConsumers(bus: Bus, projection: Projection, log: Logg
     ctx.log.debug({ network: d.network.id, zones }, 'network subnets seen');
   };
   const networks = await consume(bus, {
-    decl: decl('dns-db-networks', 'evt.network.>'),
+    decl: decl('dns-db-networks'),
     log,
     concurrency: 1,
     handlers: [

@@ -231,7 +231,6 @@ export const jigRunnerService: ServiceDef<typeof jigRunnerConfig> = {
       decl: {
         stream: 'JIG',
         durable: 'jig-runner',
-        filterSubject: 'cmd.jig.>',
         ackWaitMs: config.CROWBAR_JIG_ACK_WAIT_MS,
         maxDeliver: 3,
       },

@@ -18,7 +18,6 @@ export async function startConsumers(ctx: Ctx): Promise<ConsumerHandle[]> {
     decl: {
       stream: 'EVENTS',
       durable: 'network-ipam-nodes',
-      filterSubject: 'evt.node.>',
       ackWaitMs: 30_000,
       maxDeliver: 5,
     },

@@ -206,7 +206,7 @@ export const provisionerService: ServiceDef<typeof provisionerConfig> = {
       decl: {
         stream: 'EVENTS',
         durable: 'provisioner-nodes',
-        filterSubject: 'evt.node.>',
+
         ackWaitMs: 30_000,
         maxDeliver: 10,
       },
@@ -226,7 +226,7 @@ export const provisionerService: ServiceDef<typeof provisionerConfig> = {
       decl: {
         stream: 'EVENTS',
         durable: 'provisioner-leases',
-        filterSubject: 'evt.dhcp.lease.>',
+
         ackWaitMs: 30_000,
         maxDeliver: 5,
       },
@@ -237,6 +237,7 @@ export const provisionerService: ServiceDef<typeof provisionerConfig> = {
         [dhcpMessages.leaseReleased, async () => undefined],
         [dhcpMessages.leaseExpired, async () => undefined],
         [dhcpMessages.leaseDeclined, async () => undefined],
+        [dhcpMessages.leaseOffered, async (d) => sawLease({ lease: d })],
       ],
     });
 

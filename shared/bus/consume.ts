@@ -1,7 +1,14 @@
 import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import { headers } from '@nats-io/transport-node';
 import type { z } from 'zod';
-import { type CommandDef, type ConsumerDecl, type EventDef, system, wireType } from '../catalogue/index.js';
+import {
+  type CommandDef,
+  type ConsumerDecl,
+  type EventDef,
+  filterFor,
+  system,
+  wireType,
+} from '../catalogue/index.js';
 import { CrowbarError, ValidationError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type Bus, decodeEnvelope, parsePayload } from './bus.js';
@@ -64,10 +71,15 @@ export async function consume<const Ds extends readonly Def[]>(
   bus: Bus,
   opts: ConsumeOptions<Ds>,
 ): Promise<ConsumerHandle> {
-  const { decl, log } = opts;
+  const { log } = opts;
+  const pairs = opts.handlers as unknown as [Def, Handler<Def>][];
+  const decl: ConsumerDecl = {
+    ...opts.decl,
+    filterSubject: opts.decl.filterSubject ?? filterFor(...pairs.map((p) => p[0])),
+  };
   await applyConsumer(bus.jsm, bus.prefix, decl);
   const table = new Map<string, [Def, Handler<Def>]>();
-  for (const pair of opts.handlers as unknown as [Def, Handler<Def>][]) table.set(wireType(pair[0]), pair);
+  for (const pair of pairs) table.set(wireType(pair[0]), pair);
   const concurrency = opts.concurrency ?? 16;
   const stats = { handled: 0, retried: 0, deadLettered: 0 };
   const consumer = await bus.js.consumers.get(streamName(bus.prefix, decl.stream), decl.durable);

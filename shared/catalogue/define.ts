@@ -115,8 +115,32 @@ export interface StreamDecl {
 export interface ConsumerDecl {
   stream: string;
   durable: string;
-  /** Subject (wildcards allowed) this consumer reads; one per consumer. */
-  filterSubject: string;
+  /**
+   * Subject (wildcards allowed) this consumer reads; one per consumer. Left out, `consume` takes the
+   * family its handlers share (`filterFor`), so no service writes a subject.
+   */
+  filterSubject?: string;
   ackWaitMs: number;
   maxDeliver: number;
+}
+
+/**
+ * The one filter subject covering a family of messages: `evt.node.>` for node.created/changed/deleted,
+ * `cmd.jig.>` for the jig commands (a later type or version of the family then reaches the consumer,
+ * which dead-letters what it has no handler for, instead of lying unread). Throws when the messages
+ * share no family (a mistake in the caller, found at start).
+ */
+export function filterFor(...defs: { subject: string }[]): string {
+  const first = defs[0];
+  if (!first) throw new Error('filterFor needs at least one message');
+  const split = defs.map((d) => d.subject.split('.').slice(0, -2));
+  const common: string[] = [];
+  for (let i = 0; i < split[0]!.length; i++) {
+    const t = split[0]![i]!;
+    if (!split.every((s) => s[i] === t)) break;
+    common.push(t);
+  }
+  if (common.length < 2)
+    throw new Error(`no common subject family for ${defs.map((d) => d.subject).join(', ')}`);
+  return `${common.join('.')}.>`;
 }
