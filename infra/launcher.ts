@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import ssh2 from 'ssh2';
 import { ConfigError } from '../shared/config.js';
 import { type HostedService, hostService, loadServiceConfig } from '../shared/service/host.js';
+import { ensureDiscoveryImage, ImageBuildError } from './images/discovery.js';
 import { type NatsServerHandle, startNatsServer, stopStaleNatsServer } from './nats.js';
 import { ensureDebianProgram } from './packages.js';
 import { pickPort } from './ports.js';
@@ -105,6 +106,15 @@ async function main() {
   // Signs the discovery tokens the provisioner hands booting machines; the gateway checks them.
   if (!env.CROWBAR_DISCOVERY_SECRET) env.CROWBAR_DISCOVERY_SECRET = stateSecret('discovery-secret');
   if (!env.CROWBAR_BOOT_ROOT) env.CROWBAR_BOOT_ROOT = `${stateDir}/boot`;
+  // The discovery image unknown machines boot: built once per machine (cached), reused after.
+  if (!env.CROWBAR_DISCOVERY_IMAGE) {
+    try {
+      env.CROWBAR_DISCOVERY_IMAGE = ensureDiscoveryImage({ log: say }).dir;
+    } catch (err) {
+      if (!(err instanceof ImageBuildError)) throw err;
+      say(`no discovery image, so machines cannot PXE-boot into discovery yet: ${err.message}`);
+    }
+  }
   // --wizard: the operator sets up the admin network and admin node in the UI wizard instead.
   if (args.wizard) {
     env.CROWBAR_BOOTSTRAP_ADMIN_NETWORK = 'false';

@@ -53,6 +53,9 @@ export const gatewayService: ServiceDef<typeof gatewayConfig> = {
       );
       s.once('error', reject);
     });
+    // Small HTTP clients (a discovery image's nc, BMC firmware) close their sending side after the
+    // request; Node would then abort the request before it is answered. Keep the socket half open.
+    (server as unknown as { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     const addr = server.address();
     const port = typeof addr === 'object' && addr ? addr.port : config.CROWBAR_HTTP_PORT;
     log.info({ url: `http://${config.CROWBAR_HTTP_HOST}:${port}` }, 'gateway listening');

@@ -147,6 +147,8 @@ export async function startHttp(deps: HttpDeps) {
       else res.destroy();
     });
   });
+  // Boot clients may close their sending side after the request (see the gateway): answer them anyway.
+  (server as unknown as { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {

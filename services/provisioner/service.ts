@@ -276,10 +276,19 @@ export const provisionerService: ServiceDef<typeof provisionerConfig> = {
           database.db,
           `select id, node_id as "nodeId", mac, client, transport, file, bootenv, bytes, ok, error, at
            from provisioner.boot_events
-           where ($1::int is null or node_id = $1) and ($2::text is null or mac = $2)
+           where ($1::int is null or node_id = $1 or mac = any($5::text[])) and ($2::text is null or mac = $2)
              and ($3::bigint is null or id < $3)
            order by id desc limit $4`,
-          [q.nodeId ?? null, q.mac ? normaliseMac(q.mac) : null, q.before ?? null, q.limit],
+          // A node's timeline also holds what its MACs fetched before it was registered.
+          [
+            q.nodeId ?? null,
+            q.mac ? normaliseMac(q.mac) : null,
+            q.before ?? null,
+            q.limit,
+            (q.nodeId === undefined ? [] : (registry.byId(q.nodeId)?.macs ?? []))
+              .map(normaliseMac)
+              .filter((m): m is string => m !== null),
+          ],
         );
         return {
           events: rows.map((r) => ({

@@ -235,10 +235,18 @@ export function bootVm(opts: {
   bootOrder?: string;
   /** Exit when the guest reboots or powers off (default true). */
   noReboot?: boolean;
+  /** Direct Linux boot: QEMU loads this kernel itself (`-kernel`), ahead of the firmware's boot order. */
+  kernel?: string;
+  /** With `kernel`: the initramfs (`-initrd`). */
+  initrd?: string;
+  /** With `kernel`: the kernel command line (`-append`). */
+  append?: string;
 }): Vm {
   const vms = vmsOf.get(opts.bridge);
   if (!vms) throw new Error(`bridge ${opts.bridge.name} was not made by createVmBridge`);
   if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(opts.mac)) throw new Error(`bad MAC ${opts.mac}`);
+  if ((opts.initrd !== undefined || opts.append !== undefined) && opts.kernel === undefined)
+    throw new Error('initrd and append need kernel');
   removeLeftovers();
   const noReboot = opts.noReboot ?? true;
   const tap = `${linkPrefix}${randomBytes(4).toString('hex')}`;
@@ -248,12 +256,18 @@ export function bootVm(opts: {
     ip(['link', 'set', tap, 'alias', ownerAlias()]);
     ip(['link', 'set', tap, 'master', opts.bridge.name]);
     ip(['link', 'set', tap, 'up']);
+    // A direct-boot kernel comes first whatever the order; without one, network boot is the default.
+    const order = opts.bootOrder ? `order=${opts.bootOrder}` : opts.kernel ? undefined : 'n';
     // With -no-reboot, reboot-timeout=0 makes SeaBIOS reset (so QEMU exits) when nothing booted,
     // instead of waiting at "No bootable device" forever. OVMF ignores it.
-    const boot = [
-      opts.bootOrder ? `order=${opts.bootOrder}` : 'n',
-      ...(noReboot ? ['reboot-timeout=0'] : []),
-    ];
+    const boot = [...(order ? [order] : []), ...(noReboot ? ['reboot-timeout=0'] : [])];
+    const direct = opts.kernel
+      ? [
+          ...['-kernel', opts.kernel],
+          ...(opts.initrd ? ['-initrd', opts.initrd] : []),
+          ...(opts.append ? ['-append', opts.append] : []),
+        ]
+      : [];
     const qemu = [
       'qemu-system-x86_64',
       ...['-accel', 'tcg', '-m', String(opts.memoryMb ?? 512)],
@@ -261,7 +275,8 @@ export function bootVm(opts: {
       ...['-netdev', `tap,id=n0,ifname=${tap},script=no,downscript=no`],
       ...['-device', `virtio-net-pci,netdev=n0,mac=${opts.mac}`],
       ...(opts.disk ? ['-drive', `file=${opts.disk},if=virtio,format=raw`] : []),
-      ...['-boot', boot.join(',')],
+      ...direct,
+      ...(boot.length > 0 ? ['-boot', boot.join(',')] : []),
       ...(opts.firmware === 'uefi' ? ['-bios', ovmf] : []),
       ...['-nographic', '-serial', 'mon:stdio'],
       ...(noReboot ? ['-no-reboot'] : []),

@@ -41,6 +41,8 @@ export const registration = z
     facts: z.record(z.string(), z.unknown()).default({}),
     /** A node re-registering with its own credential names itself. */
     node: z.number().int().positive().optional(),
+    /** The name a known node re-entering discovery was booted with (crowbar.node); informational. */
+    name: z.string().max(255).optional(),
   })
   .strict();
 
