@@ -10,6 +10,7 @@ import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { startNatsServer } from '../infra/nats.js';
+import { ensureDiscoveryImage } from '../infra/images/discovery.js';
 import { ensureDebianPrograms, testPrograms } from '../infra/packages.js';
 import { pickPort } from '../infra/ports.js';
 import { startEmbeddedPostgres } from '../infra/postgres.js';
@@ -56,6 +57,8 @@ export default async function setup(project: TestProject) {
   for (const note of ensureBlackholeRoutes([benchmarkingRange, 'fd00::/8'])) log(note);
   // Installed here, once, before any test file runs (files installing on their own would race for dpkg).
   ensureDebianPrograms(testPrograms, 'the tests run the real programs', log);
+  // Built (or found in the machine's cache) once, before the files that boot it and the launcher's run.
+  log(`discovery image ${ensureDiscoveryImage({ log }).dir}`);
 
   let pgAdminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
   if (!(await pgWorks(pgAdminUrl))) {
