@@ -215,7 +215,9 @@ describe('registration through the gateway', () => {
     expect(r.status).toBe(201);
     expect(r.body.node.name).toBe(`d52-54-00-bb-00-01.${domain}`);
     // network-admin gave it a host address, returned so the agent can move to it at once.
-    expect(r.body.addresses.some((a: string) => /^198\.18\.116\.(8[1-9]|9\d|1\d\d|2\d\d)\/24$/.test(a))).toBe(true);
+    expect(r.body.addresses.some((a: string) => /^198\.18\.116\.(8[1-9]|9\d|1\d\d|2\d\d)\/24$/.test(a))).toBe(
+      true,
+    );
     nodeId = r.body.node.id;
     credential = r.body.credential;
     const n = (await stack.call('GET', `/nodes/${nodeId}`)).body;
