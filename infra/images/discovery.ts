@@ -393,7 +393,12 @@ function withLock<T>(lock: string, log: (l: string) => void, fn: () => T): T {
     try {
       writeFileSync(lock, String(process.pid), { flag: 'wx' });
       break;
-    } catch {
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code !== 'EEXIST')
+        throw new ImageBuildError(
+          `cannot create ${lock}: set CROWBAR_IMAGE_CACHE to a writable directory, or run \`sudo npm run images\``,
+          { cause },
+        );
       let holder = 0;
       try {
         holder = Number(readFileSync(lock, 'utf8').trim());
