@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { roleRun } from '../shared/catalogue/index.js';
 import {
@@ -203,6 +205,14 @@ describe('dhcp-db with udhcpc and dhclient', () => {
     const c1 = lab.dhclient(link2, 'dh');
     const first = await until('dhclient lease', () => lab.events('dh').find((e) => e.reason === 'BOUND'));
     expect(inRange(first.new_ip_address!, 21, 80)).toBe(true);
+    // dhclient writes its lease file after the script ran: the INIT-REBOOT below needs it there.
+    await until('dhclient lease file', () => {
+      try {
+        return readFileSync(join(lab.dir, 'dh.leases'), 'utf8').includes(first.new_ip_address!);
+      } catch {
+        return false;
+      }
+    });
     c1.kill('SIGKILL');
     lab.flush(link2);
 

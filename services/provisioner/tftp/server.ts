@@ -172,6 +172,7 @@ class Transfer {
   private bytes = 0;
   private tries = 0;
   private reading = false;
+  private resentAt = -1;
   finished = false;
   /** Settles when the file is closed. */
   closed: Promise<void> = Promise.resolve();
@@ -210,6 +211,13 @@ class Transfer {
     // The block this ACK names, at or after the last one acked; anything not sent yet or acked before is
     // a duplicate or stale and changes nothing.
     const block = this.acked + ((wire - this.acked) & 0xffff);
+    if (block === this.acked && this.windowsize > 1 && this.window.length > 0 && this.resentAt !== block) {
+      // RFC 7440: a receiver that lost the window's first block ACKs the previous window again. Answered
+      // once per window, so duplicates cannot multiply.
+      this.resentAt = block;
+      for (const w of this.window) this.c.sock.send(w);
+      return;
+    }
     if (block === this.acked || block > this.sent) return;
     for (let i = block - this.acked; i > 0; i--) this.bytes += this.window.shift()!.length - DATA_HEADER;
     this.acked = block;
@@ -253,6 +261,7 @@ class Transfer {
               this.pump();
             },
             (cause: Error) => {
+              if (this.finished) return; // the file was closed under a read by stop()
               this.c.sock.send(encodeError(ErrorCode.NOT_DEFINED, 'read error'));
               this.finish(false, `read error: ${cause.message}`, 'read_error');
             },
@@ -506,9 +515,12 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     }
   });
   await new Promise<void>((resolve, reject) => {
-    main.once('error', reject);
-    main.bind({ address, port: opts.port, exclusive: true }, () => {
-      main.off('error', reject);
+    main.once('error', (err) => {
+      main.close();
+      reject(err);
+    });
+    main.bind({ address, port: opts.port }, () => {
+      main.removeAllListeners('error');
       resolve();
     });
   });
