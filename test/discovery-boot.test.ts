@@ -134,10 +134,6 @@ describe('PXE boot into discovery', () => {
 
     // Committed, the discovery roles run over SSH with the cluster key against the pinned host key.
     for (const n of [nb, nu]) expect((await stack.call('PUT', `/nodes/${n.id}/commit`)).status).toBe(200);
-    // dns-client's parent dns-service lives on the system phantom node; the bootstrap of the admin node
-    // (a later issue) commits it, here the test does as the operator would.
-    const svc = (await stack.call('GET', '/node_roles?role=dns-service')).body.noderoles;
-    for (const r of svc) if (r.state === 'proposed') await stack.call('PUT', `/node_roles/${r.id}/commit`);
     for (const n of [nb, nu]) {
       const access = await until(
         `${n.name} crowbar-access active`,

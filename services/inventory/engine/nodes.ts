@@ -168,6 +168,20 @@ export async function commitNode(g: GraphTx, id: number): Promise<void> {
   );
   for (const d of disc) await bind(g, d.name, id, node!.deploymentId);
   await updateNode(g, id, { available: true }, 'node committed');
+  // Service roles its noderoles need live on a deployment's phantom node (reference §1.7): still
+  // proposed there, they would keep this node BLOCKED for ever, so they are committed first.
+  const services = await g.rows<{ id: number }>(
+    sql`select distinct p.id, p.cohort from inventory.noderole_edges e
+        join inventory.noderoles c on c.id = e.child_id
+        join inventory.noderoles p on p.id = e.parent_id
+        join inventory.nodes pn on pn.id = p.node_id
+        where c.node_id = ${id} and p.state = 'proposed' and pn.system
+        order by p.cohort, p.id`,
+  );
+  for (const { id: nrId } of services) {
+    const nr = await g.noderole(nrId);
+    if (nr) await commit(g, nr, 'needed by a committed node');
+  }
   const nrs = await g.rows<{ id: number }>(
     sql`select id from inventory.noderoles where node_id = ${id} and state = 'proposed' order by cohort, id`,
   );
