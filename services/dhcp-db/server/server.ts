@@ -1,5 +1,6 @@
 import { networkInterfaces } from 'node:os';
 import type { Logger } from '../../../shared/log.js';
+import { rateLimitedLog } from '../../../shared/rate-limited-log.js';
 import { inSubnet, intToIp, ipToInt } from '../domain/ipv4.js';
 import { PacketError, parsePacket } from '../domain/packet.js';
 import type { ServedView } from '../domain/view.js';
@@ -43,7 +44,7 @@ export function startServer(deps: {
   const stats: ServerStats = { received: 0, replied: {}, dropped: {} };
   let inFlight = 0;
   let stopped = false;
-  const dropLog = rateLimitedLog(log);
+  const dropLog = rateLimitedLog(log, 'debug', 'dhcp packet dropped');
 
   const count = (table: Record<string, number>, key: string) => {
     table[key] = (table[key] ?? 0) + 1;
@@ -192,17 +193,3 @@ export function startServer(deps: {
   };
 }
 export type DhcpServer = ReturnType<typeof startServer>;
-
-/** Debug lines for dropped packets, at most 10 per reason per minute (a storm must not flood the log). */
-function rateLimitedLog(log: Logger) {
-  const seen = new Map<string, { n: number; since: number }>();
-  return (reason: string, fields: Record<string, unknown>) => {
-    const now = Date.now();
-    const s = seen.get(reason);
-    if (!s || now - s.since > 60_000) {
-      if (s && s.n > 10) log.debug({ reason, suppressed: s.n - 10 }, 'dhcp drops suppressed');
-      seen.set(reason, { n: 1, since: now });
-    } else if (++s.n > 10) return;
-    log.debug(fields, 'dhcp packet dropped');
-  };
-}

@@ -8,6 +8,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import type { FileHandle } from 'node:fs/promises';
 import type { Logger } from '../../../shared/log.js';
+import { rateLimitedLog } from '../../../shared/rate-limited-log.js';
 import {
   DATA_HEADER,
   ErrorCode,
@@ -352,12 +353,15 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     else perClient.set(rinfo.address, n);
     stats.active--;
   };
+  // A flood of `../` requests gives ten lines a minute per reason, not one per request.
+  const refusedLog = rateLimitedLog(log, 'warn', 'tftp request refused');
   const refuse = (rinfo: RemoteInfo, file: string, code: number, message: string, reason: string) => {
     main.send(encodeError(code, message), rinfo.port, rinfo.address);
     stats.failed++;
     count(reason);
-    const level = reason === 'not_found' ? 'debug' : 'warn';
-    log[level]({ client: rinfo.address, port: rinfo.port, file, reason, code }, 'tftp request refused');
+    if (reason === 'not_found')
+      log.debug({ client: rinfo.address, port: rinfo.port, file, reason, code }, 'tftp request refused');
+    else refusedLog(reason, { client: rinfo.address, port: rinfo.port, file, reason, code });
     report({
       client: rinfo.address,
       port: rinfo.port,
