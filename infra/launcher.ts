@@ -111,8 +111,9 @@ async function main() {
     try {
       env.CROWBAR_DISCOVERY_IMAGE = ensureDiscoveryImage({ log: say }).dir;
     } catch (err) {
-      if (!(err instanceof ImageBuildError)) throw err;
-      say(`no discovery image, so machines cannot PXE-boot into discovery yet: ${err.message}`);
+      // Not fatal: the control plane runs, only discovery boots wait for the image (npm run images).
+      const why = err instanceof ImageBuildError || err instanceof Error ? err.message : String(err);
+      say(`no discovery image, so machines cannot PXE-boot into discovery yet: ${why}`);
     }
   }
   // --wizard: the operator sets up the admin network and admin node in the UI wizard instead.
