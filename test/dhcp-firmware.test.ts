@@ -1,12 +1,11 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { ensureDebianProgram } from '../infra/packages.js';
+import { ensureDebianPrograms } from '../infra/packages.js';
 import { until } from './helpers/dhcp-clients.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { type Stack, startStack } from './helpers/stack.js';
-import { bootVm, createVmBridge, ensureVmPrograms, type Vm, type VmBridge } from './helpers/vm.js';
+import { bootVm, createVmBridge, ensureVmPrograms, exitWithin, type VmBridge } from './helpers/vm.js';
+import { type Dnsmasq, dnsmasqProgram, listenHttp, startDnsmasq } from './helpers/vm-peers.js';
 
 /**
  * dhcp-db against real firmware: QEMU with SeaBIOS and with OVMF, each with QEMU's iPXE NIC ROM, on a
@@ -42,7 +41,7 @@ const leaseLine = new RegExp(
 );
 
 let bridge: VmBridge | undefined;
-let radvd: ChildProcess | undefined;
+let radvd: Dnsmasq | undefined;
 let http: Server | undefined;
 let t: TestEnv | undefined;
 let stack: Stack;
@@ -54,15 +53,14 @@ const timings: string[] = [];
 
 beforeAll(async () => {
   ensureVmPrograms(log);
-  const dnsmasq = ensureDebianProgram({
-    candidates: ['/usr/sbin/dnsmasq'],
-    pkg: 'dnsmasq-base',
-    why: "the firmware DHCP test answers iPXE's IPv6 router solicitations with dnsmasq",
+  ensureDebianPrograms(
+    [dnsmasqProgram],
+    "the firmware DHCP test answers iPXE's IPv6 router solicitations with dnsmasq",
     log,
-  });
+  );
   bridge = createVmBridge({ address: server, prefix: 24 });
   const served = bridge;
-  radvd = await startRouterAdvertisements(dnsmasq, served.name);
+  radvd = await startDnsmasq({ bridge: served, routerAdvertisements: true });
 
   http = createServer((req, res) => {
     const path = req.url ?? '';
@@ -78,10 +76,7 @@ beforeAll(async () => {
     // biome-ignore lint/suspicious/noTemplateCurlyInString: iPXE expands these, proving which VM ran it.
     res.end('#!ipxe\necho crowbar-dhcp-ok ${platform} ${net0/mac}\necho rebooting\nreboot\n');
   });
-  await new Promise<void>((resolve, reject) => {
-    http!.once('error', reject);
-    http!.listen(provisionerPort, served.address, resolve);
-  });
+  await listenHttp(http, served.address, provisionerPort);
 
   t = await createTestEnv();
   stack = await startStack(t, ['inventory', 'network-ipam', 'dhcp-db', 'dns-db', 'gateway'], {
@@ -112,12 +107,7 @@ afterAll(async () => {
     }
   };
   // dnsmasq first: it complains when its interface disappears under it.
-  await step(async () => {
-    if (radvd?.pid === undefined || radvd.exitCode !== null || radvd.signalCode !== null) return;
-    const gone = new Promise((r) => radvd?.once('exit', r));
-    process.kill(radvd.pid, 'SIGKILL');
-    await gone;
-  });
+  await step(() => radvd?.stop());
   await step(() => bridge?.cleanup());
   await step(
     () =>
@@ -131,74 +121,6 @@ afterAll(async () => {
   await step(() => t?.cleanup());
   if (errors.length) throw errors[0];
 }, 60_000);
-
-/**
- * dnsmasq sending router advertisements (and nothing else) on `ifname`, for a random ULA /64 put on
- * the bridge: iPXE's IPv6 configurator then ends at the first advertisement instead of after ~16 s.
- * Router lifetime 0: nobody takes the bridge as a default router. Resolves once advertising.
- */
-function startRouterAdvertisements(program: string, ifname: string): Promise<ChildProcess> {
-  const id = randomBytes(5).toString('hex');
-  const ula = `fd${id.slice(0, 2)}:${id.slice(2, 6)}:${id.slice(6, 10)}::1/64`;
-  execFileSync('ip', ['-6', 'addr', 'add', ula, 'dev', ifname, 'nodad'], { stdio: 'pipe', timeout: 10_000 });
-  const args = [
-    '--keep-in-foreground',
-    // Stay root:root: changing user or group clears the parent-death signal that ends dnsmasq with us.
-    '--user=root',
-    '--group=root',
-    '--conf-file=/dev/null',
-    '--port=0',
-    '--no-resolv',
-    '--no-hosts',
-    `--interface=${ifname}`,
-    '--bind-interfaces',
-    '--except-interface=lo',
-    '--enable-ra',
-    `--dhcp-range=::,constructor:${ifname},ra-only`,
-    `--ra-param=${ifname},60,0`,
-    '--leasefile-ro',
-    '--pid-file=',
-    '--log-facility=-',
-  ];
-  const child = spawn('/usr/bin/setpriv', ['--pdeathsig', 'KILL', program, ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`dnsmasq did not start advertising: ${stderr}`));
-    }, 10_000);
-    child.stderr?.on('data', (b: Buffer) => {
-      stderr = (stderr + b.toString()).slice(-20_000);
-      if (stderr.includes('IPv6 router advertisement enabled')) {
-        clearTimeout(timer);
-        resolve(child);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`dnsmasq exited with ${code}: ${stderr}`));
-    });
-  });
-}
-
-/** QEMU's exit code, or a rejection carrying the console tail if it is still running at the deadline. */
-async function exitWithin(vm: Vm, ms: number): Promise<number | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(new Error(`QEMU still running after ${ms} ms; console tail:\n${vm.serial().slice(-3000)}`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([vm.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A VM boot with a wall-time budget: `left()` is what remains of it. */
 function budget() {

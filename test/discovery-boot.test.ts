@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +8,7 @@ import { until } from './helpers/dhcp-clients.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { type Stack, startStack } from './helpers/stack.js';
 import { bootVm, createVmBridge, ensureVmPrograms, type Vm, type VmBridge } from './helpers/vm.js';
+import { makeKeyPair } from './helpers/vm-peers.js';
 
 /**
  * The operator's story, step 2, on real firmware: SeaBIOS and OVMF VMs (QEMU's iPXE ROM, TCG) PXE-boot
@@ -31,17 +31,7 @@ beforeAll(async () => {
   ensureVmPrograms(() => undefined);
   const image = ensureDiscoveryImage({ log: (l) => process.stderr.write(`[image] ${l}\n`) });
   dir = mkdtempSync(join(tmpdir(), 'crowbar-disc-'));
-  execFileSync('ssh-keygen', [
-    '-q',
-    '-t',
-    'ed25519',
-    '-N',
-    '',
-    '-C',
-    'crowbar-test-cluster',
-    '-f',
-    join(dir, 'cluster'),
-  ]);
+  makeKeyPair(dir, 'cluster', 'crowbar-test-cluster');
   bridge = createVmBridge({ address: server, prefix: 24 });
   const apiPort = await pickPort(0);
   t = await createTestEnv();

@@ -1,14 +1,21 @@
-import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type DiscoveryImage, ensureDiscoveryImage } from '../infra/images/discovery.js';
 import { ensureDebianPrograms } from '../infra/packages.js';
 import { connectSsh, parsePinnedKey } from '../shared/ssh/index.js';
-import { bootVm, createVmBridge, ensureVmPrograms, type Vm, type VmBridge } from './helpers/vm.js';
+import { bootVm, createVmBridge, ensureVmPrograms, exitWithin, type VmBridge } from './helpers/vm.js';
+import {
+  type Dnsmasq,
+  dnsmasqProgram,
+  listenHttp,
+  makeKeyPair,
+  sshKeygenProgram,
+  startDnsmasq,
+} from './helpers/vm-peers.js';
 
 /**
  * Boots the discovery image (Debian's kernel, our initramfs and agent) under QEMU, BIOS and UEFI, with
@@ -19,7 +26,7 @@ import { bootVm, createVmBridge, ensureVmPrograms, type Vm, type VmBridge } from
  */
 
 const log = (l: string) => process.stderr.write(`[discovery-image] ${l}\n`);
-const subnet = { address: '198.18.106.1', prefix: 24, mask: '255.255.255.0', first: 50, last: 150 };
+const subnet = { address: '198.18.106.1', prefix: 24, first: 50, last: 150 };
 const macs = { bios: '52:54:00:cb:6a:01', uefi: '52:54:00:cb:6a:02' } as const;
 const token = 'cbd1.test.0.discovery';
 const credential = 'c-secret';
@@ -40,7 +47,7 @@ interface Recorded {
 let image: DiscoveryImage;
 let bridge: VmBridge;
 let http: Server;
-let dnsmasq: ChildProcess | undefined;
+let dnsmasq: Dnsmasq | undefined;
 let dir: string;
 let baseUrl: string;
 let privateKey: string;
@@ -63,27 +70,6 @@ function nextRequest(match: (r: Recorded) => boolean, timeoutMs: number, what: s
     }, timeoutMs);
     waiting.add(check);
     check();
-  });
-}
-
-function startDnsmasq(program: string, args: string[]): Promise<ChildProcess> {
-  const child = spawn('/usr/bin/setpriv', ['--pdeathsig', 'KILL', program, ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`dnsmasq did not start: ${stderr}`)), 10_000);
-    child.stderr?.on('data', (b: Buffer) => {
-      stderr = (stderr + b.toString()).slice(-20_000);
-      if (stderr.includes('DHCP, IP range')) {
-        clearTimeout(timer);
-        resolve(child);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`dnsmasq exited with ${code}: ${stderr}`));
-    });
   });
 }
 
@@ -128,78 +114,29 @@ function serve(publicKey: string) {
 beforeAll(async () => {
   ensureVmPrograms(log);
   ensureDebianPrograms(
-    [
-      { candidates: ['/usr/sbin/dnsmasq'], pkg: 'dnsmasq-base' },
-      { candidates: ['/usr/bin/ssh-keygen'], pkg: 'openssh-client' },
-    ],
+    [dnsmasqProgram, sshKeygenProgram],
     'the discovery image test uses dnsmasq for DHCP and the OpenSSH client',
     log,
   );
   image = ensureDiscoveryImage({ log });
   dir = mkdtempSync(`${tmpdir()}/crowbar-discovery-image-`);
-  execFileSync('ssh-keygen', [
-    '-q',
-    '-t',
-    'ed25519',
-    '-N',
-    '',
-    '-C',
-    'crowbar-test',
-    '-f',
-    `${dir}/id_ed25519`,
-  ]);
-  privateKey = readFileSync(`${dir}/id_ed25519`, 'utf8');
+  const keys = makeKeyPair(dir);
+  privateKey = keys.privateKey;
   bridge = createVmBridge({ address: subnet.address, prefix: subnet.prefix });
-  http = serve(readFileSync(`${dir}/id_ed25519.pub`, 'utf8'));
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(0, bridge.address, resolve);
+  http = serve(keys.publicKey);
+  baseUrl = await listenHttp(http, bridge.address);
+  dnsmasq = await startDnsmasq({
+    bridge,
+    dhcp: { first: subnet.first, last: subnet.last, leaseFile: `${dir}/leases` },
   });
-  baseUrl = `http://${bridge.address}:${(http.address() as AddressInfo).port}`;
-  const base = subnet.address.split('.').slice(0, 3).join('.');
-  dnsmasq = await startDnsmasq('/usr/sbin/dnsmasq', [
-    '--keep-in-foreground',
-    '--user=root',
-    '--group=root',
-    '--conf-file=/dev/null',
-    '--port=0',
-    '--no-resolv',
-    '--no-hosts',
-    `--interface=${bridge.name}`,
-    '--bind-interfaces',
-    '--except-interface=lo',
-    `--dhcp-range=${base}.${subnet.first},${base}.${subnet.last},${subnet.mask},10m`,
-    `--dhcp-leasefile=${dir}/leases`,
-    '--pid-file=',
-    '--log-facility=-',
-  ]);
 }, 900_000);
 
 afterAll(async () => {
-  if (dnsmasq?.pid !== undefined && dnsmasq.exitCode === null) {
-    const gone = new Promise((r) => dnsmasq?.once('exit', r));
-    process.kill(dnsmasq.pid, 'SIGKILL');
-    await gone;
-  }
+  await dnsmasq?.stop();
   bridge?.cleanup();
   await new Promise((r) => (http ? http.close(r) : r(undefined)));
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-async function exitWithin(vm: Vm, ms: number): Promise<number | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`QEMU still running after ${ms} ms:\n${vm.serial().slice(-3000)}`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([vm.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 describe('the discovery image', () => {
   test('is cached by its inputs: a second ensure reuses the same directory', () => {

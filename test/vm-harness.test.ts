@@ -1,18 +1,17 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { ensureDebianProgram } from '../infra/packages.js';
+import { ensureDebianPrograms } from '../infra/packages.js';
 import {
   bootVm,
   createVmBridge,
   ensureVmPrograms,
-  type Vm,
+  exitWithin,
   type VmBridge,
   VmWaitError,
 } from './helpers/vm.js';
+import { type Dnsmasq, dnsmasqProgram, listenHttp, startDnsmasq } from './helpers/vm-peers.js';
 
 /**
  * Proves the VM harness against a real DHCP peer (dnsmasq) and a real HTTP server: QEMU's own iPXE
@@ -30,41 +29,15 @@ const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 let bridge: VmBridge;
 let http: Server;
-let dnsmasq: ChildProcess | undefined;
+let dnsmasq: Dnsmasq | undefined;
 let dir: string;
 let baseUrl: string;
 /** Every HTTP request: path and the address it came from. */
 const requests: { path: string; from: string; agent: string }[] = [];
 
-/** Starts dnsmasq for DHCP only, on the bridge only; resolves once it logged its DHCP range. */
-function startDnsmasq(program: string, args: string[]): Promise<ChildProcess> {
-  const argv = ['--pdeathsig', 'KILL', program, ...args];
-  const child = spawn('/usr/bin/setpriv', argv, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`dnsmasq did not start: ${stderr}`)), 10_000);
-    child.stderr?.on('data', (b: Buffer) => {
-      stderr = (stderr + b.toString()).slice(-20_000);
-      if (stderr.includes('DHCP, IP range')) {
-        clearTimeout(timer);
-        resolve(child);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`dnsmasq exited with ${code}: ${stderr}`));
-    });
-  });
-}
-
 beforeAll(async () => {
   ensureVmPrograms(log);
-  const dnsmasqPath = ensureDebianProgram({
-    candidates: ['/usr/sbin/dnsmasq'],
-    pkg: 'dnsmasq-base',
-    why: 'the VM harness test uses dnsmasq as the DHCP peer',
-    log,
-  });
+  ensureDebianPrograms([dnsmasqProgram], 'the VM harness test uses dnsmasq as the DHCP peer', log);
   dir = mkdtempSync(`${tmpdir()}/crowbar-vm-harness-`);
   bridge = createVmBridge({ address: subnet.address, prefix: subnet.prefix });
 
@@ -84,65 +57,28 @@ beforeAll(async () => {
     // biome-ignore lint/suspicious/noTemplateCurlyInString: iPXE expands these, proving which VM ran it.
     res.end('#!ipxe\necho crowbar-harness-ok ${platform} ${net0/mac}\necho rebooting\nreboot\n');
   });
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(0, bridge.address, resolve);
-  });
-  baseUrl = `http://${bridge.address}:${(http.address() as AddressInfo).port}`;
+  baseUrl = await listenHttp(http, bridge.address);
 
-  const base = subnet.address.split('.').slice(0, 3).join('.');
-  dnsmasq = await startDnsmasq(dnsmasqPath, [
-    '--keep-in-foreground',
-    // Stay root:root: changing user or group clears the parent-death signal that ends dnsmasq with us.
-    '--user=root',
-    '--group=root',
-    '--conf-file=/dev/null',
-    '--port=0',
-    '--no-resolv',
-    '--no-hosts',
-    `--interface=${bridge.name}`,
-    '--bind-interfaces',
-    '--except-interface=lo',
-    `--dhcp-range=${base}.${subnet.first},${base}.${subnet.last},${subnet.mask},10m`,
-    `--dhcp-leasefile=${dir}/leases`,
-    '--pid-file=',
-    '--log-facility=-',
-    '--log-dhcp',
-    '--dhcp-userclass=set:ipxe,iPXE',
-    `--dhcp-host=${macs.wrongUrl},set:wrongurl`,
-    `--dhcp-boot=tag:ipxe,tag:!wrongurl,${baseUrl}/boot.ipxe`,
-    `--dhcp-boot=tag:ipxe,tag:wrongurl,${baseUrl}/missing.ipxe`,
-  ]);
+  dnsmasq = await startDnsmasq({
+    bridge,
+    dhcp: { first: subnet.first, last: subnet.last, leaseFile: `${dir}/leases` },
+    extra: [
+      '--log-dhcp',
+      '--dhcp-userclass=set:ipxe,iPXE',
+      `--dhcp-host=${macs.wrongUrl},set:wrongurl`,
+      `--dhcp-boot=tag:ipxe,tag:!wrongurl,${baseUrl}/boot.ipxe`,
+      `--dhcp-boot=tag:ipxe,tag:wrongurl,${baseUrl}/missing.ipxe`,
+    ],
+  });
 }, 600_000);
 
 afterAll(async () => {
   // dnsmasq first: it complains when its interface disappears under it.
-  if (dnsmasq?.pid !== undefined && dnsmasq.exitCode === null) {
-    const gone = new Promise((r) => dnsmasq?.once('exit', r));
-    process.kill(dnsmasq.pid, 'SIGKILL');
-    await gone;
-  }
+  await dnsmasq?.stop();
   bridge?.cleanup();
   await new Promise((r) => (http ? http.close(r) : r(undefined)));
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-/** QEMU's exit code, or a rejection carrying the console tail if it is still running at the deadline. */
-async function exitWithin(vm: Vm, ms: number): Promise<number | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(new Error(`QEMU still running after ${ms} ms; console tail:\n${vm.serial().slice(-3000)}`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([vm.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 describe('real-firmware QEMU VMs on a test-owned bridge', () => {
   test.concurrent.each(['bios', 'uefi'] as const)(

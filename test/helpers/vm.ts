@@ -360,3 +360,20 @@ export function bootVm(opts: {
     },
   };
 }
+
+/** QEMU's exit code, or a rejection carrying the console tail if it is still running at the deadline. */
+export async function exitWithin(vm: Vm, ms: number): Promise<number | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(new Error(`QEMU still running after ${ms} ms; console tail:\n${vm.serial().slice(-3000)}`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([vm.exited, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
