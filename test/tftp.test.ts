@@ -119,6 +119,7 @@ async function fetchTftp(file: string, o: FetchOptions = {}, port = server.port)
   let good = 0; // last in-order block, unwrapped
   let inWindow = 0;
   let lastAck: Buffer | null = null;
+  let dallying = false;
   let tid = 0;
   let n = 0;
   const request = o.raw ?? encodeRequest('rrq', file, o.mode ?? 'octet', o.options ?? []);
@@ -157,6 +158,10 @@ async function fetchTftp(file: string, o: FetchOptions = {}, port = server.port)
           windowsize = Number(out.oack.windowsize ?? 1);
           ack(0);
         } else if (p.op === 'data') {
+          if (dallying) {
+            if (lastAck) sock.send(lastAck, tid, '127.0.0.1');
+            return;
+          }
           if (o.lose?.(n++)) return;
           out.blocks.push(p.block);
           if (p.block !== ((good + 1) & 0xffff)) {
@@ -168,7 +173,13 @@ async function fetchTftp(file: string, o: FetchOptions = {}, port = server.port)
           good++;
           parts.push(Buffer.from(p.data));
           inWindow = inWindow === -1 ? 1 : inWindow + 1;
-          if (p.data.length < blksize) ack(good, end);
+          // RFC 1350 §6: the receiver of the last block dallies, re-ACKing a resent block, so a
+          // retransmission racing its final ACK is not answered by a closed port.
+          if (p.data.length < blksize)
+            ack(good, () => {
+              dallying = true;
+              setTimeout(end, 250);
+            });
           else if (inWindow >= windowsize) {
             ack(good);
             inWindow = 0;
