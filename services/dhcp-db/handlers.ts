@@ -2,7 +2,7 @@ import type { Bus } from '../../shared/bus/bus.js';
 import { consume } from '../../shared/bus/consume.js';
 import {
   type AllocationSummary,
-  type ConsumerDecl,
+  consumers,
   inventoryEvents,
   inventoryRpcs,
   ipamMessages,
@@ -12,14 +12,10 @@ import {
 } from '../../shared/catalogue/index.js';
 import { NotFoundError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
+import { listAllAllocations } from '../../shared/owners.js';
 import type { Projection } from './projection.js';
 
-const decl = (durable: string): ConsumerDecl => ({
-  stream: 'EVENTS',
-  durable,
-  ackWaitMs: 30_000,
-  maxDeliver: 10,
-});
+const decl = (durable: string) => consumers.events(durable);
 
 /**
  * The projection's inputs: node, allocation and network facts from the EVENTS stream. Network events
@@ -122,21 +118,7 @@ export async function readOwners(bus: Bus, log: Logger) {
     async () =>
       (await bus.request(inventoryRpcs.listNodes, {}, { timeoutMs: 10_000 })).nodes as NodeSummary[],
   );
-  const allocations = await part('allocations', async () => {
-    const out: AllocationSummary[] = [];
-    let afterId = 0;
-    for (let page = 0; page < 10_000; page++) {
-      const r = await bus.request(
-        ipamMessages.listAllocations,
-        { afterId, limit: 1000 },
-        { timeoutMs: 10_000 },
-      );
-      out.push(...r.allocations);
-      if (r.allocations.length < 1000) break;
-      afterId = Math.max(...r.allocations.map((a) => a.id));
-    }
-    return out;
-  });
+  const allocations = await part('allocations', () => listAllAllocations(bus));
   const networks = await part(
     'networks',
     async () => (await bus.request(ipamRpcs.networkList, {}, { timeoutMs: 10_000 })).networks,

@@ -90,18 +90,26 @@ export function serveRpcs(d: RpcDeps): Subscription[] {
       const own = projection.nodeById(req.nodeId);
       const scope = own && !own.admin ? req.nodeId : null;
       let waiting: string[] = [];
+      // The owners' truth is read once and again every 5 s (it may move on); in between only this
+      // instance's served view is compared, every 250 ms, so a long wait costs few full reads.
+      let truth: Parameters<typeof lagging>[1] | null = null;
+      let readAt = 0;
       for (let round = 0; ; round++) {
-        const { all } = await readOwners(bus, log);
-        if (!all.nodes || !all.allocations)
-          throw new UnavailableError('inventory or network-ipam did not answer');
-        const addresses = new Map<number, Map<number, string>>();
-        for (const a of all.allocations) {
-          if (a.family !== 'ipv4' || a.category === 'unmanaged') continue;
-          const m = addresses.get(a.nodeId) ?? new Map<number, string>();
-          m.set(a.networkId, a.address.split('/')[0]!);
-          addresses.set(a.nodeId, m);
+        if (!truth || Date.now() - readAt >= 5000) {
+          readAt = Date.now();
+          const { all } = await readOwners(bus, log);
+          if (!all.nodes || !all.allocations)
+            throw new UnavailableError('inventory or network-ipam did not answer');
+          const addresses = new Map<number, Map<number, string>>();
+          for (const a of all.allocations) {
+            if (a.family !== 'ipv4' || a.category === 'unmanaged') continue;
+            const m = addresses.get(a.nodeId) ?? new Map<number, string>();
+            m.set(a.networkId, a.address.split('/')[0]!);
+            addresses.set(a.nodeId, m);
+          }
+          truth = { nodes: all.nodes, addresses };
         }
-        waiting = lagging(projection.view(), { nodes: all.nodes, addresses }, scope);
+        waiting = lagging(projection.view(), truth, scope);
         if (waiting.length === 0) {
           const count = projection.view().byMac.size;
           log.info(

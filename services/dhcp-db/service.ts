@@ -4,6 +4,7 @@ import type { Bus } from '../../shared/bus/bus.js';
 import { consume } from '../../shared/bus/consume.js';
 import {
   type BootMap,
+  consumers,
   dhcpMessages,
   dnsMessages,
   provisionerMessages,
@@ -103,15 +104,9 @@ export const dhcpDbService: ServiceDef<typeof dhcpConfig> = {
       log,
     });
     relay = startOutboxRelay({ database, table: outbox, channel: store.outboxChannel, bus, log });
-    const consumers = await startConsumers(bus, projection, log);
+    const inputs = await startConsumers(bus, projection, log);
     const bootConsumer = await consume(bus, {
-      decl: {
-        stream: 'EVENTS',
-        durable: 'dhcp-db-bootmap',
-
-        ackWaitMs: 30_000,
-        maxDeliver: 5,
-      },
+      decl: consumers.events('dhcp-db-bootmap', 5),
       log,
       concurrency: 1,
       handlers: [[provisionerMessages.bootMapChanged, async (d) => boot.offer(d.map, 'provisioner')]],
@@ -160,7 +155,7 @@ export const dhcpDbService: ServiceDef<typeof dhcpConfig> = {
     );
 
     return {
-      detail: () => ({ ...stats(), consumers: consumers.stats(), projectionVersion: projection.version() }),
+      detail: () => ({ ...stats(), consumers: inputs.stats(), projectionVersion: projection.version() }),
       async stop() {
         stopped = true;
         if (resyncTimer) clearTimeout(resyncTimer);
@@ -170,7 +165,7 @@ export const dhcpDbService: ServiceDef<typeof dhcpConfig> = {
         boot.stop();
         dns.stop();
         await bootConsumer.stop();
-        await consumers.stop();
+        await inputs.stop();
         await reloading;
         if (listener) {
           await listener.query(`unlisten ${store.projectionChannel}`).catch(() => undefined);

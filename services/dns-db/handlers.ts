@@ -1,16 +1,11 @@
 import type { Bus } from '../../shared/bus/bus.js';
 import { consume } from '../../shared/bus/consume.js';
 import { causedBy } from '../../shared/bus/envelope.js';
-import { type ConsumerDecl, inventoryEvents, ipamMessages } from '../../shared/catalogue/index.js';
+import { consumers, inventoryEvents, ipamMessages } from '../../shared/catalogue/index.js';
 import type { Logger } from '../../shared/log.js';
 import type { Projection } from './projection.js';
 
-const decl = (durable: string): ConsumerDecl => ({
-  stream: 'EVENTS',
-  durable,
-  ackWaitMs: 30_000,
-  maxDeliver: 10,
-});
+const decl = (durable: string) => consumers.events(durable);
 
 /**
  * The projection's inputs: node, allocation and network facts from the EVENTS stream, one durable consumer each

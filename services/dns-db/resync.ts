@@ -1,14 +1,9 @@
 import type { Bus } from '../../shared/bus/bus.js';
-import {
-  type AllocationSummary,
-  inventoryRpcs,
-  ipamMessages,
-  ipamRpcs,
-  type NodeSummary,
-} from '../../shared/catalogue/index.js';
+import { inventoryRpcs, ipamRpcs, type NodeSummary } from '../../shared/catalogue/index.js';
 import type { Clock } from '../../shared/clock.js';
 import { UnavailableError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
+import { listAllAllocations } from '../../shared/owners.js';
 import type { Projection } from './projection.js';
 
 export interface ResyncResult {
@@ -38,18 +33,7 @@ export function startResync(deps: {
 
   const fetchAll = async () => {
     const { nodes } = await bus.request(inventoryRpcs.listNodes, {}, { timeoutMs: 10_000 });
-    const allocations: AllocationSummary[] = [];
-    let afterId = 0;
-    for (let page = 0; page < 10_000; page++) {
-      const r = await bus.request(
-        ipamMessages.listAllocations,
-        { afterId, limit: 1000 },
-        { timeoutMs: 10_000 },
-      );
-      allocations.push(...r.allocations);
-      if (r.allocations.length < 1000) break;
-      afterId = Math.max(...r.allocations.map((a) => a.id));
-    }
+    const allocations = await listAllAllocations(bus);
     const { networks } = await bus.request(ipamRpcs.networkList, {}, { timeoutMs: 10_000 });
     return {
       nodes: nodes as NodeSummary[],

@@ -1,12 +1,7 @@
 import type { NodeSummary } from '../../shared/catalogue/index.js';
 import type { Database } from '../../shared/db/database.js';
 import { queryText } from '../../shared/db/prepared.js';
-
-/** `52:54:00:AB:…` / `52-54-00-ab-…` → `52:54:00:ab:…`; null when it is not a MAC. */
-export function normaliseMac(s: string): string | null {
-  const m = s.trim().toLowerCase().replaceAll('-', ':');
-  return /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(m) ? m : null;
-}
+import { normaliseMac } from '../../shared/mac.js';
 
 /**
  * The nodes the provisioner serves: a projection of inventory's node events (stored, newest event

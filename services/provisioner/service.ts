@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { consume } from '../../shared/bus/consume.js';
 import {
   type BootMap,
+  consumers,
   dhcpMessages,
   inventoryEvents,
   type NodeSummary,
@@ -16,12 +17,13 @@ import { enqueueOutbox, startOutboxRelay } from '../../shared/db/outbox.js';
 import { queryText } from '../../shared/db/prepared.js';
 import { mintDiscoveryToken } from '../../shared/discovery-token.js';
 import { NotFoundError } from '../../shared/errors.js';
+import { normaliseMac } from '../../shared/mac.js';
 import type { ServiceDef } from '../../shared/service/host.js';
 import { type ProvisionerConfig, provisionerConfig, tftpPort } from './config.js';
 import { outbox } from './db/schema.js';
 import { type Bootenv, BootenvError, loadBootenvs, type RenderContext } from './domain/bootenv.js';
 import { startHttp } from './http.js';
-import { createRegistry, normaliseMac } from './registry.js';
+import { createRegistry } from './registry.js';
 import { startTftpServer } from './tftp/server.js';
 
 /** Debian's iPXE binaries the boot map names, copied into the boot root (links would point outside it). */
@@ -203,13 +205,7 @@ export const provisionerService: ServiceDef<typeof provisionerConfig> = {
       log.debug({ node: d.node.id, bootenv: d.node.bootenv, applied, deleted }, 'provisioner node seen');
     };
     const nodes = await consume(bus, {
-      decl: {
-        stream: 'EVENTS',
-        durable: 'provisioner-nodes',
-
-        ackWaitMs: 30_000,
-        maxDeliver: 10,
-      },
+      decl: consumers.events('provisioner-nodes'),
       log,
       concurrency: 4,
       handlers: [
@@ -223,13 +219,7 @@ export const provisionerService: ServiceDef<typeof provisionerConfig> = {
       if (mac) registry.sawClient(d.lease.address, mac);
     };
     const leases = await consume(bus, {
-      decl: {
-        stream: 'EVENTS',
-        durable: 'provisioner-leases',
-
-        ackWaitMs: 30_000,
-        maxDeliver: 5,
-      },
+      decl: consumers.events('provisioner-leases', 5),
       log,
       concurrency: 1,
       handlers: [

@@ -58,6 +58,13 @@ export const streams: StreamDecl[] = [
 ];
 
 export const consumers = {
+  /** A durable consumer of the EVENTS stream; its filter is the subject family its handlers share. */
+  events: (durable: string, maxDeliver = 10): ConsumerDecl => ({
+    stream: 'EVENTS',
+    durable,
+    ackWaitMs: 30_000,
+    maxDeliver,
+  }),
   diag: (owner: string): ConsumerDecl => ({
     stream: 'DIAG',
     durable: `diag-${owner}`,

@@ -249,14 +249,3 @@ export function listLeases(
     [f.state ?? null, f.mac ?? null, f.networkId ?? null, f.nodeId ?? null, f.after ?? null, f.limit],
   );
 }
-
-export async function leaseCounts(db: Q): Promise<{ bound: number; declined: number }> {
-  const rows = await queryText<{ state: string; n: string }>(
-    db,
-    `select state, count(*) as n from dhcp_db.leases where state in ('bound', 'declined') and expires_at > now()
-     group by state`,
-    [],
-  );
-  const get = (s: string) => Number(rows.find((r) => r.state === s)?.n ?? 0);
-  return { bound: get('bound'), declined: get('declined') };
-}

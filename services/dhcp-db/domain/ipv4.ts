@@ -1,19 +1,11 @@
 /** IPv4 addresses as unsigned 32-bit numbers: what pools, subnets and the lease table index by. */
+import { parseIpv4 } from './options.js';
 
 /** Parses a dotted quad (an optional `/len` is ignored); null when it is not one. */
 export function ipToInt(s: string): number | null {
   const slash = s.indexOf('/');
-  const text = slash < 0 ? s : s.slice(0, slash);
-  const parts = text.split('.');
-  if (parts.length !== 4) return null;
-  let v = 0;
-  for (const p of parts) {
-    if (p.length === 0 || p.length > 3) return null;
-    const n = Number(p);
-    if (!Number.isInteger(n) || n < 0 || n > 255 || (p.length > 1 && p[0] === '0')) return null;
-    v = v * 256 + n;
-  }
-  return v;
+  const v = parseIpv4(slash < 0 ? s : s.slice(0, slash));
+  return v < 0 ? null : v;
 }
 
 export function intToIp(v: number): string {

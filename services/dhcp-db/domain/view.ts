@@ -1,4 +1,5 @@
 import type { AllocationSummary, NetworkDetail, NodeSummary } from '../../../shared/catalogue/index.js';
+import { normaliseMac } from '../../../shared/mac.js';
 import { inSubnet, ipToInt, parseSubnet, type Subnet } from './ipv4.js';
 
 /**
@@ -44,11 +45,7 @@ export interface ServedView {
   reserved: Set<number>;
 }
 
-/** `52:54:00:AB:…` or `52-54-00-ab-…` → `52:54:00:ab:…`; null when it is not a MAC. */
-export function normaliseMac(s: string): string | null {
-  const m = s.trim().toLowerCase().replaceAll('-', ':');
-  return /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(m) ? m : null;
-}
+export { normaliseMac };
 
 export function buildView(rows: {
   nodes: NodeSummary[];

@@ -133,7 +133,7 @@ export function createEngine(deps: EngineDeps) {
     if (reserved) return address === reserved.address && !leases.heldByOther(address, mac);
     const range = rangeHolding(net, address);
     if (!range?.allowAnon) return false;
-    return leases.usable(deps.view(), net, address, mac, new Set());
+    return leases.usable(deps.view(), net, address, mac);
   }
 
   function leaseTimeOf(
@@ -163,7 +163,7 @@ export function createEngine(deps: EngineDeps) {
     if (offered !== undefined && acceptable(net, mac, res, offered)) return offered;
     if (requested !== null && inSubnet(net.subnet, requested) && acceptable(net, mac, res, requested))
       return requested;
-    return leases.freeAddress(view, net, mac, new Set())?.address ?? null;
+    return leases.freeAddress(view, net, mac)?.address ?? null;
   }
 
   function destination(a: Arrival, kind: 'offer' | 'ack' | 'nak' | 'inform', yiaddr: string): Destination {

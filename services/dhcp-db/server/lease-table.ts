@@ -1,5 +1,5 @@
 import type { LeaseRow, LeaseState } from '../db/store.js';
-import { intToIp, ipToInt } from '../domain/ipv4.js';
+import { ipToInt } from '../domain/ipv4.js';
 import type { NetworkView, PoolRange, ServedView } from '../domain/view.js';
 
 /** A lease as the server keeps it in memory; PostgreSQL is the truth, this is the fast index over it. */
@@ -121,12 +121,7 @@ export class LeaseTable {
    * another MAC, not reserved for a node, not the network's own addresses (routers, server, subnet
    * edges). Scans from a cursor, so a busy pool is not searched from its start every time.
    */
-  freeAddress(
-    view: ServedView,
-    net: NetworkView,
-    mac: string,
-    skip: ReadonlySet<number>,
-  ): { address: number; range: PoolRange } | null {
+  freeAddress(view: ServedView, net: NetworkView, mac: string): { address: number; range: PoolRange } | null {
     for (const range of net.ranges) {
       if (!range.allowAnon) continue;
       const size = range.last - range.first + 1;
@@ -135,7 +130,7 @@ export class LeaseTable {
       for (let i = 0; i < size; i++) {
         const a = at;
         at = at === range.last ? range.first : at + 1;
-        if (!this.usable(view, net, a, mac, skip)) continue;
+        if (!this.usable(view, net, a, mac)) continue;
         this.cursors.set(range.id, at);
         return { address: a, range };
       }
@@ -143,9 +138,9 @@ export class LeaseTable {
     return null;
   }
 
-  usable(view: ServedView, net: NetworkView, a: number, mac: string, skip: ReadonlySet<number>): boolean {
+  usable(view: ServedView, net: NetworkView, a: number, mac: string): boolean {
     if (a === net.subnet.base || a === net.subnet.last) return false;
-    if (skip.has(a) || view.reserved.has(a) || net.routers.includes(a)) return false;
+    if (view.reserved.has(a) || net.routers.includes(a)) return false;
     return !this.heldByOther(a, mac);
   }
 
@@ -189,5 +184,3 @@ export function fromRow(r: LeaseRow): MemLease {
     expiresAt: Date.parse(r.expiresAt),
   };
 }
-
-export const leaseAddress = (l: MemLease) => intToIp(l.address);

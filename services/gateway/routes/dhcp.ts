@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { dhcpMessages, leaseState } from '../../../shared/catalogue/index.js';
 import { ValidationError } from '../../../shared/errors.js';
+import { normaliseMac } from '../../../shared/mac.js';
 import type { GatewayDeps } from '../app.js';
 
 const positiveInt = (name: string, v: string | undefined) => {
@@ -21,7 +22,7 @@ export function dhcpRoutes(deps: GatewayDeps): Hono {
       throw new ValidationError(`state must be one of ${leaseState.options.join(', ')}`, { field: 'state' });
     const r = await ask(dhcpMessages.leaseList, {
       ...(state?.data ? { state: state.data } : {}),
-      ...(q.mac ? { mac: q.mac.toLowerCase().replaceAll('-', ':') } : {}),
+      ...(q.mac ? { mac: normaliseMac(q.mac) ?? q.mac } : {}),
       ...(q.network ? { network: q.network } : {}),
       ...(q.node ? { nodeId: positiveInt('node', q.node)! } : {}),
       ...(q.after ? { after: q.after } : {}),
@@ -37,7 +38,7 @@ export function dhcpRoutes(deps: GatewayDeps): Hono {
       (
         await ask(dhcpMessages.reservationList, {
           ...(node ? { nodeId: positiveInt('node', node)! } : {}),
-          ...(mac ? { mac: mac.toLowerCase().replaceAll('-', ':') } : {}),
+          ...(mac ? { mac: normaliseMac(mac) ?? mac } : {}),
         })
       ).reservations,
     );

@@ -10,12 +10,14 @@ import {
 } from '../../../shared/catalogue/index.js';
 import { checkDiscoveryToken } from '../../../shared/discovery-token.js';
 import { ConflictError, CrowbarError, UnauthorizedError, ValidationError } from '../../../shared/errors.js';
+import { normaliseMac } from '../../../shared/mac.js';
 import type { GatewayDeps } from '../app.js';
 
-const mac = z
-  .string()
-  .transform((s) => s.toLowerCase().replaceAll('-', ':'))
-  .pipe(z.string().regex(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/, 'must be a MAC address like 52:54:00:12:34:56'));
+const mac = z.string().transform((s, ctx) => {
+  const m = normaliseMac(s);
+  if (m === null) ctx.addIssue({ code: 'custom', message: 'must be a MAC address like 52:54:00:12:34:56' });
+  return m ?? '';
+});
 /** An OpenSSH public key line whose base64 blob really is a key of the named type. */
 const hostKey = z
   .string()
