@@ -28,6 +28,12 @@ if (!needed.every((p) => existsSync(`${root}node_modules/${p}/package.json`))) {
 const { ensureNativeAddons } = await import('./native.mjs');
 ensureNativeAddons(root, (line) => console.error(`[crowbar] ${line}`));
 const [entry, ...rest] = process.argv.slice(2);
+// The web UI the gateway serves is built (when missing or stale) before the control plane or a bench
+// starts; the tests build it in test/global-setup.ts.
+if (entry === 'launcher.ts' || entry === 'bench.ts') {
+  const { ensureUiBuild } = await import('./ui-build.mjs');
+  await ensureUiBuild(root, (line) => console.error(`[crowbar] ${line}`));
+}
 process.argv = [process.argv[0], `${root}infra/${entry}`, ...rest];
 // Load TypeScript in this same process, so signals reach the real entry point directly.
 const { register } = await import('tsx/esm/api');

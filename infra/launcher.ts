@@ -19,9 +19,11 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import ssh2 from 'ssh2';
+import { hostAddressesIn } from '../services/inventory/admin-node.js';
 import { ConfigError } from '../shared/config.js';
 import { type HostedService, hostService, loadServiceConfig } from '../shared/service/host.js';
 import { ensureDiscoveryImage } from './images/discovery.js';
+import { ensureOsImage } from './images/os.js';
 import { type NatsServerHandle, startNatsServer, stopStaleNatsServer } from './nats.js';
 import { ensureDebianProgram } from './packages.js';
 import { pickPort } from './ports.js';
@@ -116,15 +118,43 @@ async function main() {
       say(`no discovery image, so machines cannot PXE-boot into discovery yet: ${why}`);
     }
   }
+  // The OS image provisioner-os-install writes to disks: built once per machine too (a few minutes).
+  if (!env.CROWBAR_OS_IMAGE_DIR) {
+    try {
+      env.CROWBAR_OS_IMAGE_DIR = ensureOsImage({ log: say }).dir;
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      say(`no OS image, so installs cannot run yet: ${why}`);
+    }
+  }
   // --wizard: the operator sets up the admin network and admin node in the UI wizard instead.
   if (args.wizard) {
     env.CROWBAR_BOOTSTRAP_ADMIN_NETWORK = 'false';
     env.CROWBAR_ADMIN_NODE = 'false';
   }
+  if (!args.wizard) adminDnsServers();
   const port = Number(env.CROWBAR_HTTP_PORT ?? 3000);
   if (args.single) await runSingle();
   else for (const def of allServices) superviseChild(def.name);
   await reportHealth(port);
+}
+
+/**
+ * The DNS server nodes are told (dns-db's `CROWBAR_DNS_SERVERS`, unless set) is the admin node's
+ * address on the admin network: this machine's own address there. When no interface carries one, it
+ * says so once and dns-db keeps its default (this machine's addresses).
+ */
+function adminDnsServers() {
+  if (env.CROWBAR_DNS_SERVERS) return;
+  const cidr = env.CROWBAR_ADMIN_CIDR ?? '198.18.0.0/24';
+  const own = hostAddressesIn(cidr);
+  if (own.length > 0) {
+    env.CROWBAR_DNS_SERVERS = own.join(',');
+    say(`nodes are told DNS server ${own.join(', ')}: this machine on the admin network ${cidr}`);
+  } else
+    say(
+      `no interface of this machine is on the admin network ${cidr}: nodes cannot reach the admin node there (set CROWBAR_DNS_SERVERS, or give an interface an address in ${cidr})`,
+    );
 }
 
 /** The admin token, generated once per installation and kept in the state dir (mode 0600). */

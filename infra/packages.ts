@@ -64,7 +64,8 @@ export function ensureDebianProgram(
 
 /**
  * Everything the test suite runs besides Node: sshd and its keys, fping, dig, ip, the DHCP clients
- * (busybox udhcpc, ISC dhclient), dnsmasq as a known-good peer, and QEMU with real firmware and iPXE.
+ * (busybox udhcpc, ISC dhclient), dnsmasq as a known-good peer, QEMU with real firmware and iPXE, and
+ * Chromium for the web UI.
  */
 export const testPrograms: DebianProgram[] = [
   { candidates: ['/usr/bin/busybox', '/bin/busybox'], pkg: 'busybox' },
@@ -80,4 +81,6 @@ export const testPrograms: DebianProgram[] = [
   { candidates: ['/usr/bin/fping', '/usr/sbin/fping'], pkg: 'fping' },
   { candidates: ['/usr/bin/dig'], pkg: 'bind9-dnsutils' },
   { candidates: ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip'], pkg: 'iproute2' },
+  // The web UI's tests (test/ui-*.test.ts) drive Debian's Chromium through playwright-core.
+  { candidates: ['/usr/bin/chromium'], pkg: 'chromium' },
 ];

@@ -9,6 +9,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const bin = (name: string) => `${root}node_modules/.bin/${name}`;
 const steps: [string, string, string[]][] = [
   ['typecheck', bin('tsc'), ['-p', '.']],
+  ['typecheck the web UI', bin('tsc'), ['-p', 'services/gateway/ui']],
   ['lint and format', bin('biome'), ['check', '.']],
   ['tests', bin('vitest'), ['run', ...process.argv.slice(2)]],
 ];

@@ -249,7 +249,8 @@ describe('the discovery image', () => {
         }
         const goodbye = await nextRequest(
           (r) => r.path === alivePath && r.body.includes('false'),
-          30_000,
+          // init's shutdown under TCG on a loaded machine (other VM tests run beside this one).
+          90_000,
           'alive=false at poweroff',
         );
         expect(goodbye.headers.authorization).toBe(`Bearer ${credential}`);

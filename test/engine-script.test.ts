@@ -94,10 +94,13 @@ describe('script jig', () => {
     });
     const after = await nr(n2, 'test-after-fail');
     const last = await nr(n2, 'test-last');
-    // Poke: the data changes on an ACTIVE noderole, so it runs again — and now fails.
+    // New data for an ACTIVE noderole waits in its proposed data (reference §1.6); propose and commit
+    // it, and it runs again with it — and now fails.
+    expect((await s.call('PUT', `/node_roles/${fail.id}/propose`)).status).toBe(200);
     expect(
       (await s.call('PUT', `/node_roles/${fail.id}/attribs/test-should_fail`, { value: true })).status,
     ).toBe(200);
+    expect((await s.call('PUT', `/node_roles/${fail.id}/commit`)).status).toBe(200);
     await until('test-fail in error', async () => (await state(n2, 'test-fail')) === 'error', 30_000);
     expect((await nr(n2, 'test-fail')).runlog).toMatch(
       /failing because test\/should_fail is true[\s\S]*exit code 7/,
@@ -124,9 +127,10 @@ describe('script jig', () => {
     expect(await state(n2, 'test-writer')).toBe('todo');
     expect(existsSync(marker)).toBe(false);
 
-    // Fix the data and retry: everything reaches ACTIVE.
+    // Fix the data (propose, write, commit) and it runs again: everything reaches ACTIVE.
+    expect((await s.call('PUT', `/node_roles/${fail.id}/propose`)).status).toBe(200);
     await s.call('PUT', `/node_roles/${fail.id}/attribs/test-should_fail`, { value: false });
-    expect((await s.call('PUT', `/node_roles/${fail.id}/retry`)).status).toBe(200);
+    expect((await s.call('PUT', `/node_roles/${fail.id}/commit`)).status).toBe(200);
     await until('all active again', async () => (await s.call('GET', '/anneal')).status === 200, 30_000);
     for (const role of ['test-fail', 'test-after-fail', 'test-last', 'test-writer'])
       expect(await state(n2, role)).toBe('active');
@@ -138,8 +142,10 @@ describe('script jig', () => {
     const marker = `${dir}/hostkey-marker`;
     const writer = await nr(n1, 'test-writer');
     await sshd.rotateHostKey();
-    // Setting the marker attrib pokes the ACTIVE noderole, so it runs again — against the new key.
+    // New data, committed, makes the noderole run again — against the new key.
+    await s.call('PUT', `/node_roles/${writer.id}/propose`);
     await s.call('PUT', `/node_roles/${writer.id}/attribs/test-marker`, { value: marker });
+    await s.call('PUT', `/node_roles/${writer.id}/commit`);
     await until('test-writer in error', async () => (await state(n1, 'test-writer')) === 'error', 30_000);
     const after = await nr(n1, 'test-writer');
     expect(after.runlog).toMatch(/host key mismatch/);

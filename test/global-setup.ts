@@ -5,16 +5,19 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { ensureDiscoveryImage } from '../infra/images/discovery.js';
+import { ensureOsImage } from '../infra/images/os.js';
 import { startNatsServer } from '../infra/nats.js';
 import { ensureDebianPrograms, testPrograms } from '../infra/packages.js';
 import { pickPort } from '../infra/ports.js';
 import { startEmbeddedPostgres } from '../infra/postgres.js';
 import { benchmarkingRange, ensureBlackholeRoutes } from '../infra/routes.js';
+import { ensureUiBuild } from '../infra/ui-build.mjs';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -57,8 +60,12 @@ export default async function setup(project: TestProject) {
   for (const note of ensureBlackholeRoutes([benchmarkingRange, 'fd00::/8'])) log(note);
   // Installed here, once, before any test file runs (files installing on their own would race for dpkg).
   ensureDebianPrograms(testPrograms, 'the tests run the real programs', log);
+  // The web UI the gateway serves at / (test/ui-*.test.ts drive it in Chromium).
+  log(`web UI ${await ensureUiBuild(fileURLToPath(new URL('..', import.meta.url)), log)}`);
   // Built (or found in the machine's cache) once, before the files that boot it and the launcher's run.
   log(`discovery image ${ensureDiscoveryImage({ log }).dir}`);
+  // The OS image the install test writes to a VM's disk (a few minutes the first time on a machine).
+  log(`OS image ${ensureOsImage({ log }).file}`);
 
   let pgAdminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
   if (!(await pgWorks(pgAdminUrl))) {

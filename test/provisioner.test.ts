@@ -8,7 +8,7 @@ import { pickPort } from '../infra/ports.js';
 import { checkDiscoveryToken, mintDiscoveryToken } from '../shared/discovery-token.js';
 import { until } from './helpers/dhcp-clients.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
-import { type Stack, startStack } from './helpers/stack.js';
+import { type Stack, startStack, testAdminToken } from './helpers/stack.js';
 
 /**
  * The provisioner with its real neighbours (inventory, network-ipam, dhcp-db, gateway): per-node iPXE
@@ -182,7 +182,11 @@ describe('provisioner HTTP', () => {
       return s.body.bootMap?.source === 'provisioner';
     });
     const envs = await stack.call('GET', '/bootenvs');
-    expect(envs.body.map((b: { name: string }) => b.name).sort()).toEqual(['local', 'sledgehammer']);
+    expect(envs.body.map((b: { name: string }) => b.name).sort()).toEqual([
+      'debian-12-install',
+      'local',
+      'sledgehammer',
+    ]);
   });
 });
 
@@ -308,5 +312,78 @@ describe('registration through the gateway', () => {
       expect(
         (await stack.call(method, path, method === 'POST' ? { name: 'x.y.z' } : undefined, token())).status,
       ).toBe(403);
+  });
+});
+
+describe('the installer’s side of the node API (reference §6.5 step 5)', () => {
+  const put = (path: string, body: unknown, bearer: string) =>
+    fetch(`http://127.0.0.1:${apiPort}/api/v2/node-api/${path}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${bearer}` },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+  const register = (body: unknown, bearer: string) =>
+    fetch(`http://127.0.0.1:${apiPort}/api/v2/node-api/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${bearer}` },
+      body: JSON.stringify(body),
+    }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+  const mac = '52:54:00:bb:00:21';
+  const facts = { cpus: 1, disks: [{ name: 'sda', removable: false }] };
+
+  it('a node sets bootenv local only at the end of an install, with its own credential', async () => {
+    const token = mintDiscoveryToken(secret, { expires: Math.floor(Date.now() / 1000) + 600, nodeId: null });
+    const first = await register({ macs: [mac], bootMac: mac, hostKey: keyPair(), facts }, token);
+    expect(first.status).toBe(201);
+    const id = first.body.node.id as number;
+    const credential = first.body.credential as string;
+    // Not in an install: refused with the rule, nothing changed.
+    const early = await put(`nodes/${id}/bootenv`, { bootenv: 'local' }, credential);
+    expect([early.status, early.body.field]).toEqual([409, 'bootenv']);
+    expect((await stack.call('GET', `/nodes/${id}`)).body.bootenv).toBe('sledgehammer');
+    expect((await stack.call('PUT', `/nodes/${id}`, { bootenv: 'debian-12-install' })).status).toBe(200);
+    // Only `local`, only with the node's own credential.
+    for (const bad of [{ bootenv: 'sledgehammer' }, { bootenv: 'local', extra: 1 }, '{nope'])
+      expect((await put(`nodes/${id}/bootenv`, bad, credential)).status, JSON.stringify(bad)).toBe(422);
+    expect((await put(`nodes/${id}/bootenv`, { bootenv: 'local' }, 'not-the-credential')).status).toBe(401);
+    expect((await put(`nodes/${id}/bootenv`, { bootenv: 'local' }, testAdminToken)).status).toBe(401);
+    expect((await stack.call('GET', `/nodes/${id}`)).body.bootenv).toBe('debian-12-install');
+    const done = await put(`nodes/${id}/bootenv`, { bootenv: 'local' }, credential);
+    expect([done.status, done.body.changed]).toEqual([200, true]);
+    expect((await stack.call('GET', `/nodes/${id}`)).body.bootenv).toBe('local');
+    await until(
+      'the provisioner serves bootstate local',
+      async () => {
+        const r = await get(`/nodes/d${mac.replaceAll(':', '-')}.${domain}/bootstate`);
+        return r.body.toString() === 'local\n';
+      },
+      10_000,
+    );
+    // The installed system re-registers its new key with its credential and no facts: the facts stay.
+    const installedKey = keyPair();
+    const join = await register({ macs: [mac], bootMac: mac, hostKey: installedKey, node: id }, credential);
+    expect(join.status).toBe(200);
+    const n = (await stack.call('GET', `/nodes/${id}`)).body;
+    expect(n.sshHostKey).toBe(installedKey);
+    expect(n.discovery.facts).toEqual(facts);
+  });
+
+  it('renders the install script with the disk and image the install chose', async () => {
+    const n = (await stack.call('GET', `/nodes/d${mac.replaceAll(':', '-')}.${domain}`)).body;
+    expect((await stack.call('PUT', `/nodes/${n.id}`, { bootenv: 'debian-12-install' })).status).toBe(200);
+    const script = await until(
+      'the install script',
+      async () => {
+        const r = (await get(`/boot/${mac.replaceAll(':', '-')}.ipxe`)).body.toString();
+        return r.includes('crowbar.mode=install') ? r : null;
+      },
+      10_000,
+    );
+    expect(script).toMatch(/crowbar\.image=http:\/\/[\d.]+:\d+\/os\/debian-12\.tar\.zst/);
+    expect(script).toContain(`crowbar.node=${n.name}`);
+    // The token on the kernel line is the node's own: it may re-pin this node's key.
+    const tok = /crowbar\.token=(\S+)/.exec(script)![1]!;
+    const claims = checkDiscoveryToken(secret, tok, Math.floor(Date.now() / 1000));
+    expect(claims.ok && claims.claims.nodeId).toBe(n.id);
   });
 });

@@ -75,8 +75,34 @@ export interface DiscoveryImageOptions {
 
 export const defaultImageCache = () => process.env.CROWBAR_IMAGE_CACHE || '/var/cache/crowbar/images';
 
-/** What runs in the image; their library packages are followed from Depends. */
-const userland = ['busybox-static', 'bash', 'dropbear-bin', 'openssh-sftp-server'];
+/**
+ * What runs in the image; their library packages are followed from Depends. The installer
+ * (bootenv <os>-install) partitions with sfdisk, makes file systems with mke2fs and mkfs.fat, and
+ * unpacks the OS image with zstd and GNU tar.
+ */
+const userland = [
+  'busybox-static',
+  'bash',
+  'dropbear-bin',
+  'openssh-sftp-server',
+  'fdisk',
+  'e2fsprogs',
+  'dosfstools',
+  'zstd',
+  'tar',
+];
+/** Dynamically linked programs copied with their libraries: [path in a package (or usr/ of it), path in the image]. */
+const programs: [string, string][] = [
+  ['bin/bash', 'usr/bin/bash'],
+  ['usr/sbin/dropbear', 'usr/sbin/dropbear'],
+  ['usr/bin/dropbearkey', 'usr/bin/dropbearkey'],
+  ['usr/lib/openssh/sftp-server', 'usr/lib/openssh/sftp-server'],
+  ['sbin/sfdisk', 'usr/sbin/sfdisk'],
+  ['sbin/mke2fs', 'usr/sbin/mke2fs'],
+  ['sbin/mkfs.fat', 'usr/sbin/mkfs.fat'],
+  ['usr/bin/zstd', 'usr/bin/zstd'],
+  ['bin/tar', 'usr/bin/tar'],
+];
 /** Module trees (under lib/modules/<release>/kernel) put in the image, with what they depend on. */
 const moduleTrees = [
   'drivers/net',
@@ -213,7 +239,7 @@ function inputHash(pkgs: DebPackage[]): string {
 }
 
 /** Waits (up to 15 min) while another live process builds the same image, then runs `fn` holding the lock. */
-function withLock<T>(lock: string, log: (l: string) => void, fn: () => T): T {
+export function withLock<T>(lock: string, log: (l: string) => void, fn: () => T): T {
   const deadline = Date.now() + 15 * 60_000;
   let said = false;
   for (;;) {
@@ -262,15 +288,15 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** Keeps the four most recently used images; removes older ones and builds whose process is gone. */
-function pruneImages(cache: string, keep: string, log: (l: string) => void) {
+/** Keeps the four most recently used images of a kind; removes older ones and builds whose process is gone. */
+export function pruneImages(cache: string, keep: string, log: (l: string) => void, kind = 'discovery') {
   const entries = readdirSync(cache);
   for (const e of entries) {
     const m = /^\.build-[0-9a-f]+-(\d+)-/.exec(e);
     if (m && !pidAlive(Number(m[1]))) rmSync(join(cache, e), { recursive: true, force: true });
   }
   const images = entries
-    .filter((e) => e.startsWith('discovery-') && join(cache, e) !== keep)
+    .filter((e) => e.startsWith(`${kind}-`) && join(cache, e) !== keep)
     .map((e) => ({ path: join(cache, e), used: statSync(join(cache, e)).mtimeMs }))
     .sort((a, b) => b.used - a.used);
   for (const old of images.slice(3)) {
@@ -307,7 +333,7 @@ function assembleRoot(
 
   const modules = copyModules(sysroot, root, release, { include: moduleTrees, skip: skippedTrees }, log);
 
-  log('adding busybox, bash, dropbear, sftp-server and their libraries …');
+  log("adding busybox, bash, dropbear, sftp-server, the installer's tools and their libraries …");
   const place = (from: string, to: string, mode = 0o755) => {
     mkdirSync(dirname(join(root, to)), { recursive: true });
     copyFileSync(join(sysroot, from), join(root, to));
@@ -319,16 +345,26 @@ function assembleRoot(
     const at = join(root, a.replace(/^(s?bin)\//, 'usr/$1/'));
     if (!existsSync(at)) symlinkSync('/usr/bin/busybox', at);
   }
-  const dynamic: [string, string][] = [
-    ['bin/bash', 'usr/bin/bash'],
-    ['usr/sbin/dropbear', 'usr/sbin/dropbear'],
-    ['usr/bin/dropbearkey', 'usr/bin/dropbearkey'],
-    ['usr/lib/openssh/sftp-server', 'usr/lib/openssh/sftp-server'],
-  ];
-  for (const [from, to] of dynamic) {
+  for (const [pkgPath, to] of programs) {
+    // Packages not yet usr-merged ship /sbin/x, merged ones /usr/sbin/x.
+    const from = existsSync(join(sysroot, pkgPath)) ? pkgPath : `usr/${pkgPath}`;
+    if (!existsSync(join(sysroot, from)))
+      throw new ImageBuildError(
+        `no ${pkgPath} in the unpacked packages: check userland in infra/images/discovery.ts`,
+      );
+    // Busybox's applets of the same names (tar, …) give way to the real programs.
+    rmSync(join(root, to), { force: true });
     place(from, to);
     for (const lib of sharedLibraries(sysroot, join(sysroot, from)))
       place(lib.slice(sysroot.length + 1), `usr/lib/x86_64-linux-gnu/${basename(lib)}`);
+  }
+  for (const [link, to] of [
+    ['usr/sbin/mkfs.ext4', 'mke2fs'],
+    ['usr/sbin/mkfs.vfat', 'mkfs.fat'],
+    ['usr/bin/unzstd', 'zstd'],
+  ] as const) {
+    rmSync(join(root, link), { force: true });
+    symlinkSync(to, join(root, link));
   }
   symlinkSync('../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2', join(root, 'usr/lib64/ld-linux-x86-64.so.2'));
   // Where Debian's dropbear looks for the SFTP subsystem.
@@ -347,6 +383,7 @@ function assembleRoot(
   etc('hosts', '127.0.0.1 localhost\n::1 localhost\n');
   etc('profile', 'export PATH=/usr/sbin:/usr/bin\n');
   etc('crowbar-discovery-version', `${version}\n`);
+  copyFileSync(join(sysroot, 'etc/mke2fs.conf'), join(root, 'etc/mke2fs.conf'));
   copyFileSync(join(agentDir, 'inittab'), join(root, 'etc/inittab'));
   for (const f of readdirSync(agentDir).filter((f) => f !== 'init' && f !== 'inittab')) {
     copyFileSync(join(agentDir, f), join(root, 'usr/lib/crowbar/agent', f));

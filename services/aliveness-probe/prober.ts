@@ -109,7 +109,8 @@ export function startProber(deps: {
 
   const sweep = async () => {
     const t0 = performance.now();
-    const list = await store.listNodes();
+    // System nodes (phantoms and the admin node) are not machines the probe judges: nothing to probe.
+    const list = (await store.listNodes()).filter((n) => !n.system);
     const due = new Map(list.map((n) => [n.id, sshDue(n)]));
     const targets = store.targets(list).map((t) => ({ ...t, sshDue: due.get(t.nodeId) ?? true }));
     const outcomes = await probeNodes(targets, options.pipeline);

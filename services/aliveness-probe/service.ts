@@ -117,6 +117,17 @@ export const alivenessProbeService: ServiceDef<typeof probeConfig> = {
     const subs = [
       bus.serve(alivenessMessages.probe, async ({ nodeId }) => {
         const node = await known(nodeId);
+        if (node.system)
+          return {
+            nodeId,
+            alive: node.alive,
+            reason:
+              'a system node (a phantom or the admin node): its aliveness is the control plane’s own; not probed',
+            stage: 'none' as const,
+            address: null,
+            durationMs: 0,
+            verdict: node.verdict,
+          };
         const o = await prober.probeOne(node);
         return {
           nodeId,

@@ -49,7 +49,9 @@ export function createStore(database: Database, bus: Bus) {
         name: n.name,
         alive: n.alive,
         available: n.available,
-        system: n.system,
+        // The admin node is this machine: like a phantom node, its aliveness is the control plane's own
+        // (reference §4.1 "system/phantom nodes always count as alive"), so it is neither probed nor reported.
+        system: n.system || n.admin,
         sshHostKey: n.sshHostKey,
         deleted,
         eventTime,

@@ -226,15 +226,11 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
       return;
     }
     if (res.skipJig) {
-      log.info(
-        { run: run.id, noderole: run.noderoleId, role: res.role.name },
-        'destructive role already ran; skipping its jig',
-      );
-      await report(
-        run,
-        { ok: true, wall: null, runlog: 'destructive role has already run on this node; jig skipped' },
-        'skipped',
-      );
+      const why = res.skipReason ?? 'skipped: destructive role has already run on this node; jig skipped';
+      log.info({ run: run.id, noderole: run.noderoleId, role: res.role.name, why }, 'jig skipped');
+      await rows(sql`update annealer.runs set role = ${res.role.name}, jig = ${res.role.jig},
+                     destructive = ${res.role.destructive} where id = ${run.id}`);
+      await report({ ...run, role: res.role.name }, { ok: true, wall: null, runlog: why }, 'skipped');
       return;
     }
     await markRunning({
@@ -280,7 +276,8 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
     const closed = await markClosed({
       id: run.id,
       state: r.ok ? 'done' : 'failed',
-      reason: res.applied ? res.state : `stale (${res.state})`,
+      // The run list shows a skipped jig's reason (e.g. a destructive role that already ran).
+      reason: !res.applied ? `stale (${res.state})` : label === 'skipped' ? r.runlog : res.state,
     });
     const outcome =
       label ??
@@ -459,9 +456,11 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
         role: string | null;
         lane: string;
         state: string;
+        reason: string | null;
         createdAt: string;
       }>(sql`
-        select id, noderole_id as "noderoleId", node_id as "nodeId", role, lane, state, created_at::text as "createdAt" from annealer.runs
+        select id, noderole_id as "noderoleId", node_id as "nodeId", role, lane, state, reason,
+               created_at::text as "createdAt" from annealer.runs
         ${active ? sql`where state in ('queued', 'claimed', 'running')` : sql``} order by id desc limit 1000`);
     },
   };

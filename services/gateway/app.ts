@@ -8,11 +8,13 @@ import { operatorAuth } from './auth.js';
 import { alivenessRoutes } from './routes/aliveness.js';
 import { dhcpRoutes } from './routes/dhcp.js';
 import { dnsRoutes } from './routes/dns.js';
+import { EventStreams, eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { inventoryRoutes } from './routes/inventory.js';
 import { ipamRoutes } from './routes/ipam.js';
 import { provisionerRoutes } from './routes/provisioner.js';
 import { registerRoutes } from './routes/register.js';
+import { uiRoutes, whoamiRoutes } from './routes/ui.js';
 
 export interface GatewayDeps {
   bus: Bus;
@@ -26,6 +28,10 @@ export interface GatewayDeps {
   discoverySecret?: string | undefined;
   /** The cluster domain new machines are named in (`d<mac>.<domain>`). */
   domain?: string;
+  /** The event stream's open responses (ended when the gateway stops) and its knobs. */
+  events?: { streams: EventStreams; heartbeatMs?: number; maxBufferBytes?: number; dropGraceMs?: number };
+  /** The web UI's build (infra/ui-build.mjs); unset, `/` says how to build it. */
+  uiDir?: string | undefined;
 }
 
 /** Paths that need no operator token: health, and node-facing endpoints that check a node credential. */
@@ -36,8 +42,18 @@ export function createApp(deps: GatewayDeps): Hono {
   const app = new Hono();
   app.use(
     '/api/*',
-    operatorAuth({ adminToken: deps.adminToken, readOnlyToken: deps.readOnlyToken, publicPaths }),
+    operatorAuth({
+      adminToken: deps.adminToken,
+      readOnlyToken: deps.readOnlyToken,
+      publicPaths,
+      queryTokenPaths: [/^\/api\/v2\/events$/],
+    }),
   );
+  app.route(
+    '/api/v2',
+    eventRoutes({ bus: deps.bus, log: deps.log, streams: new EventStreams(), ...deps.events }),
+  );
+  app.route('/api/v2', whoamiRoutes());
   app.route('/api/v2', healthRoutes(deps));
   app.route('/api/v2', inventoryRoutes(deps));
   app.route('/api/v2', ipamRoutes(deps));
@@ -53,6 +69,7 @@ export function createApp(deps: GatewayDeps): Hono {
       domain: deps.domain ?? 'crowbar.internal',
     }),
   );
+  app.route('/', uiRoutes({ dir: deps.uiDir }));
   app.notFound((c) => c.json({ code: 'not_found', message: `no route ${c.req.method} ${c.req.path}` }, 404));
   app.onError((err, c) => {
     if (err instanceof CrowbarError) return c.json(err.toBody(), httpStatus[err.code]);

@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
+import { isMachineToken } from '../../shared/discovery-token.js';
 import { ForbiddenError, UnauthorizedError } from '../../shared/errors.js';
 
 export type OperatorRole = 'admin' | 'read-only';
@@ -18,19 +19,23 @@ export function operatorAuth(opts: {
   adminToken: string;
   readOnlyToken: string | undefined;
   publicPaths: RegExp[];
+  /** Paths that also take the token as `?token=` (the event stream: a browser's EventSource sets no headers). */
+  queryTokenPaths?: RegExp[];
 }): MiddlewareHandler<{ Variables: { operator: OperatorRole } }> {
   return async (c, next) => {
     if (opts.publicPaths.some((p) => p.test(c.req.path))) return next();
     const header = c.req.header('authorization') ?? '';
-    const token = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+    const token =
+      (header.startsWith('Bearer ') ? header.slice(7).trim() : '') ||
+      (opts.queryTokenPaths?.some((p) => p.test(c.req.path)) ? (c.req.query('token') ?? '') : '');
     if (!token) throw new UnauthorizedError('missing operator token (Authorization: Bearer <token>)');
     let role: OperatorRole | null = null;
     if (same(token, opts.adminToken)) role = 'admin';
     else if (opts.readOnlyToken && same(token, opts.readOnlyToken)) role = 'read-only';
     // A discovery token (what a booting machine holds) may register, and nothing else.
-    if (!role && token.startsWith('cbd1.'))
+    if (!role && isMachineToken(token))
       throw new ForbiddenError(
-        'a discovery token can only register a machine (POST /api/v2/node-api/register)',
+        'a discovery or join token can only register a machine (POST /api/v2/node-api/register)',
       );
     if (!role) throw new UnauthorizedError('invalid operator token');
     if (role === 'read-only' && !['GET', 'HEAD'].includes(c.req.method)) {

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { type ServerType, serve } from '@hono/node-server';
 import { z } from 'zod';
 import { intFromEnv } from '../../shared/config.js';
 import type { ServiceDef } from '../../shared/service/host.js';
 import { createApp } from './app.js';
+import { EventStreams } from './routes/events.js';
 
 const gatewayConfig = z.object({
   CROWBAR_HTTP_HOST: z.string().min(1).default('0.0.0.0'),
@@ -18,6 +20,14 @@ const gatewayConfig = z.object({
     .string()
     .regex(/^([a-z0-9-]{1,63}\.)+[a-z]{2,63}$/, 'must be a DNS name such as crowbar.internal')
     .default('crowbar.internal'),
+  /** Event stream (`GET /api/v2/events`): heartbeat interval, and the bytes a client may fall behind. */
+  CROWBAR_SSE_HEARTBEAT_MS: intFromEnv(100, 600_000).default(15_000),
+  CROWBAR_SSE_MAX_BUFFER: intFromEnv(4096, 1 << 30).default(1 << 20),
+  /** The web UI's build; the default is where infra/ui-build.mjs puts it. */
+  CROWBAR_UI_DIR: z
+    .string()
+    .min(1)
+    .default(fileURLToPath(new URL('../../node_modules/.cache/crowbar-ui/dist', import.meta.url))),
 });
 
 export const gatewayService: ServiceDef<typeof gatewayConfig> = {
@@ -28,14 +38,21 @@ export const gatewayService: ServiceDef<typeof gatewayConfig> = {
     const adminToken = config.CROWBAR_ADMIN_TOKEN ?? randomBytes(24).toString('base64url');
     if (!config.CROWBAR_ADMIN_TOKEN)
       log.warn('CROWBAR_ADMIN_TOKEN not set; generated a token for this run (see the launcher output)');
+    const streams = new EventStreams();
     const app = createApp({
       bus,
+      events: {
+        streams,
+        heartbeatMs: config.CROWBAR_SSE_HEARTBEAT_MS,
+        maxBufferBytes: config.CROWBAR_SSE_MAX_BUFFER,
+      },
       log,
       clock,
       adminToken,
       readOnlyToken: config.CROWBAR_READONLY_TOKEN,
       discoverySecret: config.CROWBAR_DISCOVERY_SECRET,
       domain: config.CROWBAR_DNS_DOMAIN,
+      uiDir: config.CROWBAR_UI_DIR,
       self: async () => ({
         service: 'gateway',
         instance,
@@ -60,8 +77,13 @@ export const gatewayService: ServiceDef<typeof gatewayConfig> = {
     const port = typeof addr === 'object' && addr ? addr.port : config.CROWBAR_HTTP_PORT;
     log.info({ url: `http://${config.CROWBAR_HTTP_HOST}:${port}` }, 'gateway listening');
     return {
-      detail: () => ({ port }),
-      stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+      detail: () => ({ port, eventStreams: streams.size }),
+      stop: () =>
+        new Promise<void>((resolve) => {
+          // Open event streams would keep the server from closing.
+          streams.closeAll();
+          server.close(() => resolve());
+        }),
     };
   },
 };

@@ -8,10 +8,12 @@ import { bind } from './engine/binding.js';
 import { deepMerge } from './engine/data.js';
 import {
   commitDeployment,
+  commitDeploymentRole,
   createDeployment,
   deleteDeployment,
   deploymentGraph,
   proposeDeployment,
+  proposeDeploymentRole,
 } from './engine/deployments.js';
 import {
   commitNode,
@@ -23,6 +25,7 @@ import {
   rotateCredential,
   updateNode,
 } from './engine/nodes.js';
+import { previewCommit } from './engine/preview.js';
 import {
   getDeployment,
   getNodeDetail,
@@ -190,6 +193,7 @@ const handlers: { [K in InventoryOp]: Handler<K> } = {
     return { deleted: true };
   },
   'deployment.graph': async (g, a) => deploymentGraph(g, await deploymentId(g, a.deployment)),
+  'deployment.preview': async (g, a) => previewCommit(g, await deploymentId(g, a.deployment)),
   'deployment_role.list': async (g, a) => ({
     deployment_roles: await g.rows(sql`
       select dr.id, dr.deployment_id as "deploymentId", d.name as deployment, r.name as role, dr.proposed_data as "proposedData",
@@ -226,9 +230,11 @@ const handlers: { [K in InventoryOp]: Handler<K> } = {
     return handlers['deployment_role.get'](g, { id: a.id });
   },
   'deployment_role.commit': async (g, a) => {
-    await g.rows(
-      sql`update inventory.deployment_roles set committed_data = proposed_data where id = ${a.id}`,
-    );
+    await commitDeploymentRole(g, a.id);
+    return handlers['deployment_role.get'](g, { id: a.id });
+  },
+  'deployment_role.propose': async (g, a) => {
+    await proposeDeploymentRole(g, a.id);
     return handlers['deployment_role.get'](g, { id: a.id });
   },
   'role.list': async (g) => ({ roles: await listRoles(g) }),

@@ -1,16 +1,19 @@
 import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
+import { consume } from '../../shared/bus/consume.js';
 import {
   fqdn,
   inventoryAnnealRpcs,
   inventoryApi,
   inventoryRpcs,
+  ipamMessages,
   wireType,
 } from '../../shared/catalogue/index.js';
 import { startOutboxRelay } from '../../shared/db/outbox.js';
 import { ConflictError, NotFoundError } from '../../shared/errors.js';
 import type { ServiceDef } from '../../shared/service/host.js';
+import { adminNodeReconciler, hintAdminAddresses, oncePerNetwork, seedAdminNode } from './admin-node.js';
 import { runOp } from './api.js';
 import { outbox } from './db/schema.js';
 import { readBarclamps } from './domain/barclamp.js';
@@ -27,6 +30,12 @@ const inventoryConfig = z.object({
     .transform((v) => v.toLowerCase())
     .pipe(z.union([z.literal('false'), fqdn]))
     .default('admin.crowbar.internal'),
+  /**
+   * Whether script roles bound to the admin node (crowbar-access: root's authorized_keys; dns-client:
+   * /etc/resolv.conf) run on this machine. Off: they go ACTIVE with the runlog "skipped: host changes
+   * not enabled", and `npm start` leaves the host as it was.
+   */
+  CROWBAR_ADMIN_HOST_CHANGES: z.enum(['true', 'false']).default('false'),
   /** Directories of barclamp YAML files (and their scripts/) imported at start, separated by commas. */
   CROWBAR_BARCLAMPS: z
     .string()
@@ -84,37 +93,43 @@ export const inventoryService: ServiceDef<typeof inventoryConfig> = {
     const specs = config.CROWBAR_BARCLAMPS.flatMap((dir) => readBarclamps(dir));
     await tx((g) => importBarclamps(g, specs));
     await seed((fn) => tx(fn));
-    let adminJoin: NodeJS.Timeout | null = null;
+    let adminTimer: NodeJS.Timeout | null = null;
+    const noInterface = oncePerNetwork(log);
+    // Every network (the wizard's, the operator's): the admin node's address there is this machine's.
+    const networks = await consume(bus, {
+      decl: { stream: 'EVENTS', durable: 'inventory-networks', ackWaitMs: 30_000, maxDeliver: 5 },
+      log,
+      handlers: [
+        [
+          ipamMessages.networkCreated,
+          async (d) => void (await tx((g) => hintAdminAddresses(g, d.network, noInterface))),
+        ],
+        [
+          ipamMessages.networkChanged,
+          async (d) => void (await tx((g) => hintAdminAddresses(g, d.network, noInterface))),
+        ],
+      ],
+    });
     if (config.CROWBAR_ADMIN_NODE !== 'false') {
-      const name = config.CROWBAR_ADMIN_NODE;
-      await tx(async (g) => {
-        if (await g.one(sql`select 1 from inventory.nodes where admin`)) return;
-        const { id } = await createNode(g, {
-          name,
-          admin: true,
-          bootenv: 'local',
-          description: 'The Crowbar admin node',
-        });
-        log.info({ node: id, name }, 'admin node created');
+      await seedAdminNode((fn) => tx(fn), config.CROWBAR_ADMIN_NODE, log, {
+        hostChanges: config.CROWBAR_ADMIN_HOST_CHANGES === 'true',
       });
-      // The admin node joins the admin network once network-ipam has defined its role (binding it makes
-      // network-ipam allocate from the `admin` range). Bounded: gives up after 10 minutes.
-      const joinUntil = Date.now() + 600_000;
-      adminJoin = setInterval(() => {
-        void tx(async (g) => {
-          const admin = await g.one<{ id: number; deploymentId: number }>(
-            sql`select id, deployment_id as "deploymentId" from inventory.nodes where admin order by id limit 1`,
-          );
-          const role = await g.one(sql`select 1 from inventory.roles where name = 'network-admin'`);
-          if (!admin || !role) return Date.now() > joinUntil;
-          await bind(g, 'network-admin', admin.id, admin.deploymentId);
-          return true;
-        })
+      // Bounded: gives up after 10 minutes (the operator can still commit and join it through the API).
+      const until = Date.now() + 600_000;
+      const reconcile = adminNodeReconciler({ tx: (fn) => tx(fn), bus, log, noInterface });
+      let busy = false;
+      adminTimer = setInterval(() => {
+        if (busy) return;
+        busy = true;
+        reconcile()
           .then((done) => {
-            if (done && adminJoin) clearInterval(adminJoin);
+            if ((done || Date.now() > until) && adminTimer) clearInterval(adminTimer);
           })
-          .catch((err: unknown) => log.warn({ err }, 'admin node could not join the admin network yet'));
-      }, 2000);
+          .catch((err: unknown) => log.warn({ err }, 'admin node not reconciled yet; will retry'))
+          .finally(() => {
+            busy = false;
+          });
+      }, 1000);
     }
     log.info(
       { barclamps: specs.map((b) => b.name), roles: specs.reduce((n, b) => n + b.roles.length, 0) },
@@ -126,7 +141,7 @@ export const inventoryService: ServiceDef<typeof inventoryConfig> = {
       causationId: env.id,
     });
     bus.serve(inventoryApi, async (req, env) =>
-      tx((g) => runOp(g, req.op, req.args), lineageOf(env), /\.(get|list|graph)$/.test(req.op)),
+      tx((g) => runOp(g, req.op, req.args), lineageOf(env), /\.(get|list|graph|preview)$/.test(req.op)),
     );
     bus.serve(inventoryRpcs.getNode, async (req) =>
       tx(
@@ -228,7 +243,11 @@ export const inventoryService: ServiceDef<typeof inventoryConfig> = {
       }
     };
     bus.serve(inventoryAnnealRpcs.startRuns, async (req, env) => ({
-      results: await batch(req.runs, startRuns, lineageOf(env)),
+      results: await batch(
+        req.runs,
+        (g, runs) => startRuns(g, runs, { adminHostChanges: config.CROWBAR_ADMIN_HOST_CHANGES === 'true' }),
+        lineageOf(env),
+      ),
     }));
     bus.serve(inventoryAnnealRpcs.finishRuns, async (req, env) => ({
       results: await batch(req.runs, finishRuns, lineageOf(env)),
@@ -238,7 +257,8 @@ export const inventoryService: ServiceDef<typeof inventoryConfig> = {
 
     return {
       stop: async () => {
-        if (adminJoin) clearInterval(adminJoin);
+        if (adminTimer) clearInterval(adminTimer);
+        await networks.stop();
         await relay.stop();
       },
     };

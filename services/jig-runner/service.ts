@@ -8,7 +8,6 @@ import { consume } from '../../shared/bus/consume.js';
 import {
   alivenessMessages,
   annealerMessages,
-  ipamMessages,
   type JigJob,
   roleRun,
   serviceName,
@@ -18,8 +17,9 @@ import { startOutboxRelay } from '../../shared/db/outbox.js';
 import { queryRows, queryText } from '../../shared/db/prepared.js';
 import type { Logger } from '../../shared/log.js';
 import type { ServiceDef } from '../../shared/service/host.js';
+import { sshTargetOf } from '../../shared/ssh/target.js';
 import { outbox, runlogs } from './db/schema.js';
-import { runScriptJig, type ScriptTarget } from './jigs/script.js';
+import { runScriptJig } from './jigs/script.js';
 import type { JigResult } from './jigs/types.js';
 
 const jigRunnerConfig = z.object({
@@ -34,20 +34,6 @@ const jigRunnerConfig = z.object({
 });
 
 const MAX_LOG = 256 * 1024;
-
-/** Where the script jig connects: an explicit `ssh` hint, else the node's first admin address. */
-async function scriptTarget(bus: Bus, job: JigJob): Promise<ScriptTarget> {
-  const hint = job.node.hint.ssh as { host?: unknown; port?: unknown } | undefined;
-  const port = typeof hint?.port === 'number' ? hint.port : 22;
-  if (typeof hint?.host === 'string') return { host: hint.host, port };
-  const { allocations } = await bus.request(ipamMessages.nodeAddresses, {
-    nodeId: job.node.id,
-    category: 'admin',
-  });
-  const first = allocations.find((a) => a.family === 'ipv4') ?? allocations[0];
-  if (!first) throw new Error(`node ${job.node.name} has no admin address to reach it on`);
-  return { host: first.address.split('/')[0]!, port };
-}
 
 async function runJig(bus: Bus, job: JigJob, key: () => string): Promise<JigResult> {
   if (job.jig === 'noop') return { ok: true, wall: null, log: `noop jig: ${job.role} on ${job.node.name}` };
@@ -69,7 +55,7 @@ async function runJig(bus: Bus, job: JigJob, key: () => string): Promise<JigResu
     );
     return { ok: true, wall: r.wall, log: r.log };
   }
-  return runScriptJig(job, await scriptTarget(bus, job), key());
+  return runScriptJig(job, await sshTargetOf(bus, job.node), key());
 }
 
 export const jigRunnerService: ServiceDef<typeof jigRunnerConfig> = {

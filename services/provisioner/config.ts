@@ -28,6 +28,15 @@ export const provisionerConfig = z.object({
   CROWBAR_IPXE_DIR: z.string().min(1).default('/usr/lib/ipxe'),
   /** The discovery image (vmlinuz + initrd.img), built by `npm run images`; linked as discovery/. */
   CROWBAR_DISCOVERY_IMAGE: z.string().min(1).optional(),
+  /** A directory of OS images (`<os>.tar.zst`, built by `npm run images`), placed under os/ in the boot root. */
+  CROWBAR_OS_IMAGE_DIR: z.string().min(1).optional(),
+  /** The OS provisioner-os-install installs when the node's provisioner-target_os attrib is unset. */
+  CROWBAR_TARGET_OS: z
+    .string()
+    .regex(/^[a-z][a-z0-9._-]{0,40}$/)
+    .default('debian-12'),
+  /** How long an install run waits for dhcp-db and the provisioner to serve the install bootenv. */
+  CROWBAR_INSTALL_CONVERGE_TIMEOUT_S: intFromEnv(1, 3600).default(300),
   /** Signs discovery tokens; the gateway checks them with the same secret. */
   CROWBAR_DISCOVERY_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   CROWBAR_DISCOVERY_TOKEN_TTL: intFromEnv(60, 30 * 86_400).default(3600),

@@ -12,6 +12,8 @@ export interface HttpDeps {
   log: Logger;
   registry: NodeRegistry;
   bootenvs: () => Map<string, Bootenv>;
+  /** join.sh, crowbar-join and its unit, rendered with the api and provisioner URLs. */
+  joinFiles: Record<string, string>;
   /** Bootenv of machines no node claims. */
   discoveryBootenv: string;
   /** The context every template gets; `server` is the host the client reached us at. */
@@ -97,6 +99,12 @@ export async function startHttp(deps: HttpDeps) {
       });
       log.info({ mac, node: node?.id ?? null, bootenv: b.name, client }, 'boot script served');
       return;
+    }
+    // Joining a machine that did not come through discovery: the script, and what it installs.
+    if (url === '/join.sh' || url === '/join/crowbar-join' || url === '/join/crowbar-join.service') {
+      const name = url === '/join.sh' ? 'join.sh' : url.slice('/join/'.length);
+      const ctx = deps.context(serverOf(req), '', null, deps.discoveryBootenv);
+      return text(res, render(deps.joinFiles[name]!, { ...ctx, token: '' }));
     }
     if (url === '/keys/authorized_keys') {
       const keys = deps.authorizedKeys();

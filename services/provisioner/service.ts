@@ -1,4 +1,14 @@
-import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { consume } from '../../shared/bus/consume.js';
@@ -16,15 +26,18 @@ import { ConfigError } from '../../shared/config.js';
 import { enqueueOutbox, startOutboxRelay } from '../../shared/db/outbox.js';
 import { queryText } from '../../shared/db/prepared.js';
 import { mintDiscoveryToken } from '../../shared/discovery-token.js';
-import { NotFoundError } from '../../shared/errors.js';
+import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import { normaliseMac } from '../../shared/mac.js';
 import type { ServiceDef } from '../../shared/service/host.js';
 import { type ProvisionerConfig, provisionerConfig, tftpPort } from './config.js';
 import { outbox } from './db/schema.js';
 import { type Bootenv, BootenvError, loadBootenvs, type RenderContext } from './domain/bootenv.js';
 import { startHttp } from './http.js';
+import { createInstaller, osInstallRole } from './install.js';
 import { createRegistry } from './registry.js';
 import { startTftpServer } from './tftp/server.js';
+
+const joinDir = fileURLToPath(new URL('./join/', import.meta.url));
 
 /** Debian's iPXE binaries the boot map names, copied into the boot root (links would point outside it). */
 const ipxeFiles = ['undionly.kpxe', 'ipxe.pxe', 'ipxe.efi', 'snponly.efi'];
@@ -37,7 +50,13 @@ function place(from: string, to: string) {
     if (t.size === s.size && t.mtimeMs >= s.mtimeMs) return false;
   }
   mkdirSync(join(to, '..'), { recursive: true });
-  copyFileSync(from, to);
+  rmSync(to, { force: true });
+  // A hard link where the cache and the boot root share a file system (OS images are hundreds of MB).
+  try {
+    linkSync(from, to);
+  } catch {
+    copyFileSync(from, to);
+  }
   return true;
 }
 
@@ -58,6 +77,10 @@ function prepareBootRoot(c: ProvisionerConfig) {
         throw new ConfigError([`CROWBAR_DISCOVERY_IMAGE: ${from} is missing (run npm run images)`]);
       if (place(from, join(c.CROWBAR_BOOT_ROOT, 'discovery', f))) placed.push(`discovery/${f}`);
     }
+  const os = c.CROWBAR_OS_IMAGE_DIR;
+  if (os)
+    for (const f of readdirSync(os).filter((f) => f.endsWith('.tar.zst')))
+      if (place(join(os, f), join(c.CROWBAR_BOOT_ROOT, 'os', f))) placed.push(`os/${f}`);
   return { rootReal: realpathSync(c.CROWBAR_BOOT_ROOT), placed };
 }
 
@@ -95,6 +118,22 @@ export const provisionerService: ServiceDef<typeof provisionerConfig> = {
 
     const registry = createRegistry(database);
     await registry.load();
+    let sshKey: string | null = null;
+    const installer = createInstaller({
+      bus,
+      database,
+      log,
+      registry,
+      bootenvs: () => bootenvs,
+      sshKey: () => {
+        if (!config.CROWBAR_SSH_KEY) return null;
+        sshKey ??= readFileSync(config.CROWBAR_SSH_KEY, 'utf8');
+        return sshKey;
+      },
+      convergeTimeoutMs: config.CROWBAR_INSTALL_CONVERGE_TIMEOUT_S * 1000,
+      defaultOs: config.CROWBAR_TARGET_OS,
+    });
+    await installer.load();
 
     const recorded = (e: {
       mac: string | null;
@@ -153,6 +192,10 @@ export const provisionerService: ServiceDef<typeof provisionerConfig> = {
       'node.hostname': node?.name.split('.')[0] ?? '',
       'node.id': node ? String(node.id) : '',
       node_arg: node ? ` crowbar.node=${node.name}` : '',
+      image: bootenvs.get(bootenv)?.image
+        ? `http://${server}:${http.port}/${bootenvs.get(bootenv)!.image}`
+        : '',
+      disk: (node && installer.of(node.id)?.disk) ?? '',
     });
     const http = await startHttp({
       rootReal,
@@ -161,6 +204,12 @@ export const provisionerService: ServiceDef<typeof provisionerConfig> = {
       log,
       registry,
       bootenvs: () => bootenvs,
+      joinFiles: Object.fromEntries(
+        ['join.sh', 'crowbar-join', 'crowbar-join.service'].map((f) => [
+          f,
+          readFileSync(join(joinDir, f), 'utf8'),
+        ]),
+      ),
       discoveryBootenv,
       context,
       authorizedKeys: () => (publicKey && existsSync(publicKey) ? readFileSync(publicKey, 'utf8') : null),
@@ -202,6 +251,7 @@ export const provisionerService: ServiceDef<typeof provisionerConfig> = {
     const relay = startOutboxRelay({ database, table: outbox, channel: 'provisioner_outbox', bus, log });
     const nodeEvent = (deleted: boolean) => async (d: { node: NodeSummary }, env: { time: string }) => {
       const applied = await registry.put(d.node, new Date(env.time), deleted);
+      if (applied && !deleted) await installer.nodeSeen(d.node);
       log.debug({ node: d.node.id, bootenv: d.node.bootenv, applied, deleted }, 'provisioner node seen');
     };
     const nodes = await consume(bus, {
@@ -212,6 +262,31 @@ export const provisionerService: ServiceDef<typeof provisionerConfig> = {
         [inventoryEvents.nodeCreated, nodeEvent(false)],
         [inventoryEvents.nodeChanged, nodeEvent(false)],
         [inventoryEvents.nodeDeleted, nodeEvent(true)],
+      ],
+    });
+    const ignore = async () => undefined;
+    const todos = await consume(bus, {
+      decl: consumers.events('provisioner-noderoles'),
+      log,
+      concurrency: 4,
+      handlers: [
+        [
+          inventoryEvents.noderoleTodo,
+          async (d, env) => {
+            await installer.onTodo(d.noderole, env.correlationId).catch((err: unknown) => {
+              // A bad attrib or an unknown OS: the run fails with the same message; nothing to retry.
+              if (!(err instanceof ValidationError)) throw err;
+              log.warn({ node: d.noderole.nodeId, err: err.message }, 'os install not requested');
+            });
+          },
+        ],
+        // The rest of the noderole family reaches this consumer too (one filter per family).
+        [inventoryEvents.noderoleProposed, ignore],
+        [inventoryEvents.noderoleBlocked, ignore],
+        [inventoryEvents.noderoleTransition, ignore],
+        [inventoryEvents.noderoleActive, ignore],
+        [inventoryEvents.noderoleError, ignore],
+        [inventoryEvents.noderoleDeleted, ignore],
       ],
     });
     const sawLease = async (d: { lease: { address: string; mac: string } }) => {
@@ -290,7 +365,8 @@ export const provisionerService: ServiceDef<typeof provisionerConfig> = {
         };
       }),
       // provisioner-server (and bootenv roles): the run hands nodes where the provisioner is.
-      bus.serve(roleRun.provisioner, async (req) => {
+      bus.serve(roleRun.provisioner, async (req, env) => {
+        if (req.role === osInstallRole) return installer.run(req, env.correlationId);
         const node = registry.byId(req.nodeId);
         if (req.role !== 'provisioner-server' && !node)
           throw new NotFoundError(`the provisioner does not know node ${req.node} yet`, { field: 'node' });
@@ -320,11 +396,13 @@ export const provisionerService: ServiceDef<typeof provisionerConfig> = {
         nodes: registry.size(),
         http: http.stats,
         tftp: tftp.stats,
-        consumers: { nodes: nodes.stats, leases: leases.stats },
+        consumers: { nodes: nodes.stats, noderoles: todos.stats, leases: leases.stats },
+        installsWaiting: installer.waiting(),
       }),
       async stop() {
         for (const s of subs) s.unsubscribe();
         await nodes.stop();
+        await todos.stop();
         await leases.stop();
         await http.stop();
         await tftp.stop();

@@ -121,6 +121,8 @@ export const annealerMessages = {
           role: z.string().nullable(),
           lane: z.string(),
           state: z.string(),
+          /** How the run ended (the noderole's state, or `skipped: …` when its jig was skipped). */
+          reason: z.string().nullable().default(null),
           createdAt: z.string(),
         }),
       ),

@@ -241,6 +241,8 @@ const startRunResponse = z.object({
   started: z.boolean(),
   reason: z.string(),
   skipJig: z.boolean().default(false),
+  /** Why the jig is skipped (the runlog the noderole gets), when `skipJig`. */
+  skipReason: z.string().optional(),
   role: z
     .object({
       name: z.string(),
@@ -417,11 +419,15 @@ export const inventoryOps = {
   'deployment.commit': z.object({ deployment: ref }),
   'deployment.delete': z.object({ deployment: ref }),
   'deployment.graph': z.object({ deployment: ref }),
+  /** What committing the deployment would do: noderoles going TODO, nodes touched, bootenv changes. */
+  'deployment.preview': z.object({ deployment: ref }),
   'deployment_role.list': z.object({ deployment: ref.optional() }),
   'deployment_role.create': z.object({ deployment: ref, role: z.string().min(1), data: dataBlob.optional() }),
   'deployment_role.get': z.object({ id: id }),
   'deployment_role.update': z.object({ id: id, data: dataBlob }),
   'deployment_role.commit': z.object({ id: id }),
+  /** Proposed data back to the committed data (reference §1.8). */
+  'deployment_role.propose': z.object({ id: id }),
   'role.list': z.object({}),
   'role.get': z.object({ role: ref }),
   'attrib.list': z.object({

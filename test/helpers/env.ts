@@ -34,7 +34,12 @@ export async function createTestEnv(): Promise<TestEnv> {
     databaseUrl,
     natsUrl,
     prefix,
-    env: { DATABASE_URL: databaseUrl, NATS_URL: natsUrl, CROWBAR_BUS_PREFIX: prefix, LOG_LEVEL: 'silent' },
+    env: {
+      DATABASE_URL: databaseUrl,
+      NATS_URL: natsUrl,
+      CROWBAR_BUS_PREFIX: prefix,
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    },
     async cleanup() {
       const nc = await connect({ servers: natsUrl });
       try {

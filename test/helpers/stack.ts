@@ -16,6 +16,10 @@ export interface Stack {
   /** fetch against the gateway with the admin token; JSON in and out. */
   call(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: any }>;
   stop(): Promise<void>;
+  /** Stops one service of the stack (a crash or an outage in a test). */
+  stopService(name: ServiceName): Promise<void>;
+  /** Starts a stopped service again with the stack's environment. */
+  startService(name: ServiceName): Promise<void>;
 }
 
 /**
@@ -55,6 +59,15 @@ export async function startStack(
     services,
     api,
     stop,
+    async stopService(name) {
+      await services.get(name)?.stop('stopped by the test');
+      services.delete(name);
+    },
+    async startService(name) {
+      const def = allServices.find((d) => d.name === name);
+      if (!def || services.has(name)) throw new Error(`${name} is not a stopped service of this stack`);
+      services.set(name, await hostService(def, { env }));
+    },
     async call(method, path, body, token = testAdminToken) {
       const r = await fetch(`${api}${path}`, {
         method,

@@ -16,7 +16,7 @@ import { type DebianProgram, ensureDebianPrograms } from '../../infra/packages.j
  */
 
 /** The only addresses VM bridges may carry: each bridge a /24 (or smaller) inside this range. */
-export const vmRange = { network: '198.18.104.0', prefix: 22 };
+export const vmRange = { network: '198.18.104.0', prefix: 21 };
 /** The largest subnet one bridge may take. */
 const largestBridgePrefix = 24;
 

@@ -8,9 +8,10 @@ AGENT_VERSION=$(cat /etc/crowbar-discovery-version 2>/dev/null || echo unknown)
 
 say() { echo "crowbar-agent: $*"; }
 
-# Reads crowbar.api, crowbar.token, crowbar.provisioner, crowbar.node and BOOTIF from /proc/cmdline.
+# Reads crowbar.api, crowbar.token, crowbar.provisioner, crowbar.node, BOOTIF and, for an install
+# (bootenv <os>-install), crowbar.mode=install, crowbar.image and crowbar.disk from /proc/cmdline.
 read_settings() {
-  API='' TOKEN='' PROVISIONER='' NODE_FQDN='' BOOTIF=''
+  API='' TOKEN='' PROVISIONER='' NODE_FQDN='' BOOTIF='' MODE=discovery IMAGE='' DISK=''
   set -f
   for word in $(cat /proc/cmdline); do
     case $word in
@@ -19,6 +20,9 @@ read_settings() {
     crowbar.provisioner=*) PROVISIONER=${word#*=} ;;
     crowbar.node=*) NODE_FQDN=${word#*=} ;;
     BOOTIF=*) BOOTIF=${word#*=} ;;
+    crowbar.mode=*) MODE=${word#*=} ;;
+    crowbar.image=*) IMAGE=${word#*=} ;;
+    crowbar.disk=*) DISK=${word#*=} ;;
     esac
   done
   set +f

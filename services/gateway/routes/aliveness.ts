@@ -1,30 +1,32 @@
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { z } from 'zod';
-import { alivenessMessages, inventoryRpcs } from '../../../shared/catalogue/index.js';
-import { NotFoundError, UnauthorizedError, ValidationError } from '../../../shared/errors.js';
+import { alivenessMessages, inventoryApi, inventoryRpcs } from '../../../shared/catalogue/index.js';
+import { ConflictError, NotFoundError, UnauthorizedError, ValidationError } from '../../../shared/errors.js';
 import type { GatewayDeps } from '../app.js';
 import { parseBody } from '../body.js';
 
 const nodeIdParam = z.coerce.number().int().positive();
 const selfReport = z.object({ alive: z.boolean() }).strict();
+const bootenvReport = z.object({ bootenv: z.literal('local') }).strict();
 
 /**
  * Aliveness resources, mounted under /api/v2:
  * - `PUT node-api/nodes/:id/alive`: a node's self-report at startup/shutdown, authenticated by the node's
  *   own credential (issued at registration), never by an operator token;
+ * - `PUT node-api/nodes/:id/bootenv`: an installer's `{"bootenv":"local"}` when it is done;
  * - `GET nodes/:id/health`: the probe's view of a node (verdict, reason, last probes).
  */
 export function alivenessRoutes(deps: GatewayDeps): Hono {
   const app = new Hono();
 
-  app.put('/node-api/nodes/:id/alive', async (c) => {
+  /** The node a node-API call is for, once its own credential (Authorization: Bearer) checks out. */
+  const authenticatedNode = async (c: Context, what: string): Promise<number> => {
     const header = c.req.header('authorization') ?? '';
     const secret = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
     if (!secret) throw new UnauthorizedError('missing node credential (Authorization: Bearer <node secret>)');
     const idParse = nodeIdParam.safeParse(c.req.param('id'));
     if (!idParse.success) throw new ValidationError('node id must be a positive integer', { field: 'id' });
     const nodeId = idParse.data;
-    const { alive } = await parseBody(c, selfReport, 'self-report');
     if (secret.length > 200) throw new UnauthorizedError('invalid node credential');
     // An unknown node answers like a wrong credential, so the endpoint does not reveal which ids exist.
     const check = await deps.bus
@@ -34,9 +36,15 @@ export function alivenessRoutes(deps: GatewayDeps): Hono {
         throw err;
       });
     if (!check.valid || check.nodeId !== nodeId) {
-      deps.log.warn({ node: nodeId, alive }, 'self-report refused: wrong node credential');
+      deps.log.warn({ node: nodeId }, `${what} refused: wrong node credential`);
       throw new UnauthorizedError('invalid node credential');
     }
+    return nodeId;
+  };
+
+  app.put('/node-api/nodes/:id/alive', async (c) => {
+    const { alive } = await parseBody(c, selfReport, 'self-report');
+    const nodeId = await authenticatedNode(c, 'self-report');
     const node = await deps.bus.request(inventoryRpcs.getNode, { node: nodeId });
     // Reference §4.3: a parked (unavailable) node's reboots must not churn its noderoles, so its
     // shutdown report is acknowledged but not applied. Coming up (alive) is always accepted.
@@ -50,6 +58,30 @@ export function alivenessRoutes(deps: GatewayDeps): Hono {
     const r = await deps.bus.request(inventoryRpcs.setAlive, { node: nodeId, alive, reason: 'self-report' });
     deps.log.info({ node: nodeId, alive, changed: r.changed }, 'self-report applied');
     return c.json({ node: nodeId, alive: r.node.alive, changed: r.changed, applied: true });
+  });
+
+  /**
+   * The installer's last word (reference §6.5 step 5): a node finishing an install sets its own bootenv
+   * to `local`. That is all a node may do to its bootenv: any other value, or `local` from a bootenv that
+   * is not an install, is refused, so a node cannot send itself back into an installer or discovery.
+   */
+  app.put('/node-api/nodes/:id/bootenv', async (c) => {
+    const { bootenv } = await parseBody(c, bootenvReport, 'bootenv report');
+    const nodeId = await authenticatedNode(c, 'bootenv report');
+    const node = await deps.bus.request(inventoryRpcs.getNode, { node: nodeId });
+    if (node.bootenv === bootenv) return c.json({ node: nodeId, bootenv, changed: false });
+    if (!node.bootenv.endsWith('-install'))
+      throw new ConflictError(
+        `node ${node.name} is in bootenv ${node.bootenv}, not an install: only an installer may set bootenv local`,
+        { field: 'bootenv', rule: 'a node sets bootenv local only at the end of an install' },
+      );
+    await deps.bus.request(
+      inventoryApi,
+      { op: 'node.update', args: { node: nodeId, bootenv } },
+      { correlationId: c.req.header('x-correlation-id') ?? crypto.randomUUID() },
+    );
+    deps.log.info({ node: nodeId, from: node.bootenv, bootenv }, 'install finished: node set bootenv local');
+    return c.json({ node: nodeId, bootenv, changed: true });
   });
 
   app.get('/nodes/:id/health', async (c) => {

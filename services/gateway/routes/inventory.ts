@@ -100,6 +100,7 @@ export function inventoryRoutes(deps: GatewayDeps): Hono {
   app.put('/deployments/:id/recall', (c) => call(c, 'deployment.propose', { deployment: id(c) }));
   app.put('/deployments/:id/commit', (c) => call(c, 'deployment.commit', { deployment: id(c) }));
   app.get('/deployments/:id/graph', (c) => call(c, 'deployment.graph', { deployment: id(c) }));
+  app.get('/deployments/:id/preview', (c) => call(c, 'deployment.preview', { deployment: id(c) }));
   app.get('/deployments/:id/node_roles', (c) => call(c, 'noderole.list', { deployment: id(c) }));
   app.get('/deployments/:id/deployment_roles', (c) => call(c, 'deployment_role.list', { deployment: id(c) }));
 
@@ -111,6 +112,7 @@ export function inventoryRoutes(deps: GatewayDeps): Hono {
     call(c, 'deployment_role.update', { id: num(c), data: (await body(c)).data }),
   );
   app.put('/deployment_roles/:id/commit', (c) => call(c, 'deployment_role.commit', { id: num(c) }));
+  app.put('/deployment_roles/:id/propose', (c) => call(c, 'deployment_role.propose', { id: num(c) }));
   attribRoutes('/deployment_roles', 'deployment_role', num);
 
   app.get('/attribs', (c) => call(c, 'attrib.list', {}));

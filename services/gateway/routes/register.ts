@@ -2,16 +2,29 @@ import { type Context, Hono } from 'hono';
 import { z } from 'zod';
 import { parsePayload } from '../../../shared/bus/bus.js';
 import {
+  fqdn,
   type InventoryOp,
   inventoryApi,
   inventoryRpcs,
   ipamMessages,
   type NodeSummary,
 } from '../../../shared/catalogue/index.js';
-import { checkDiscoveryToken } from '../../../shared/discovery-token.js';
+import { checkDiscoveryToken, isMachineToken, mintDiscoveryToken } from '../../../shared/discovery-token.js';
 import { ConflictError, CrowbarError, UnauthorizedError, ValidationError } from '../../../shared/errors.js';
 import { normaliseMac } from '../../../shared/mac.js';
 import type { GatewayDeps } from '../app.js';
+import { parseBody } from '../body.js';
+
+const joinTokenRequest = z
+  .object({
+    ttlSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(30 * 86_400)
+      .default(3600),
+  })
+  .strict();
 
 const mac = z.string().transform((s, ctx) => {
   const m = normaliseMac(s);
@@ -105,7 +118,8 @@ export function registerRoutes(
 
     // Who is asking: an anonymous or node-scoped discovery token, or a node's own credential.
     let scopedTo: number | null = null;
-    if (secret.startsWith('cbd1.')) {
+    let joining = false;
+    if (isMachineToken(secret)) {
       if (!deps.discoverySecret)
         throw new UnauthorizedError('registration is not set up (no CROWBAR_DISCOVERY_SECRET)');
       const t = checkDiscoveryToken(
@@ -113,8 +127,12 @@ export function registerRoutes(
         secret,
         Math.floor(deps.clock.now().getTime() / 1000),
       );
-      if (!t.ok) throw new UnauthorizedError(`discovery token refused: ${t.reason}`);
+      if (!t.ok)
+        throw new UnauthorizedError(
+          `${secret.startsWith('cbj1.') ? 'join' : 'discovery'} token refused: ${t.reason}`,
+        );
       scopedTo = t.claims.nodeId;
+      joining = t.kind === 'join';
     } else {
       if (reg.node === undefined || secret.length > 200)
         throw new UnauthorizedError('invalid discovery token or node credential');
@@ -138,29 +156,41 @@ export function registerRoutes(
     if (!known) {
       if (reg.node !== undefined)
         throw new ValidationError(`node ${reg.node} does not exist`, { field: 'node' });
-      const name = `d${reg.bootMac.replaceAll(':', '-')}.${deps.domain}`;
+      // A joined machine keeps its own name (when it is a full one) and its address (the admin
+      // network's hint, reference §7: "registered manually … hint admin IP").
+      const ownName = joining && reg.name && fqdn.safeParse(reg.name).success ? reg.name : null;
+      const name = ownName ?? `d${reg.bootMac.replaceAll(':', '-')}.${deps.domain}`;
+      const v4 = reg.address?.split('/')[0];
       const created = await op(c, 'node.create', {
         name,
         mac: reg.bootMac,
         alive: false,
         available: false,
-        bootenv: 'sledgehammer',
+        bootenv: joining ? 'local' : 'sledgehammer',
         sshHostKey: reg.hostKey,
         discovery,
+        ...(joining && v4 && /^\d+\.\d+\.\d+\.\d+$/.test(v4) ? { hint: { 'admin-v4addr': v4 } } : {}),
       });
       const id = created.id as number;
-      // The discovery graph (reference §7 step 3); the admin network role gives it a host address.
-      await op(c, 'noderole.create', { node: id, role: 'crowbar-managed-node' });
+      // The discovery graph (reference §7 step 3), or for a joined machine crowbar-joined-node (it
+      // provides installed- and managed-node); the admin network role gives it a host address.
+      await op(c, 'noderole.create', {
+        node: id,
+        role: joining ? 'crowbar-joined-node' : 'crowbar-managed-node',
+      });
       await op(c, 'noderole.create', { node: id, role: 'network-admin' }).catch((err: unknown) => {
         if (!(err instanceof CrowbarError)) throw err;
         deps.log.warn({ node: id, err: err.message }, 'registered node not bound to network-admin');
       });
-      deps.log.info({ node: id, name, mac: reg.bootMac, address: reg.address ?? null }, 'machine registered');
+      deps.log.info(
+        { node: id, name, mac: reg.bootMac, address: reg.address ?? null, joined: joining },
+        joining ? 'machine joined' : 'machine registered',
+      );
       return c.json(
         {
           node: { id, name },
           credential: created.credential,
-          bootenv: 'sledgehammer',
+          bootenv: joining ? 'local' : 'sledgehammer',
           addresses: await adminAddresses(id),
         },
         201,
@@ -180,7 +210,14 @@ export function registerRoutes(
       }
       deps.log.info({ node: known.id, name: known.name }, 'host key re-pinned at registration');
     }
-    await op(c, 'node.update', { node: known.id, sshHostKey: reg.hostKey, discovery });
+    // A re-registration without facts (an installed OS joining with its credential) keeps the ones
+    // discovery gathered.
+    const keepFacts = Object.keys(reg.facts).length === 0 && known.sshHostKey !== null;
+    await op(c, 'node.update', {
+      node: known.id,
+      sshHostKey: reg.hostKey,
+      ...(keepFacts ? {} : { discovery }),
+    });
     const { credential } = await op(c, 'node.rotate_credential', { node: known.id });
     deps.log.info({ node: known.id, name: known.name, mac: reg.bootMac }, 'machine registered again');
     return c.json(
@@ -191,6 +228,23 @@ export function registerRoutes(
         addresses: await adminAddresses(known.id),
       },
       200,
+    );
+  });
+  /** Join tokens for machines installed without discovery (they run the provisioner's /join.sh). */
+  app.post('/join_tokens', async (c) => {
+    if (!deps.discoverySecret)
+      throw new ConflictError('joining is not set up (no CROWBAR_DISCOVERY_SECRET)', { field: 'token' });
+    const { ttlSeconds } = await parseBody(c, joinTokenRequest, 'join token request');
+    const expires = Math.floor(deps.clock.now().getTime() / 1000) + ttlSeconds;
+    const token = mintDiscoveryToken(deps.discoverySecret, { expires, nodeId: null }, 'join');
+    deps.log.info({ expires: new Date(expires * 1000).toISOString() }, 'join token minted');
+    return c.json(
+      {
+        token,
+        expiresAt: new Date(expires * 1000).toISOString(),
+        usage: 'on the machine, as root: curl -fsS http://<provisioner>:<port>/join.sh | sh -s -- <token>',
+      },
+      201,
     );
   });
   return app;

@@ -1,11 +1,13 @@
 import { sql } from 'drizzle-orm';
 import { NotFoundError, ValidationError } from '../../../shared/errors.js';
+import { schemaProblem } from '../domain/schema.js';
 import { deepMerge, getPath, type Json, setPath } from './data.js';
 import { blockOrTodo } from './transitions.js';
 import type { GraphTx } from './tx.js';
 
 interface AttribRow {
   id: number;
+  roleId: number | null;
   name: string;
   map: string;
   schema: Json;
@@ -15,21 +17,15 @@ interface AttribRow {
 
 async function attrib(g: GraphTx, name: string): Promise<AttribRow> {
   const a = await g.one<AttribRow>(
-    sql`select id, name, map, schema, default_value as "defaultValue", writable from inventory.attribs where name = ${name}`,
+    sql`select id, role_id as "roleId", name, map, schema, default_value as "defaultValue", writable from inventory.attribs where name = ${name}`,
   );
   if (!a) throw new NotFoundError(`no attrib ${name}`, { field: 'attrib' });
   return a;
 }
 
-const jsonType = (v: unknown) =>
-  v === null ? 'null' : Array.isArray(v) ? 'array' : Number.isInteger(v) ? 'integer' : typeof v;
-
 function checkValue(a: AttribRow, value: unknown) {
-  const want = a.schema.type;
-  if (typeof want !== 'string') return;
-  const got = jsonType(value);
-  const ok = got === want || (want === 'number' && got === 'integer');
-  if (!ok) throw new ValidationError(`attrib ${a.name} must be a ${want}, got ${got}`, { field: 'value' });
+  const problem = schemaProblem(a.schema, value);
+  if (problem) throw new ValidationError(`attrib ${a.name}: ${problem}`, { field: 'value' });
 }
 
 export async function listAttribs(g: GraphTx) {
@@ -37,40 +33,98 @@ export async function listAttribs(g: GraphTx) {
                     from inventory.attribs a left join inventory.roles r on r.id = a.role_id order by a.name`);
 }
 
-/** The value an attrib has for a node, noderole, deployment role or role (defaults underneath). */
+/**
+ * Target resolution (reference §1.6): a role-owned attrib asked of a node is the node's noderole of
+ * that role; node-level attribs stay on the node.
+ */
+async function resolveTarget(
+  g: GraphTx,
+  a: AttribRow,
+  target: string,
+  id: number,
+): Promise<[string, number]> {
+  if (target !== 'node' || a.roleId === null) return [target, id];
+  const nr = await g.one<{ id: number }>(
+    sql`select id from inventory.noderoles where node_id = ${id} and role_id = ${a.roleId}`,
+  );
+  if (!nr) {
+    const role = await g.one<{ name: string }>(sql`select name from inventory.roles where id = ${a.roleId}`);
+    throw new NotFoundError(
+      `attrib ${a.name} belongs to role ${role?.name}, which node ${id} does not have`,
+      {
+        field: 'attrib',
+      },
+    );
+  }
+  return ['noderole', nr.id];
+}
+
+/**
+ * The value an attrib has for a node, noderole, deployment role or role: the target's data, over the
+ * role template, over the attrib's default (reference §1.6 `get`). For a noderole or deployment role
+ * whose user data was written since its last commit, `proposed` is the value that commit will make
+ * effective.
+ */
 export async function getAttrib(
   g: GraphTx,
   target: string,
   id: number,
   name: string,
-): Promise<{ name: string; value: unknown }> {
+): Promise<{ name: string; value: unknown; proposed?: unknown }> {
   const a = await attrib(g, name);
+  const [kind, key] = await resolveTarget(g, a, target, id);
   let blob: Json = {};
-  if (target === 'node') {
+  let pending: Json | null = null;
+  if (kind === 'node') {
     const n = await g.one<{ hint: Json; discovery: Json }>(
-      sql`select hint, discovery from inventory.nodes where id = ${id}`,
+      sql`select hint, discovery from inventory.nodes where id = ${key}`,
     );
-    if (!n) throw new NotFoundError(`no node ${id}`, { field: 'node' });
+    if (!n) throw new NotFoundError(`no node ${key}`, { field: 'node' });
     blob = deepMerge(n.discovery, n.hint);
-  } else if (target === 'noderole') {
-    const r = await g.one<{ state: string; wall: Json; sysdata: Json; p: Json; c: Json }>(sql`
-      select state, wall, sysdata, proposed_data as p, committed_data as c from inventory.noderoles where id = ${id}`);
-    if (!r) throw new NotFoundError(`no noderole ${id}`, { field: 'noderole' });
-    blob = deepMerge(r.wall, r.sysdata, r.state === 'proposed' ? r.p : r.c);
-  } else if (target === 'deployment_role') {
-    const r = await g.one<{ wall: Json; p: Json }>(
-      sql`select wall, proposed_data as p from inventory.deployment_roles where id = ${id}`,
-    );
-    if (!r) throw new NotFoundError(`no deployment role ${id}`, { field: 'deployment_role' });
-    blob = deepMerge(r.wall, r.p);
+  } else if (kind === 'noderole') {
+    const r = await g.one<{
+      state: string;
+      t: Json;
+      dw: Json | null;
+      dc: Json | null;
+      wall: Json;
+      sysdata: Json;
+      p: Json;
+      c: Json;
+    }>(sql`
+      select nr.state, r.template as t, dr.wall as dw, dr.committed_data as dc, nr.wall, nr.sysdata,
+             nr.proposed_data as p, nr.committed_data as c
+      from inventory.noderoles nr join inventory.roles r on r.id = nr.role_id
+      left join inventory.deployment_roles dr on dr.role_id = nr.role_id and dr.deployment_id = nr.deployment_id
+      where nr.id = ${key}`);
+    if (!r) throw new NotFoundError(`no noderole ${key}`, { field: 'noderole' });
+    blob = deepMerge(r.t, r.dw, r.dc, r.wall, r.sysdata, r.state === 'proposed' ? r.p : r.c);
+    if (r.state !== 'proposed') pending = r.p;
+  } else if (kind === 'deployment_role') {
+    const r = await g.one<{ t: Json; wall: Json; p: Json; c: Json }>(sql`
+      select r.template as t, dr.wall, dr.proposed_data as p, dr.committed_data as c from inventory.deployment_roles dr
+      join inventory.roles r on r.id = dr.role_id where dr.id = ${key}`);
+    if (!r) throw new NotFoundError(`no deployment role ${key}`, { field: 'deployment_role' });
+    blob = deepMerge(r.t, r.wall, r.c);
+    pending = r.p;
+  } else if (kind === 'role') {
+    const r = await g.one<{ t: Json }>(sql`select template as t from inventory.roles where id = ${key}`);
+    if (!r) throw new NotFoundError(`no role ${key}`, { field: 'role' });
+    blob = r.t;
   }
   const v = getPath(blob, a.map);
-  return { name, value: v === undefined ? (a.defaultValue ?? null) : v };
+  const value = v === undefined ? (a.defaultValue ?? null) : v;
+  const p = pending ? getPath(pending, a.map) : undefined;
+  return p !== undefined && JSON.stringify(p) !== JSON.stringify(value)
+    ? { name, value, proposed: p }
+    : { name, value };
 }
 
 /**
- * Writes an attrib. On a noderole outside PROPOSED the value takes effect at once and an ACTIVE noderole
- * is "poked" (block_or_todo) so it runs again with the new value.
+ * Writes an attrib as the operator (reference §1.6 `set`, bucket `user`). A node's value goes to its
+ * hint, and every ACTIVE noderole on the node whose role wants the attrib is poked (it runs again). A
+ * noderole's or deployment role's value goes to its proposed data: it takes effect when that is
+ * committed (a noderole: propose, then commit; a deployment role: its commit, which re-runs its users).
  */
 export async function setAttrib(
   g: GraphTx,
@@ -78,37 +132,47 @@ export async function setAttrib(
   id: number,
   name: string,
   value: unknown,
-): Promise<{ name: string; value: unknown }> {
+): Promise<{ name: string; value: unknown; pending: boolean }> {
   const a = await attrib(g, name);
   if (!a.writable) throw new ValidationError(`attrib ${name} is read-only`, { field: 'attrib' });
   checkValue(a, value);
-  if (target === 'node') {
-    const n = await g.one<{ hint: Json }>(sql`select hint from inventory.nodes where id = ${id} for update`);
-    if (!n) throw new NotFoundError(`no node ${id}`, { field: 'node' });
+  const [kind, key] = await resolveTarget(g, a, target, id);
+  if (kind === 'node') {
+    const n = await g.one<{ hint: Json }>(sql`select hint from inventory.nodes where id = ${key} for update`);
+    if (!n) throw new NotFoundError(`no node ${key}`, { field: 'node' });
     await g.rows(
-      sql`update inventory.nodes set hint = ${JSON.stringify(setPath(n.hint, a.map, value))}::jsonb where id = ${id}`,
+      sql`update inventory.nodes set hint = ${JSON.stringify(setPath(n.hint, a.map, value))}::jsonb, version = version + 1
+          where id = ${key}`,
     );
-    await g.nodeChanged(id, ['hint'], `attrib ${name} set`);
-  } else if (target === 'noderole') {
-    const nr = await g.noderole(id);
-    if (!nr) throw new NotFoundError(`no noderole ${id}`, { field: 'noderole' });
-    const r = await g.one<{ p: Json; c: Json }>(
-      sql`select proposed_data as p, committed_data as c from inventory.noderoles where id = ${id}`,
-    );
-    const p = setPath(r!.p, a.map, value);
-    const c = nr.state === 'proposed' ? r!.c : setPath(r!.c, a.map, value);
-    await g.rows(
-      sql`update inventory.noderoles set proposed_data = ${JSON.stringify(p)}::jsonb, committed_data = ${JSON.stringify(c)}::jsonb where id = ${id}`,
-    );
-    if (nr.state === 'active') await blockOrTodo(g, nr, `attrib ${name} changed`);
-  } else {
-    const r = await g.one<{ p: Json; c: Json; committed: boolean }>(sql`
-      select dr.proposed_data as p, dr.committed_data as c, d.state = 'committed' as committed
-      from inventory.deployment_roles dr join inventory.deployments d on d.id = dr.deployment_id where dr.id = ${id} for update of dr`);
-    if (!r) throw new NotFoundError(`no deployment role ${id}`, { field: 'deployment_role' });
-    const p = setPath(r.p, a.map, value);
-    await g.rows(sql`update inventory.deployment_roles set proposed_data = ${JSON.stringify(p)}::jsonb,
-                     committed_data = ${JSON.stringify(r.committed ? setPath(r.c, a.map, value) : r.c)}::jsonb where id = ${id}`);
+    await g.nodeChanged(key, ['hint'], `attrib ${name} set`);
+    const wanting = await g.rows<{ id: number }>(sql`
+      select nr.id from inventory.noderoles nr join inventory.roles r on r.id = nr.role_id
+      join inventory.deployments d on d.id = nr.deployment_id
+      where nr.node_id = ${key} and ${name} = any(r.wants_attribs) and nr.state = 'active' and d.state = 'committed'
+      order by nr.cohort, nr.id`);
+    for (const w of wanting) {
+      const nr = await g.noderole(w.id);
+      if (nr?.state === 'active') await blockOrTodo(g, nr, `node attrib ${name} changed`);
+    }
+    return { name, value, pending: false };
   }
-  return { name, value };
+  if (kind === 'noderole') {
+    const nr = await g.noderole(key);
+    if (!nr) throw new NotFoundError(`no noderole ${key}`, { field: 'noderole' });
+    const r = await g.one<{ p: Json }>(
+      sql`select proposed_data as p from inventory.noderoles where id = ${key}`,
+    );
+    await g.rows(
+      sql`update inventory.noderoles set proposed_data = ${JSON.stringify(setPath(r!.p, a.map, value))}::jsonb,
+          version = version + 1 where id = ${key}`,
+    );
+    return { name, value, pending: nr.state !== 'proposed' };
+  }
+  const r = await g.one<{ p: Json }>(
+    sql`select proposed_data as p from inventory.deployment_roles where id = ${key} for update`,
+  );
+  if (!r) throw new NotFoundError(`no deployment role ${key}`, { field: 'deployment_role' });
+  await g.rows(sql`update inventory.deployment_roles set proposed_data = ${JSON.stringify(setPath(r.p, a.map, value))}::jsonb,
+                   updated_at = now() where id = ${key}`);
+  return { name, value, pending: true };
 }

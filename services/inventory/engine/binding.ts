@@ -49,8 +49,17 @@ async function findInDeployment(g: GraphTx, deploymentId: number, role: string):
   return r?.id;
 }
 
-/** The node that hosts service-flag roles: the system phantom node. */
-async function phantomNode(g: GraphTx): Promise<number | undefined> {
+/**
+ * The node that hosts service-flag roles: the deployment's phantom node (reference §1.7; DR forced them
+ * there), else — a deployment from before phantoms — the closest ancestor's.
+ */
+async function phantomNode(g: GraphTx, deploymentId: number): Promise<number | undefined> {
+  for (const d of await deploymentChain(g, deploymentId)) {
+    const p = await g.one<{ id: number }>(
+      sql`select id from inventory.nodes where system and deployment_id = ${d} order by id limit 1`,
+    );
+    if (p) return p.id;
+  }
   return (await g.one<{ id: number }>(sql`select id from inventory.nodes where system order by id limit 1`))
     ?.id;
 }
@@ -58,6 +67,16 @@ async function phantomNode(g: GraphTx): Promise<number | undefined> {
 async function validateAgainstNode(g: GraphTx, role: RoleRow, nodeId: number) {
   if (role.flags.includes('abstract'))
     throw new ValidationError(`role ${role.name} is abstract and cannot be bound`, { field: 'role' });
+  // The admin node is the machine the control plane runs on: a destructive role (an OS install) would
+  // wipe it. It joins instead (crowbar-joined-node provides crowbar-installed-node, reference §1.16).
+  if (role.flags.includes('destructive')) {
+    const admin = await g.one(sql`select 1 from inventory.nodes where id = ${nodeId} and admin`);
+    if (admin)
+      throw new ConflictError(
+        `role ${role.name} is destructive and cannot be bound to the admin node; bind crowbar-joined-node first, which provides crowbar-installed-node`,
+        { rule: 'the admin node is never installed' },
+      );
+  }
   const existing = await g.rows<{ name: string; conflicts: string[]; provides: string[] }>(sql`
     select r.name, r.conflicts, r.provides from inventory.noderoles nr join inventory.roles r on r.id = nr.role_id
     where nr.node_id = ${nodeId}`);
@@ -95,11 +114,12 @@ export async function bind(
   if (depth > 64) throw new ValidationError(`binding ${roleName} recursed too deep`, { field: 'role' });
   const role = await roleByName(g, roleName);
   // Service roles front a cluster-wide service: they always live on the system phantom node.
-  if (role.flags.includes('service')) nodeId = (await phantomNode(g)) ?? nodeId;
+  if (role.flags.includes('service')) nodeId = (await phantomNode(g, deploymentId)) ?? nodeId;
   const existing = await g.one<{ id: number }>(
     sql`select id from inventory.noderoles where node_id = ${nodeId} and role_id = ${role.id}`,
   );
   if (existing) return existing.id;
+  await joinAdminFirst(g, role, nodeId, deploymentId, depth);
   await validateAgainstNode(g, role, nodeId);
 
   const attribOwners = role.wantsAttribs.length
@@ -158,6 +178,28 @@ export async function bind(
   g.emit(inventoryEvents.noderoleProposed, { noderole: summary, from: null, reason: 'bound' });
   await g.nodeChanged(nodeId, ['roles'], `bound ${role.name}`);
   return id;
+}
+
+/**
+ * On an admin node, a role requiring what `crowbar-joined-node` provides (`crowbar-installed-node`,
+ * `crowbar-managed-node`) finds it there: joined-node is bound first, as the original bootstrap does
+ * (reference §8, §1.16), so binding `crowbar-admin-node` never pulls in an OS install.
+ */
+async function joinAdminFirst(
+  g: GraphTx,
+  role: RoleRow,
+  nodeId: number,
+  deploymentId: number,
+  depth: number,
+) {
+  const joined = 'crowbar-joined-node';
+  if (role.name === joined || role.requires.length === 0) return;
+  const j = await g.one<{ provides: string[] }>(sql`
+    select r.provides from inventory.roles r join inventory.nodes n on n.id = ${nodeId} and n.admin
+    where r.name = ${joined}
+      and not exists (select 1 from inventory.noderoles nr where nr.node_id = n.id and nr.role_id = r.id)`);
+  if (j && role.requires.some((x) => j.provides.includes(x)))
+    await bind(g, joined, nodeId, deploymentId, depth + 1);
 }
 
 /** Adds a parent edge (and, for cluster-role parents, the same edge under every peer). */

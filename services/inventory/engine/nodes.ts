@@ -51,12 +51,14 @@ export async function createNode(g: GraphTx, n: NodeCreate): Promise<{ id: numbe
     throw new ConflictError(`node ${name} already exists`, { rule: 'node names are unique' });
   }
   const dep = await deploymentId(g, n.deployment ?? 'system');
+  // An admin node is a machine of the control plane itself: alive and available unless told otherwise.
+  const adminDefault = n.admin === true;
   const credential = randomBytes(24).toString('base64url');
   const hint = { ...(n.hint ?? {}), ...(n.mac ? { admin_macs: [n.mac.toUpperCase()] } : {}) };
   const row = await g.one<{ id: number }>(sql`
     insert into inventory.nodes (name, description, admin, system, alive, available, bootenv, deployment_id, hint, discovery,
                                  ssh_host_key, credential_hash)
-    values (${name}, ${n.description ?? ''}, ${n.admin ?? false}, ${n.system ?? false}, ${n.alive ?? false}, ${n.available ?? false},
+    values (${name}, ${n.description ?? ''}, ${n.admin ?? false}, ${n.system ?? false}, ${n.alive ?? adminDefault}, ${n.available ?? adminDefault},
             ${n.bootenv ?? 'sledgehammer'}, ${dep}, ${JSON.stringify(hint)}::jsonb, ${JSON.stringify(n.discovery ?? {})}::jsonb,
             ${n.sshHostKey ?? null}, ${hashSecret(credential)})
     returning id`);
@@ -145,6 +147,7 @@ export async function updateNode(g: GraphTx, id: number, u: NodeUpdate, reason: 
     sql`update inventory.nodes set ${sql.join(set, sql`, `)}, version = version + 1, updated_at = now() where id = ${id}`,
   );
   g.log.info({ node: id, changed, reason, correlationId: g.lineage.correlationId }, 'node changed');
+  if (changed.includes('deployment')) await moveNoderoles(g, id, cur.deploymentId);
   if (cur.alive && u.alive === false) {
     const nrs = await g.rows<{ id: number }>(
       sql`select id from inventory.noderoles where node_id = ${id} and state <> 'proposed' order by cohort, id`,
@@ -158,15 +161,72 @@ export async function updateNode(g: GraphTx, id: number, u: NodeUpdate, reason: 
   return changed;
 }
 
+/**
+ * The roles every admin node carries, bound in this order (reference §8 `crowbar-node.sh`, `finish`):
+ * `crowbar-joined-node` first, so that its provides satisfy `crowbar-admin-node`'s requirement of
+ * `crowbar-installed-node` (reference §1.16) and no OS-install role is ever bound to the admin node.
+ */
+export const adminRoles = ['crowbar-joined-node', 'crowbar-admin-node'] as const;
+
+/**
+ * The admin node is this machine: it joins (never installs), and its aliveness is the control plane's
+ * own — nothing pings or logs in to it (reference §8: `crowbar nodes update <admin> {"alive":true}`).
+ */
+export async function bindAdminRoles(g: GraphTx, id: number): Promise<void> {
+  const node = await g.one<{ deploymentId: number }>(
+    sql`select deployment_id as "deploymentId" from inventory.nodes where id = ${id}`,
+  );
+  if (!node) throw new NotFoundError(`no node ${id}`, { field: 'node' });
+  const defined = await g.rows<{ name: string }>(
+    sql`select name from inventory.roles where name = any(${sql.param([...adminRoles])}::text[])`,
+  );
+  for (const r of adminRoles) if (defined.some((d) => d.name === r)) await bind(g, r, id, node.deploymentId);
+  await updateNode(g, id, { alive: true }, 'the admin node is this machine');
+}
+
+/**
+ * A node moved to another deployment takes along each of its noderoles in the old deployment that is
+ * PROPOSED, has never run, and whose descendants are all likewise PROPOSED, never run and in the old
+ * deployment; the deployment roles are created in the new one (reference §1.7). The rest stay put.
+ */
+async function moveNoderoles(g: GraphTx, nodeId: number, from: number): Promise<void> {
+  const to = (await g.one<{ d: number }>(
+    sql`select deployment_id as d from inventory.nodes where id = ${nodeId}`,
+  ))!.d;
+  const movable = await g.rows<{ id: number; roleId: number }>(sql`
+    select nr.id, nr.role_id as "roleId" from inventory.noderoles nr
+    where nr.node_id = ${nodeId} and nr.deployment_id = ${from} and nr.state = 'proposed' and nr.run_count = 0
+      and not exists (
+        with recursive d(id) as (
+          select child_id from inventory.noderole_edges where parent_id = nr.id
+          union select e.child_id from inventory.noderole_edges e join d on e.parent_id = d.id)
+        select 1 from d join inventory.noderoles c on c.id = d.id
+        where c.state <> 'proposed' or c.run_count > 0 or c.deployment_id <> ${from})
+    order by nr.cohort, nr.id for update of nr`);
+  if (movable.length === 0) return;
+  const ids = movable.map((m) => m.id);
+  await g.rows(sql`
+    insert into inventory.deployment_roles (deployment_id, role_id)
+    select ${to}, unnest(${sql.param([...new Set(movable.map((m) => m.roleId))])}::int[])
+    on conflict (deployment_id, role_id) do nothing`);
+  await g.rows(sql`update inventory.noderoles set deployment_id = ${to}, version = version + 1, updated_at = now()
+                   where id = any(${sql.param(ids)}::int[])`);
+  g.log.info({ node: nodeId, from, to, noderoles: ids }, 'noderoles moved with their node');
+}
+
 /** Node commit: available, then every PROPOSED noderole committed in cohort order. */
 export async function commitNode(g: GraphTx, id: number): Promise<void> {
   const disc = await g.rows<{ name: string }>(
     sql`select name from inventory.roles where 'discovery' = any(flags) order by name`,
   );
-  const node = await g.one<{ deploymentId: number }>(
-    sql`select deployment_id as "deploymentId" from inventory.nodes where id = ${id}`,
+  const node = await g.one<{ deploymentId: number; admin: boolean; system: boolean }>(
+    sql`select deployment_id as "deploymentId", admin, system from inventory.nodes where id = ${id}`,
   );
-  for (const d of disc) await bind(g, d.name, id, node!.deploymentId);
+  if (!node) throw new NotFoundError(`no node ${id}`, { field: 'node' });
+  if (node.admin) await bindAdminRoles(g, id);
+  else if (!node.system) {
+    for (const d of disc) await bind(g, d.name, id, node.deploymentId);
+  }
   await updateNode(g, id, { available: true }, 'node committed');
   // Service roles its noderoles need live on a deployment's phantom node (reference §1.7): still
   // proposed there, they would keep this node BLOCKED for ever, so they are committed first.

@@ -26,8 +26,12 @@ export async function candidates(g: GraphTx, limit: number, excludeNodeIds: numb
 export interface StartedRun {
   started: boolean;
   reason: string;
-  /** Destructive role that already ran: finish without running the jig (DESIGN §4, #7). */
+  /**
+   * Finish without running the jig: a destructive role that already ran (DESIGN §4, #7), or a script
+   * role on the admin node while host changes are not enabled. `skipReason` says which.
+   */
   skipJig: boolean;
+  skipReason?: string;
   role: {
     name: string;
     jig: string;
@@ -50,6 +54,7 @@ type Locked = NoderoleRow & {
   scripts: Record<string, string>;
   timeoutSeconds: number;
   nodeName: string;
+  admin: boolean;
   sshHostKey: string | null;
   hint: Json;
 };
@@ -58,12 +63,21 @@ type Locked = NoderoleRow & {
 async function lockForRun(g: GraphTx, ids: number[]): Promise<Map<number, Locked>> {
   const rows = await g.rows<Locked>(sql`
     select ${noderoleCols(sql`nr`)}, n.alive, n.available as "nodeAvailable", r.name as "roleName", r.jig, r.owner,
-           r.flags, r.scripts, r.timeout_seconds as "timeoutSeconds", n.name as "nodeName",
+           r.flags, r.scripts, r.timeout_seconds as "timeoutSeconds", n.name as "nodeName", n.admin,
            n.ssh_host_key as "sshHostKey", n.hint
     from inventory.noderoles nr join inventory.nodes n on n.id = nr.node_id join inventory.roles r on r.id = nr.role_id
     where ${idIn(sql`nr.id`, ids)} order by nr.id for update of nr, n`);
   return new Map(rows.map((r) => [r.id, r]));
 }
+
+export interface StartOptions {
+  /** Whether script roles may run on the admin node, i.e. change this machine (`CROWBAR_ADMIN_HOST_CHANGES`). */
+  adminHostChanges: boolean;
+}
+
+/** The runlog of a script role the admin node skipped: the control plane leaves its own host alone. */
+export const hostSkip =
+  'skipped: host changes not enabled (the admin node is this machine; set CROWBAR_ADMIN_HOST_CHANGES=true to let its script roles run here)';
 
 export interface RunStart {
   noderoleId: number;
@@ -80,6 +94,7 @@ export interface RunStart {
 export async function startRuns(
   g: GraphTx,
   runs: RunStart[],
+  opts: StartOptions = { adminHostChanges: false },
 ): Promise<(StartedRun | { started: false; reason: string })[]> {
   // The node row locks serialise run starts on a node; the guarded update runs after them, as a new
   // statement, so it sees a run another transaction started on the node while we waited.
@@ -111,10 +126,23 @@ export async function startRuns(
     const nr = locked.get(r.noderoleId);
     if (reason !== undefined || !nr) return { started: false as const, reason: reason ?? 'noderole gone' };
     const destructive = nr.flags.includes('destructive');
+    const once = destructive && nr.runCount > 0;
+    const hostGuard = nr.admin && nr.jig === 'script' && !opts.adminHostChanges;
+    // Opted in, the admin node's scripts run on this machine: over SSH to its loopback address unless
+    // the node's hint names another.
+    const hint =
+      nr.admin && nr.jig === 'script' && nr.hint.ssh === undefined
+        ? { ...nr.hint, ssh: { host: '127.0.0.1' } }
+        : nr.hint;
     return {
       started: true,
       reason: fresh.has(i) ? 'started' : 'already started',
-      skipJig: destructive && nr.runCount > 0,
+      skipJig: once || hostGuard,
+      ...(once
+        ? { skipReason: 'skipped: destructive role has already run on this node; jig skipped' }
+        : hostGuard
+          ? { skipReason: hostSkip }
+          : {}),
       role: {
         name: nr.roleName,
         jig: nr.jig,
@@ -123,7 +151,7 @@ export async function startRuns(
         scripts: nr.scripts,
         timeoutSeconds: nr.timeoutSeconds,
       },
-      node: { id: nr.nodeId, name: nr.nodeName, sshHostKey: nr.sshHostKey, hint: nr.hint },
+      node: { id: nr.nodeId, name: nr.nodeName, sshHostKey: nr.sshHostKey, hint },
       data: data.get(nr.id) ?? {},
     };
   });

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { atPath, deepMerge, type Json } from './data.js';
+import { atPath, deepMerge, getPath, type Json } from './data.js';
 import type { GraphTx } from './tx.js';
 
 /** One noderole's staged rows: itself with its node, the attrib defaults it sees, its ancestors' data. */
@@ -11,9 +11,19 @@ interface Staged {
     committed: Json;
     drWall: Json | null;
     drCommitted: Json | null;
-    node: { id: number; name: string; admin: boolean; hint: Json; quirks: string[]; bootenv: string };
+    node: {
+      id: number;
+      name: string;
+      admin: boolean;
+      hint: Json;
+      discovery: Json;
+      quirks: string[];
+      bootenv: string;
+    };
   };
   defaults: { map: string; value: unknown }[];
+  /** Maps of the node-level attribs the role wants (their values come from the node). */
+  wanted: string[];
   ancestors: { dw: Json; dc: Json; w: Json; s: Json; c: Json }[];
 }
 
@@ -41,7 +51,7 @@ export async function stageRunData(g: GraphTx, ids: number[]): Promise<Map<numbe
                    from inventory.noderole_edges e where e.child_id = nr.id) as parent_roles,
              jsonb_build_object('template', r.template, 'wall', nr.wall, 'sysdata', nr.sysdata, 'committed', nr.committed_data,
                'drWall', dr.wall, 'drCommitted', dr.committed_data,
-               'node', jsonb_build_object('id', n.id, 'name', n.name, 'admin', n.admin, 'hint', n.hint, 'quirks', to_jsonb(n.quirks), 'bootenv', n.bootenv)) as doc
+               'node', jsonb_build_object('id', n.id, 'name', n.name, 'admin', n.admin, 'hint', n.hint, 'discovery', case when cardinality(r.wants_attribs) > 0 then n.discovery else '{}'::jsonb end, 'quirks', to_jsonb(n.quirks), 'bootenv', n.bootenv)) as doc
       from inventory.noderoles nr join inventory.roles r on r.id = nr.role_id join inventory.nodes n on n.id = nr.node_id
       left join inventory.deployment_roles dr on dr.role_id = nr.role_id and dr.deployment_id = nr.deployment_id
       where nr.id = any(${sql.param(ids)}::int[]))
@@ -50,6 +60,8 @@ export async function stageRunData(g: GraphTx, ids: number[]): Promise<Map<numbe
          from inventory.attribs at
          where at.default_value is not null
            and (at.role_id = s.role_id or at.name = any(s.wants_attribs) or at.role_id = any(s.parent_roles))) as defaults,
+      (select coalesce(jsonb_agg(at.map), '[]'::jsonb) from inventory.attribs at
+         where at.role_id is null and at.name = any(s.wants_attribs)) as wanted,
       (select coalesce(jsonb_agg(d.doc order by x.depth desc, d.cohort, x.id), '[]'::jsonb)
          from (select id, max(depth) as depth from a where a.root = s.root group by id) x
          cross join lateral (
@@ -66,6 +78,12 @@ function merged(staged: Staged): Json {
   const self = staged.self;
   const node = self.node;
   const blobs: Json[] = staged.defaults.map((d) => atPath(d.map, d.value));
+  // Wanted node-level attribs: the node's value (discovery ⊕ hint) at the attrib's map (§1.12 step 1).
+  const nodeData = deepMerge(node.discovery, node.hint);
+  for (const map of staged.wanted) {
+    const v = getPath(nodeData, map);
+    if (v !== undefined) blobs.push(atPath(map, v));
+  }
   for (const d of staged.ancestors) blobs.push(deepMerge(d.dw, d.dc, d.w, d.s, d.c));
   blobs.push(
     self.template,

@@ -54,7 +54,7 @@ async function setStates(
   guard?: SQL,
 ): Promise<Set<number>> {
   if (nrs.length === 0) return new Set();
-  const changed = await g.rows<NoderoleSummary>(sql`
+  const changed = await g.rows<NoderoleSummary & { deploymentState?: string }>(sql`
     update inventory.noderoles nr set state = ${to}, version = nr.version + 1, updated_at = now() ${extra}
     from inventory.roles r, inventory.nodes n, inventory.deployments d
     where ${idIn(
@@ -62,7 +62,7 @@ async function setStates(
       nrs.map((x) => x.id),
     )} and r.id = nr.role_id and n.id = nr.node_id and d.id = nr.deployment_id
       ${guard ? sql`and ${guard}` : sql``}
-    returning ${summaryCols}`);
+    returning ${summaryCols}, d.state as "deploymentState"`);
   const byId = new Map(changed.map((c) => [c.id, c]));
   for (const nr of nrs) {
     const summary = byId.get(nr.id);
@@ -82,7 +82,10 @@ async function setStates(
       },
       'noderole state changed',
     );
-    g.emit(hook[to], { noderole: summary, from, reason: why });
+    // Hooks are suppressed while the deployment is proposed (reference §1.7, §3.8): e.g. an OS install
+    // going TODO must not change the node's bootenv before the operator commits.
+    const { deploymentState, ...noderole } = summary;
+    if (deploymentState === 'committed') g.emit(hook[to], { noderole, from, reason: why });
   }
   return new Set(byId.keys());
 }

@@ -42,3 +42,15 @@ export const bootEvents = provisionerSchema.table(
   },
   (t) => [index('boot_events_node_idx').on(t.nodeId, t.id), index('boot_events_mac_idx').on(t.mac, t.id)],
 );
+
+/**
+ * Installs provisioner-os-install asked for (reference §6.5): the bootenv and disk chosen when the
+ * noderole went TODO, which the install boot script renders, and when the node was told to reboot.
+ */
+export const installs = provisionerSchema.table('installs', {
+  nodeId: integer('node_id').primaryKey(),
+  bootenv: text('bootenv').notNull(),
+  disk: text('disk').notNull(),
+  requestedAt: timestamp('requested_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  rebootedAt: timestamp('rebooted_at', { withTimezone: true, precision: 3 }),
+});

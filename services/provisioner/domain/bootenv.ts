@@ -21,6 +21,10 @@ export const placeholders = [
   'node.id',
   /** ` crowbar.node=<fqdn>` for a known node, nothing for an unknown machine. */
   'node_arg',
+  /** The URL of the bootenv's OS image (`image:`), for an installer. */
+  'image',
+  /** The disk the install writes (provisioner-os-install chose it), e.g. `vda`. */
+  'disk',
 ] as const;
 export type Placeholder = (typeof placeholders)[number];
 
@@ -40,6 +44,8 @@ export const bootenvSchema = z
     kernel: relPath.optional(),
     initrds: z.array(relPath).max(8).default([]),
     args: template.default(''),
+    /** The OS image (a zstd tar under the boot root) an installer bootenv writes to the disk. */
+    image: relPath.optional(),
     /** A whole iPXE script instead of kernel/initrds/args. */
     ipxe: template.optional(),
     /** Install templates rendered per node (preseed, kickstart, …), served at /nodes/<name>/<file>. */
