@@ -17,8 +17,11 @@ import { parseArgs, promisify } from 'node:util';
 import { icmpSweep } from '../services/aliveness-probe/probes/icmp.js';
 import { probeNodes } from '../services/aliveness-probe/probes/pipeline.js';
 import { generateKeyPair } from '../shared/ssh/index.js';
-import { startSshd } from '../test/helpers/sshd.js';
+import { ensureFping, ensureSshd, startSshd } from '../test/helpers/sshd.js';
 
+// Installed as the tests do (root), or one sentence naming the package to install.
+ensureFping();
+ensureSshd();
 const run = promisify(execFile);
 const { values: opts } = parseArgs({
   options: {

@@ -91,11 +91,16 @@ async function main() {
   if (!env.DATABASE_URL) {
     say('starting embedded PostgreSQL …');
     await stopStalePostmaster(`${stateDir}/postgres`, say);
+    // The superuser's password is generated once per installation (mode 0600); a cluster made before
+    // that had the constant `crowbar`, which is changed to it at this start.
+    const hadPassword = existsSync(`${stateDir}/postgres-password`);
     const pgh: PostgresHandle = await startEmbeddedPostgres({
       dir: `${stateDir}/postgres`,
       port: await pickPort(5433),
       database: 'crowbar',
       persistent: true,
+      password: stateSecret('postgres-password'),
+      ...(hadPassword ? {} : { legacyPassword: 'crowbar' }),
       log: say,
     });
     cleanups.push(() => pgh.stop());

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -184,6 +184,7 @@ describe('provisioner HTTP', () => {
     const envs = await stack.call('GET', '/bootenvs');
     expect(envs.body.map((b: { name: string }) => b.name).sort()).toEqual([
       'debian-12-install',
+      'debian-12-preseed-install',
       'local',
       'sledgehammer',
     ]);
@@ -385,5 +386,36 @@ describe('the installer’s side of the node API (reference §6.5 step 5)', () =
     const tok = /crowbar\.token=(\S+)/.exec(script)![1]!;
     const claims = checkDiscoveryToken(secret, tok, Math.floor(Date.now() / 1000));
     expect(claims.ok && claims.claims.nodeId).toBe(n.id);
+  });
+  it('renders the Debian installer’s preseed for the node, valid for debconf, ending in join.sh', async () => {
+    const n = (await stack.call('GET', `/nodes/d${mac.replaceAll(':', '-')}.${domain}`)).body;
+    expect((await stack.call('PUT', `/nodes/${n.id}`, { bootenv: 'debian-12-preseed-install' })).status).toBe(
+      200,
+    );
+    const preseed = await until(
+      'the preseed',
+      async () => {
+        const r = await get(`/nodes/${n.name}/preseed.cfg`);
+        return r.status === 200 ? r.body.toString() : null;
+      },
+      10_000,
+    );
+    expect(preseed).not.toMatch(/\{\{/);
+    expect(preseed).toContain(`d-i netcfg/get_hostname string ${n.name.split('.')[0]}`);
+    expect(preseed).toContain(`d-i netcfg/get_domain string ${domain}`);
+    const token = /join\.sh \| sh -s -- (\S+) --installed/.exec(preseed)?.[1];
+    const claims = checkDiscoveryToken(secret, token ?? '', Math.floor(Date.now() / 1000));
+    expect(claims.ok && claims.claims.nodeId).toBe(n.id);
+    const file = join(dir, 'preseed.cfg');
+    writeFileSync(file, preseed);
+    // debconf's own parser (-c: check only) accepts every line: it warns on stderr about any it skips.
+    const check = (f: string) => spawnSync('debconf-set-selections', ['-c', f], { encoding: 'utf8' });
+    expect(check(file)).toMatchObject({ status: 0, stderr: '' });
+    writeFileSync(join(dir, 'bad.cfg'), 'd-i this line has no type\n');
+    expect(check(join(dir, 'bad.cfg')).stderr).toMatch(/Unknown type/);
+    // The script the late_command runs is served and is valid shell.
+    const script = (await get('/join.sh')).body.toString();
+    expect(script).toContain(`API='http://127.0.0.1:${apiPort}'`);
+    execFileSync('sh', ['-n'], { input: script });
   });
 });

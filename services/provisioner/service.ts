@@ -190,6 +190,7 @@ export const provisionerService: ServiceDef<typeof provisionerConfig> = {
       bootenv,
       'node.name': node?.name ?? '',
       'node.hostname': node?.name.split('.')[0] ?? '',
+      'node.domain': node?.name.split('.').slice(1).join('.') ?? '',
       'node.id': node ? String(node.id) : '',
       node_arg: node ? ` crowbar.node=${node.name}` : '',
       image: bootenvs.get(bootenv)?.image

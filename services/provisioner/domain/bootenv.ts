@@ -18,6 +18,8 @@ export const placeholders = [
   'bootenv',
   'node.name',
   'node.hostname',
+  /** The node's domain (its name after the first label). */
+  'node.domain',
   'node.id',
   /** ` crowbar.node=<fqdn>` for a known node, nothing for an unknown machine. */
   'node_arg',

@@ -2,6 +2,10 @@
 # Joins an installed machine that did not come through discovery (the seed's "manage other nodes that
 # are not in Sledgehammer"), run as root on it:
 #   curl -fsS {{provisioner}}/join.sh | sh -s -- <join token>
+# Installers of other OSes (the preseed bootenv's late_command) end with it too, in the installed
+# system before its first boot: `… | sh -s -- <the node's token> --installed` registers the new host
+# key, enables crowbar-join for the first boot, sets bootenv local and waits until the provisioner
+# serves it, so the installer's reboot reaches the disk.
 # The join token comes from `POST /api/v2/join_tokens`. The machine registers its MACs, SSH host key and
 # a few facts; Crowbar makes it a node with bootenv local and crowbar-joined-node bound, quarantined until
 # an operator commits it. The node's credential goes to /etc/crowbar/node.env and crowbar-join (a
@@ -10,6 +14,8 @@ set -eu
 API='{{api}}'
 PROVISIONER='{{provisioner}}'
 TOKEN=${1:-}
+INSTALLED=false
+[ "${2:-}" = --installed ] && INSTALLED=true
 say() { echo "crowbar join: $*" >&2; }
 fail() {
   say "error: $*"
@@ -37,9 +43,12 @@ done
 name=$(hostname -f 2>/dev/null || hostname)
 mem_kb=$(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo)
 os=$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-}")
-printf '{"macs":[%s],"bootMac":"%s","hostKey":"%s","address":"%s","name":"%s","facts":{"joined":true,"hostname":"%s","cpus":%s,"memoryMb":%s,"kernel":"%s","os":"%s"}}\n' \
-  "$macs" "$boot_mac" "$(cut -d ' ' -f 1,2 "$key")" "$address" "$(json "$name")" "$(json "$name")" \
-  "$(grep -c ^processor /proc/cpuinfo)" "$((${mem_kb:-0} / 1024))" "$(uname -r)" "$(json "$os")" >"$work/register.json"
+facts=$(printf '{"joined":true,"hostname":"%s","cpus":%s,"memoryMb":%s,"kernel":"%s","os":"%s"}' "$(json "$name")" \
+  "$(grep -c ^processor /proc/cpuinfo)" "$((${mem_kb:-0} / 1024))" "$(uname -r)" "$(json "$os")")
+# An installed node keeps the facts its discovery gathered (a registration without facts).
+[ "$INSTALLED" = true ] && facts='{}'
+printf '{"macs":[%s],"bootMac":"%s","hostKey":"%s","address":"%s","name":"%s","facts":%s}\n' \
+  "$macs" "$boot_mac" "$(cut -d ' ' -f 1,2 "$key")" "$address" "$(json "$name")" "$facts" >"$work/register.json"
 
 status=$(curl -sS -m 30 -o "$work/out" -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" \
   -H 'Content-Type: application/json' --data-binary "@$work/register.json" "$API/api/v2/node-api/register") ||
@@ -59,6 +68,28 @@ chmod 700 /etc/crowbar
 )
 curl -fsS -m 30 -o /usr/local/sbin/crowbar-join "$PROVISIONER/join/crowbar-join" || fail "cannot fetch crowbar-join"
 chmod 755 /usr/local/sbin/crowbar-join
+if [ "$INSTALLED" = true ]; then
+  # In an installer's target: enable crowbar-join for the first boot, set bootenv local and wait
+  # until the provisioner serves it.
+  if command -v systemctl >/dev/null; then
+    curl -fsS -m 30 -o /etc/systemd/system/crowbar-join.service "$PROVISIONER/join/crowbar-join.service" ||
+      fail "cannot fetch crowbar-join.service"
+    systemctl enable crowbar-join.service >/dev/null 2>&1 || fail "systemctl enable crowbar-join.service failed"
+  fi
+  printf '{"bootenv":"local"}' >"$work/bootenv.json"
+  status=$(curl -sS -m 30 -o "$work/out" -w '%{http_code}' -X PUT -H "Authorization: Bearer $credential" \
+    -H 'Content-Type: application/json' --data-binary "@$work/bootenv.json" \
+    "$API/api/v2/node-api/nodes/$node_id/bootenv") || fail "cannot reach Crowbar at $API"
+  case $status in 2??) ;; *) fail "bootenv local refused (HTTP $status): $(head -c 300 "$work/out")" ;; esac
+  i=0
+  until [ "$(curl -fsS -m 10 "$PROVISIONER/nodes/$node_name/bootstate" 2>/dev/null)" = local ]; do
+    [ "$i" -ge 120 ] && fail "the provisioner still does not serve bootstate local after 120 s"
+    sleep 1
+    i=$((i + 1))
+  done
+  say "installed: bootenv local; the first boot reports node $node_id alive"
+  exit 0
+fi
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
   curl -fsS -m 30 -o /etc/systemd/system/crowbar-join.service "$PROVISIONER/join/crowbar-join.service" ||
     fail "cannot fetch crowbar-join.service"
