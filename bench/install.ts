@@ -10,6 +10,8 @@
  */
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
+import { benchmarkingRange, ensureBlackholeRoutes } from '../infra/routes.js';
+import { benchServices } from '../test/helpers/bench-env.js';
 import { until } from '../test/helpers/dhcp-clients.js';
 import { startInstallStack } from '../test/helpers/install-stack.js';
 import { bootVm } from '../test/helpers/vm.js';
@@ -25,7 +27,9 @@ const mac = firmware === 'uefi' ? '52:54:00:6d:00:02' : '52:54:00:6d:00:01';
 const domain = 'bench-install.test';
 const name = `d${mac.replaceAll(':', '-')}.${domain}`;
 
-const s = await startInstallStack({ server: '198.18.109.10', domain });
+ensureBlackholeRoutes([benchmarkingRange, 'fd00::/8']);
+const services = await benchServices(say);
+const s = await startInstallStack({ server: '198.18.109.10', domain, urls: services });
 const vm = bootVm({
   bridge: s.bridge,
   firmware,
@@ -86,4 +90,5 @@ try {
 } finally {
   await vm.kill();
   await s.stop();
+  await services.stop();
 }

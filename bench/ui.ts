@@ -12,17 +12,12 @@
  * Goals: < 1500 and < 1000. Ends with one JSON line.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
-import { startNatsServer } from '../infra/nats.js';
 import { ensureDebianProgram } from '../infra/packages.js';
-import { pickPort } from '../infra/ports.js';
-import { startEmbeddedPostgres } from '../infra/postgres.js';
 import { allServices } from '../infra/services.js';
 import { ensureUiBuild } from '../infra/ui-build.mjs';
 import { coreBarclampDir, testBarclampDir } from '../services/inventory/service.js';
@@ -30,6 +25,7 @@ import { Bus } from '../shared/bus/bus.js';
 import { type InventoryOp, inventoryAnnealRpcs, inventoryApi } from '../shared/catalogue/index.js';
 import { createLogger } from '../shared/log.js';
 import { type HostedService, hostService } from '../shared/service/host.js';
+import { benchServices } from '../test/helpers/bench-env.js';
 import { launchBrowser } from '../test/helpers/browser.js';
 
 const { values: o } = parseArgs({
@@ -54,36 +50,10 @@ const median = (xs: number[]) => {
 };
 
 async function environment() {
-  const dir = mkdtempSync(`${tmpdir()}/crowbar-bench-ui-`);
-  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-  let admin = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const c0 = new pg.Client({ connectionString: admin, connectionTimeoutMillis: 2000 });
-  const pgUp = await c0.connect().then(
-    () => true,
-    () => false,
-  );
-  await c0.end().catch(() => undefined);
-  if (!pgUp) {
-    const h = await startEmbeddedPostgres({
-      dir: `${dir}/pg`,
-      port: await pickPort(5497),
-      database: 'crowbar',
-      persistent: false,
-      log: say,
-    });
-    cleanups.push(() => h.stop());
-    admin = h.adminUrl;
-  }
-  let nats = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
-  try {
-    const nc = await connect({ servers: nats, timeout: 2000, reconnect: false });
-    await (await jetstreamManager(nc)).getAccountInfo();
-    await nc.close();
-  } catch {
-    const h = await startNatsServer({ dir: `${dir}/nats`, port: await pickPort(4497), log: say });
-    cleanups.push(() => h.stop());
-    nats = h.url;
-  }
+  const services = await benchServices(say);
+  cleanups.push(() => services.stop());
+  const admin = services.pgAdminUrl;
+  const nats = services.natsUrl;
   const tag = randomBytes(4).toString('hex');
   const db = `crowbar_bench_${tag}`;
   const c = new pg.Client({ connectionString: admin });

@@ -125,3 +125,40 @@ describe('kill -9 of a jig runner mid-run', () => {
     expect(stuck.rows[0].n).toBe(0);
   }, 180_000);
 });
+
+describe('a node that dies while a destructive role runs on it (DESIGN §4 #7)', () => {
+  it('the run still counts when it ends: back alive, the role is skipped, never run twice', async () => {
+    runners.push(await spawnService('jig-runner', runnerEnv));
+    const marker = `${dir}/destructive-dies`;
+    const { node, noderole } = await nodeWith('victim3.lab.crowbar.test', 'test-destructive', {
+      'test-destructive_marker': marker,
+      'test-destructive_sleep': 3,
+    });
+    await s.call('PUT', `/nodes/${node}/commit`);
+    await until('script started', () => lines(marker) === 1, 30_000);
+    // The node goes away mid-run (an install reboots it): its run is in flight and stays so.
+    expect((await s.call('PUT', `/nodes/${node}`, { alive: false })).status).toBe(200);
+    expect((await s.call('GET', `/node_roles/${noderole}`)).body.state).toBe('transition');
+    const settled = await until(
+      'the run ended and counted',
+      async () => {
+        const nr = (await s.call('GET', `/node_roles/${noderole}`)).body;
+        return nr.state !== 'transition' ? nr : null;
+      },
+      60_000,
+    );
+    expect(settled).toMatchObject({ runCount: 1 });
+    expect(['todo', 'blocked']).toContain(settled.state);
+    expect((await s.call('PUT', `/nodes/${node}`, { alive: true })).status).toBe(200);
+    const done = await until(
+      'the role ACTIVE again, its jig skipped',
+      async () => {
+        const nr = (await s.call('GET', `/node_roles/${noderole}`)).body;
+        return nr.state === 'active' && nr.runCount > 1 ? nr : null;
+      },
+      60_000,
+    );
+    expect(done.runlog).toMatch(/skip/);
+    expect(lines(marker)).toBe(1);
+  }, 120_000);
+});

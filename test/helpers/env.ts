@@ -19,9 +19,10 @@ export interface TestEnv {
   cleanup(): Promise<void>;
 }
 
-export async function createTestEnv(): Promise<TestEnv> {
-  const adminUrl = inject('pgAdminUrl');
-  const natsUrl = inject('natsUrl');
+/** A fresh database and bus prefix; inside vitest from its global setup, or from `urls` (benchmarks). */
+export async function createTestEnv(urls?: { pgAdminUrl: string; natsUrl: string }): Promise<TestEnv> {
+  const adminUrl = urls?.pgAdminUrl ?? inject('pgAdminUrl');
+  const natsUrl = urls?.natsUrl ?? inject('natsUrl');
   const tag = randomBytes(5).toString('hex');
   const dbName = `crowbar_test_${tag}`;
   const admin = new pg.Client({ connectionString: adminUrl });

@@ -35,7 +35,12 @@ export interface InstallStack {
 }
 
 /** Builds (or reuses) the images, makes the bridge (`server` on a /24 of the VM range) and starts the stack. */
-export async function startInstallStack(opts: { server: string; domain: string }): Promise<InstallStack> {
+export async function startInstallStack(opts: {
+  server: string;
+  domain: string;
+  /** Outside vitest (benchmarks): where PostgreSQL and NATS are. */
+  urls?: { pgAdminUrl: string; natsUrl: string };
+}): Promise<InstallStack> {
   ensureVmPrograms(() => undefined);
   const log = (l: string) => process.stderr.write(`[image] ${l}\n`);
   const image = ensureDiscoveryImage({ log });
@@ -46,7 +51,7 @@ export async function startInstallStack(opts: { server: string; domain: string }
   try {
     makeKeyPair(dir, 'cluster', 'crowbar-test-cluster');
     bridge = createVmBridge({ address: opts.server, prefix: 24 });
-    t = await createTestEnv();
+    t = await createTestEnv(opts.urls);
     const stack = await startStack(
       t,
       ['inventory', 'network-ipam', 'annealer', 'jig-runner', 'dhcp-db', 'dns-db', 'provisioner', 'gateway'],

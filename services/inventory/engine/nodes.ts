@@ -149,8 +149,14 @@ export async function updateNode(g: GraphTx, id: number, u: NodeUpdate, reason: 
   g.log.info({ node: id, changed, reason, correlationId: g.lineage.correlationId }, 'node changed');
   if (changed.includes('deployment')) await moveNoderoles(g, id, cur.deploymentId);
   if (cur.alive && u.alive === false) {
+    // A destructive role's run in flight keeps its TRANSITION and token: its jig may already have done
+    // its work (an install reboots the node), so its result must still count when it comes (`settle`:
+    // run count up, then block_or_todo), or the role would run a second time when the node is back.
     const nrs = await g.rows<{ id: number }>(
-      sql`select id from inventory.noderoles where node_id = ${id} and state <> 'proposed' order by cohort, id`,
+      sql`select nr.id from inventory.noderoles nr join inventory.roles r on r.id = nr.role_id
+          where nr.node_id = ${id} and nr.state <> 'proposed'
+            and not (nr.state = 'transition' and 'destructive' = any(r.flags))
+          order by nr.cohort, nr.id`,
     );
     for (const { id: nrId } of nrs) {
       const nr = await g.noderole(nrId);
