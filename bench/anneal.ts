@@ -7,22 +7,16 @@
  * FOR UPDATE SKIP LOCKED, complete it, promote its child) on the same database in the same run.
  * The one-run-per-node invariant is checked while ours runs. Ends with one JSON line.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
-import { startNatsServer } from '../infra/nats.js';
-import { pickPort } from '../infra/ports.js';
-import { startEmbeddedPostgres } from '../infra/postgres.js';
 import { allServices } from '../infra/services.js';
 import { coreBarclampDir, testBarclampDir } from '../services/inventory/service.js';
 import { Bus } from '../shared/bus/bus.js';
 import { type InventoryOp, inventoryAnnealRpcs, inventoryApi } from '../shared/catalogue/index.js';
 import { createLogger } from '../shared/log.js';
 import { type HostedService, hostService } from '../shared/service/host.js';
+import { benchServices } from '../test/helpers/bench-env.js';
+import { createTestEnv } from '../test/helpers/env.js';
 
 const { values: o } = parseArgs({
   options: {
@@ -41,64 +35,13 @@ const WORKERS = Math.max(1, Math.min(64, Number(o.workers)));
 const say = (l: string) => process.stdout.write(`${l}\n`);
 const cleanups: (() => Promise<void>)[] = [];
 
-async function pgWorks(url: string) {
-  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
-  try {
-    await c.connect();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
-
+/** A database and bus prefix of its own on this machine's PostgreSQL and NATS (or embedded ones). */
 async function environment() {
-  const dir = mkdtempSync(`${tmpdir()}/crowbar-bench-`);
-  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-  let admin = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  if (!(await pgWorks(admin))) {
-    const h = await startEmbeddedPostgres({
-      dir: `${dir}/pg`,
-      port: await pickPort(5498),
-      database: 'crowbar',
-      persistent: false,
-      log: say,
-    });
-    cleanups.push(() => h.stop());
-    admin = h.adminUrl;
-  }
-  let nats = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
-  try {
-    const nc = await connect({ servers: nats, timeout: 2000, reconnect: false });
-    await (await jetstreamManager(nc)).getAccountInfo();
-    await nc.close();
-  } catch {
-    const h = await startNatsServer({ dir: `${dir}/nats`, port: await pickPort(4498), log: say });
-    cleanups.push(() => h.stop());
-    nats = h.url;
-  }
-  const tag = randomBytes(4).toString('hex');
-  const db = `crowbar_bench_${tag}`;
-  const c = new pg.Client({ connectionString: admin });
-  await c.connect();
-  await c.query(`create database ${db}`);
-  await c.end();
-  cleanups.push(async () => {
-    const d = new pg.Client({ connectionString: admin });
-    await d.connect();
-    await d.query(`drop database if exists ${db} with (force)`);
-    await d.end();
-  });
-  const prefix = `b${tag}`;
-  cleanups.push(async () => {
-    const nc = await connect({ servers: nats });
-    const jsm = await jetstreamManager(nc);
-    for await (const name of jsm.streams.names())
-      if (name.startsWith(`${prefix.toUpperCase()}_`)) await jsm.streams.delete(name);
-    await nc.close();
-  });
-  return { url: admin.replace(/\/[^/]*$/, `/${db}`), nats, prefix };
+  const services = await benchServices(say);
+  cleanups.push(() => services.stop());
+  const env = await createTestEnv(services);
+  cleanups.push(() => env.cleanup());
+  return { url: env.databaseUrl, nats: env.natsUrl, prefix: env.prefix };
 }
 
 /** The limit L: claim-and-complete in plain SQL, WORKERS connections, one running row per node. */

@@ -14,9 +14,6 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
-import pg from 'pg';
 import { ensureDebianProgram } from '../infra/packages.js';
 import { allServices } from '../infra/services.js';
 import { ensureUiBuild } from '../infra/ui-build.mjs';
@@ -27,6 +24,7 @@ import { createLogger } from '../shared/log.js';
 import { type HostedService, hostService } from '../shared/service/host.js';
 import { benchServices } from '../test/helpers/bench-env.js';
 import { launchBrowser } from '../test/helpers/browser.js';
+import { createTestEnv } from '../test/helpers/env.js';
 
 const { values: o } = parseArgs({
   options: {
@@ -49,32 +47,13 @@ const median = (xs: number[]) => {
   return s[Math.floor((s.length - 1) / 2)]!;
 };
 
+/** A database and bus prefix of its own on this machine's PostgreSQL and NATS (or embedded ones). */
 async function environment() {
   const services = await benchServices(say);
   cleanups.push(() => services.stop());
-  const admin = services.pgAdminUrl;
-  const nats = services.natsUrl;
-  const tag = randomBytes(4).toString('hex');
-  const db = `crowbar_bench_${tag}`;
-  const c = new pg.Client({ connectionString: admin });
-  await c.connect();
-  await c.query(`create database ${db}`);
-  await c.end();
-  cleanups.push(async () => {
-    const d = new pg.Client({ connectionString: admin });
-    await d.connect();
-    await d.query(`drop database if exists ${db} with (force)`);
-    await d.end();
-  });
-  const prefix = `b${tag}`;
-  cleanups.push(async () => {
-    const nc = await connect({ servers: nats });
-    const jsm = await jetstreamManager(nc);
-    for await (const name of jsm.streams.names())
-      if (name.startsWith(`${prefix.toUpperCase()}_`)) await jsm.streams.delete(name);
-    await nc.close();
-  });
-  return { url: admin.replace(/\/[^/]*$/, `/${db}`), nats, prefix };
+  const env = await createTestEnv(services);
+  cleanups.push(() => env.cleanup());
+  return { url: env.databaseUrl, nats: env.natsUrl, prefix: env.prefix };
 }
 
 // Stopped early (Ctrl-C), it still drops its database and streams and closes Chromium.
