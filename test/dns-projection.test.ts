@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dnsDbService } from '../services/dns-db/service.js';
-import { dig, ensureTool, quickLookup } from '../services/dns-db/testing/dig.js';
+import { dig, ensureTool, quickLookup } from './helpers/dig.js';
 import { decodeEnvelope } from '../shared/bus/bus.js';
 import { Bus, streamName } from '../shared/bus/index.js';
 import {

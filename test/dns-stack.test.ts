@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dig, ensureTool } from '../services/dns-db/testing/dig.js';
+import { dig, ensureTool } from './helpers/dig.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { type Stack, startStack } from './helpers/stack.js';
 

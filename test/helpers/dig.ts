@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { ensureDebianPrograms } from '../../../infra/packages.js';
+import { ensureDebianPrograms } from '../../infra/packages.js';
 
 /**
  * Test and benchmark support: runs the real `dig` (and finds dnsperf/nsd) instead of a hand-made client,
