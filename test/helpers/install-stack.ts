@@ -40,6 +40,11 @@ export async function startInstallStack(opts: {
   domain: string;
   /** Outside vitest (benchmarks): where PostgreSQL and NATS are. */
   urls?: { pgAdminUrl: string; natsUrl: string };
+  /**
+   * TFTP on port 69 of the bridge address, where firmware without iPXE asks (default: a free port, as
+   * iPXE ROMs fetch everything over HTTP). Only one test file at a time may take it.
+   */
+  tftp69?: boolean;
 }): Promise<InstallStack> {
   ensureVmPrograms(() => undefined);
   const log = (l: string) => process.stderr.write(`[image] ${l}\n`);
@@ -62,7 +67,8 @@ export async function startInstallStack(opts: {
         CROWBAR_HTTP_HOST: '0.0.0.0',
         CROWBAR_HTTP_PORT: String(await pickPort(0)),
         CROWBAR_PROVISIONER_HTTP_PORT: String(await pickPort(0)),
-        CROWBAR_TFTP_PORT: '0',
+        CROWBAR_TFTP_PORT: opts.tftp69 ? '69' : '0',
+        ...(opts.tftp69 ? { CROWBAR_TFTP_ADDRESS: opts.server } : {}),
         CROWBAR_BOOT_ROOT: join(dir, 'boot'),
         CROWBAR_DISCOVERY_IMAGE: image.dir,
         CROWBAR_OS_IMAGE_DIR: os.dir,

@@ -235,6 +235,11 @@ export function bootVm(opts: {
   bootOrder?: string;
   /** Exit when the guest reboots or powers off (default true). */
   noReboot?: boolean;
+  /**
+   * The NIC's option ROM (QEMU's iPXE, default true). Without it the firmware boots with its own
+   * network stack: OVMF's UEFI PXE (TFTP) and HTTP boot, as most real servers' UEFI does.
+   */
+  nicRom?: boolean;
   /** Direct Linux boot: QEMU loads this kernel itself (`-kernel`), ahead of the firmware's boot order. */
   kernel?: string;
   /** With `kernel`: the initramfs (`-initrd`). */
@@ -273,7 +278,7 @@ export function bootVm(opts: {
       ...['-accel', 'tcg', '-m', String(opts.memoryMb ?? 512)],
       ...['-name', `crowbar-${opts.firmware}-${opts.mac}`],
       ...['-netdev', `tap,id=n0,ifname=${tap},script=no,downscript=no`],
-      ...['-device', `virtio-net-pci,netdev=n0,mac=${opts.mac}`],
+      ...['-device', `virtio-net-pci,netdev=n0,mac=${opts.mac}${opts.nicRom === false ? ',romfile=' : ''}`],
       ...(opts.disk ? ['-drive', `file=${opts.disk},if=virtio,format=raw`] : []),
       ...direct,
       ...(boot.length > 0 ? ['-boot', boot.join(',')] : []),
