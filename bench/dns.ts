@@ -21,9 +21,9 @@ import { buildSnapshot, type ZoneSettings } from '../services/dns-db/domain/snap
 import { toZoneFile } from '../services/dns-db/domain/zonefile.js';
 import { DnsEngine } from '../services/dns-db/server/engine.js';
 import { listenDns, waitListening } from '../services/dns-db/server/listen.js';
-import { ensureTool, toolPath } from '../test/helpers/dig.js';
 import type { AllocationSummary, NodeSummary } from '../shared/catalogue/index.js';
 import { createLogger } from '../shared/log.js';
+import { ensureTool, toolPath } from '../test/helpers/dig.js';
 
 const { values: opts } = parseArgs({
   options: {

@@ -24,7 +24,7 @@ const relativeImports = (text: string) =>
   [...text.matchAll(/(?:from\s+|import\(\s*)'(\.{1,2}\/[^']+)'/g)].map((m) => m[1]!);
 
 /** Why `file` may not import `target` (repo-relative paths), or null when it may. */
-export function violation(file: string, target: string): string | null {
+function violation(file: string, target: string): string | null {
   const [top, svc] = file.split('/');
   const [ttop, tsvc] = target.split('/');
   if (top === 'services') {

@@ -7,8 +7,8 @@ import { ResponseRateLimiter } from '../services/dns-db/domain/rrl.js';
 import { buildSnapshot } from '../services/dns-db/domain/snapshot.js';
 import { DnsEngine } from '../services/dns-db/server/engine.js';
 import { type DnsListener, listenDns, waitListening } from '../services/dns-db/server/listen.js';
-import { dig, ensureTool } from './helpers/dig.js';
 import { createLogger } from '../shared/log.js';
+import { dig, ensureTool } from './helpers/dig.js';
 import { nodeSummary } from './helpers/fixtures.js';
 
 /**

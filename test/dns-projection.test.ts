@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dnsDbService } from '../services/dns-db/service.js';
-import { dig, ensureTool, quickLookup } from './helpers/dig.js';
 import { decodeEnvelope } from '../shared/bus/bus.js';
 import { Bus, streamName } from '../shared/bus/index.js';
 import {
@@ -14,6 +13,7 @@ import {
 } from '../shared/catalogue/index.js';
 import { createLogger } from '../shared/log.js';
 import { hostService } from '../shared/service/host.js';
+import { dig, ensureTool, quickLookup } from './helpers/dig.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { nodeSummary } from './helpers/fixtures.js';
 import { type Stack, startStack } from './helpers/stack.js';

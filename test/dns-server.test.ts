@@ -7,9 +7,9 @@ import { ResponseRateLimiter } from '../services/dns-db/domain/rrl.js';
 import { buildSnapshot, type ZoneSettings } from '../services/dns-db/domain/snapshot.js';
 import { DnsEngine } from '../services/dns-db/server/engine.js';
 import { type DnsListener, listenDns, waitListening } from '../services/dns-db/server/listen.js';
-import { dig, ensureTool } from './helpers/dig.js';
 import type { AllocationSummary, NodeSummary } from '../shared/catalogue/index.js';
 import { createLogger } from '../shared/log.js';
+import { dig, ensureTool } from './helpers/dig.js';
 import { nodeSummary } from './helpers/fixtures.js';
 
 /** The server alone, fed a snapshot built by the same domain code the service uses; asked with real dig. */
