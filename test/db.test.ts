@@ -45,7 +45,10 @@ describe('migrations', () => {
     const folder = `${servicesDir}${svc}/db/migrations`;
     await migrateSchema(t.databaseUrl, schema, folder);
     const first = await describeSchema(schema);
-    expect(first).toContain('outbox');
+    expect(JSON.parse(first).cols.length).toBeGreaterThan(0);
+    // Every service that publishes events does so through its outbox; the gateway's schema holds only
+    // tokens and the audit log.
+    if (svc !== 'gateway') expect(first).toContain('outbox');
     await migrateSchema(t.databaseUrl, schema, folder);
     expect(await describeSchema(schema)).toBe(first);
   });

@@ -3,7 +3,7 @@
 --   psql -d crowbar -v ON_ERROR_STOP=1 -f infra/deploy/postgres-roles.sql
 --   psql -d crowbar -c "ALTER ROLE crowbar_inventory PASSWORD '…'"      (and so on)
 -- Each service then connects as its role: DATABASE_URL=postgres://crowbar_inventory:…@db:5432/crowbar
--- Running it again changes nothing. The gateway owns no schema and needs no role.
+-- Running it again changes nothing. The gateway's schema holds operator tokens and the audit log.
 
 -- Nobody gets anything by default: no temp tables, no objects in public.
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
@@ -18,7 +18,8 @@ DECLARE
     ['crowbar_jig_runner',      'jig_runner'],
     ['crowbar_dhcp_db',         'dhcp_db'],
     ['crowbar_dns_db',          'dns_db'],
-    ['crowbar_aliveness_probe', 'aliveness_probe']
+    ['crowbar_aliveness_probe', 'aliveness_probe'],
+    ['crowbar_gateway',         'gateway']
   ];
   r text;
   s text;

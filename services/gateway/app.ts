@@ -4,7 +4,11 @@ import type { Bus } from '../../shared/bus/bus.js';
 import type { Clock } from '../../shared/clock.js';
 import { CrowbarError, httpStatus } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
+import { auditLog, type TokenCache } from './accounts.js';
 import { operatorAuth } from './auth.js';
+import type { GatewayStore } from './db/store.js';
+import { openApiRoutes } from './openapi.js';
+import { type RateLimit, rateLimitBySource } from './rate-limit.js';
 import { alivenessRoutes } from './routes/aliveness.js';
 import { dhcpRoutes } from './routes/dhcp.js';
 import { dnsRoutes } from './routes/dns.js';
@@ -14,6 +18,7 @@ import { inventoryRoutes } from './routes/inventory.js';
 import { ipamRoutes } from './routes/ipam.js';
 import { provisionerRoutes } from './routes/provisioner.js';
 import { registerRoutes } from './routes/register.js';
+import { tokenRoutes } from './routes/tokens.js';
 import { uiRoutes, whoamiRoutes } from './routes/ui.js';
 
 export interface GatewayDeps {
@@ -32,14 +37,31 @@ export interface GatewayDeps {
   events?: { streams: EventStreams; heartbeatMs?: number; maxBufferBytes?: number; dropGraceMs?: number };
   /** The web UI's build (infra/ui-build.mjs); unset, `/` says how to build it. */
   uiDir?: string | undefined;
+  /** Named tokens and the audit log (the gateway schema); unset, the two static tokens and no log. */
+  accounts?: { store: GatewayStore; tokens: TokenCache };
+  /** Node-facing routes, per source address; default 20/s with bursts of 100. */
+  nodeApiRate?: RateLimit;
 }
 
-/** Paths that need no operator token: health, and node-facing endpoints that check a node credential. */
-export const publicPaths = [/^\/api\/v2\/health$/, /^\/api\/v2\/node-api\//];
+/**
+ * Paths that need no operator token: health, the API's description and its docs page, and node-facing
+ * endpoints that check a node credential.
+ */
+export const publicPaths = [
+  /^\/api\/v2\/health$/,
+  /^\/api\/v2\/node-api\//,
+  /^\/api\/v2\/openapi\.json$/,
+  /^\/api\/docs(\/[^/]*)?$/,
+];
 
 /** The HTTP API: sub-apps joined under /api/v2, one error mapping for all of them. */
 export function createApp(deps: GatewayDeps): Hono {
   const app = new Hono();
+  app.use(
+    '/api/v2/node-api/*',
+    rateLimitBySource(deps.nodeApiRate ?? { perSecond: 20, burst: 100 }, deps.clock, deps.log),
+  );
+  if (deps.accounts) app.use('/api/*', auditLog(deps.accounts.store, deps.log));
   app.use(
     '/api/*',
     operatorAuth({
@@ -47,6 +69,7 @@ export function createApp(deps: GatewayDeps): Hono {
       readOnlyToken: deps.readOnlyToken,
       publicPaths,
       queryTokenPaths: [/^\/api\/v2\/events$/],
+      ...(deps.accounts ? { lookup: deps.accounts.tokens.lookup } : {}),
     }),
   );
   app.route(
@@ -54,6 +77,7 @@ export function createApp(deps: GatewayDeps): Hono {
     eventRoutes({ bus: deps.bus, log: deps.log, streams: new EventStreams(), ...deps.events }),
   );
   app.route('/api/v2', whoamiRoutes());
+  app.route('/api/v2', tokenRoutes(deps.accounts));
   app.route('/api/v2', healthRoutes(deps));
   app.route('/api/v2', inventoryRoutes(deps));
   app.route('/api/v2', ipamRoutes(deps));
@@ -69,9 +93,18 @@ export function createApp(deps: GatewayDeps): Hono {
       domain: deps.domain ?? 'crowbar.internal',
     }),
   );
+  app.route(
+    '/api',
+    openApiRoutes({ routes: () => app.routes, version: async () => (await deps.self()).version }),
+  );
   app.route('/', uiRoutes({ dir: deps.uiDir }));
   app.notFound((c) => c.json({ code: 'not_found', message: `no route ${c.req.method} ${c.req.path}` }, 404));
   app.onError((err, c) => {
+    // A fault's own words stay in the log: the client gets the code, and the correlation id to ask about.
+    if (err instanceof CrowbarError && err.code === 'internal') {
+      deps.log.error({ err, path: c.req.path }, 'request failed in a service');
+      return c.json({ code: 'internal', message: 'internal error' }, 500);
+    }
     if (err instanceof CrowbarError) return c.json(err.toBody(), httpStatus[err.code]);
     if (err instanceof HTTPException) return err.getResponse();
     deps.log.error({ err, path: c.req.path }, 'request failed');

@@ -21,7 +21,9 @@ export function operatorAuth(opts: {
   publicPaths: RegExp[];
   /** Paths that also take the token as `?token=` (the event stream: a browser's EventSource sets no headers). */
   queryTokenPaths?: RegExp[];
-}): MiddlewareHandler<{ Variables: { operator: OperatorRole } }> {
+  /** Named tokens (the gateway schema); given, it decides instead of the two static tokens. */
+  lookup?: (token: string) => Promise<{ name: string; role: OperatorRole } | null>;
+}): MiddlewareHandler<{ Variables: { operator: OperatorRole; tokenName: string } }> {
   return async (c, next) => {
     if (opts.publicPaths.some((p) => p.test(c.req.path))) return next();
     const header = c.req.header('authorization') ?? '';
@@ -30,7 +32,12 @@ export function operatorAuth(opts: {
       (opts.queryTokenPaths?.some((p) => p.test(c.req.path)) ? (c.req.query('token') ?? '') : '');
     if (!token) throw new UnauthorizedError('missing operator token (Authorization: Bearer <token>)');
     let role: OperatorRole | null = null;
-    if (same(token, opts.adminToken)) role = 'admin';
+    let name: string | undefined;
+    if (opts.lookup) {
+      const found = await opts.lookup(token);
+      role = found?.role ?? null;
+      name = found?.name;
+    } else if (same(token, opts.adminToken)) role = 'admin';
     else if (opts.readOnlyToken && same(token, opts.readOnlyToken)) role = 'read-only';
     // A discovery token (what a booting machine holds) may register, and nothing else.
     if (!role && isMachineToken(token))
@@ -38,10 +45,12 @@ export function operatorAuth(opts: {
         'a discovery or join token can only register a machine (POST /api/v2/node-api/register)',
       );
     if (!role) throw new UnauthorizedError('invalid operator token');
+    // Set before the read-only check, so the audit log names who was refused.
+    c.set('operator', role);
+    if (name !== undefined) c.set('tokenName', name);
     if (role === 'read-only' && !['GET', 'HEAD'].includes(c.req.method)) {
       throw new ForbiddenError('the read-only token cannot change anything');
     }
-    c.set('operator', role);
     return next();
   };
 }

@@ -4,7 +4,9 @@ import { type ServerType, serve } from '@hono/node-server';
 import { z } from 'zod';
 import { intFromEnv } from '../../shared/config.js';
 import type { ServiceDef } from '../../shared/service/host.js';
+import { TokenCache } from './accounts.js';
 import { createApp } from './app.js';
+import { GatewayStore, tokenHash } from './db/store.js';
 import { EventStreams } from './routes/events.js';
 
 const gatewayConfig = z.object({
@@ -21,6 +23,9 @@ const gatewayConfig = z.object({
     .regex(/^([a-z0-9-]{1,63}\.)+[a-z]{2,63}$/, 'must be a DNS name such as crowbar.internal')
     .default('crowbar.internal'),
   /** Event stream (`GET /api/v2/events`): heartbeat interval, and the bytes a client may fall behind. */
+  /** Node-facing routes (registration, node reports): requests per second per source address, and burst. */
+  CROWBAR_NODE_API_RATE: intFromEnv(1, 100_000).default(20),
+  CROWBAR_NODE_API_BURST: intFromEnv(1, 100_000).default(100),
   CROWBAR_SSE_HEARTBEAT_MS: intFromEnv(100, 600_000).default(15_000),
   CROWBAR_SSE_MAX_BUFFER: intFromEnv(4096, 1 << 30).default(1 << 20),
   /** The web UI's build; the default is where infra/ui-build.mjs puts it. */
@@ -33,11 +38,18 @@ const gatewayConfig = z.object({
 export const gatewayService: ServiceDef<typeof gatewayConfig> = {
   name: 'gateway',
   config: gatewayConfig,
-  async start({ config, bus, log, clock, instance, version }) {
+  /** Named operator tokens and the audit log: every gateway process shares them through this schema. */
+  schema: { name: 'gateway', migrationsFolder: fileURLToPath(new URL('./db/migrations', import.meta.url)) },
+  async start({ config, bus, log, clock, instance, version, database }) {
     const startedAt = clock.now();
     const adminToken = config.CROWBAR_ADMIN_TOKEN ?? randomBytes(24).toString('base64url');
     if (!config.CROWBAR_ADMIN_TOKEN)
       log.warn('CROWBAR_ADMIN_TOKEN not set; generated a token for this run (see the launcher output)');
+    // The launcher's tokens are the first named ones (`launcher`, `launcher-read-only`), revocable like any.
+    const store = database ? new GatewayStore(database) : undefined;
+    await store?.ensureToken('launcher', 'admin', tokenHash(adminToken));
+    if (config.CROWBAR_READONLY_TOKEN)
+      await store?.ensureToken('launcher-read-only', 'read-only', tokenHash(config.CROWBAR_READONLY_TOKEN));
     const streams = new EventStreams();
     const app = createApp({
       bus,
@@ -53,6 +65,8 @@ export const gatewayService: ServiceDef<typeof gatewayConfig> = {
       discoverySecret: config.CROWBAR_DISCOVERY_SECRET,
       domain: config.CROWBAR_DNS_DOMAIN,
       uiDir: config.CROWBAR_UI_DIR,
+      ...(store ? { accounts: { store, tokens: new TokenCache(store, clock) } } : {}),
+      nodeApiRate: { perSecond: config.CROWBAR_NODE_API_RATE, burst: config.CROWBAR_NODE_API_BURST },
       self: async () => ({
         service: 'gateway',
         instance,

@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 
 /**
  * The three kinds of message Crowbar sends:
@@ -144,3 +144,17 @@ export function filterFor(...defs: { subject: string }[]): string {
     throw new Error(`no common subject family for ${defs.map((d) => d.subject).join(', ')}`);
   return `${common.join('.')}.>`;
 }
+
+/**
+ * A reference to a record: its id, or its name as printable text (a NUL or other control character is
+ * the name of nothing, and PostgreSQL refuses NUL outright).
+ */
+export const recordRef = (maxLength = 255) =>
+  z.union([
+    z.number().int().positive(),
+    z
+      .string()
+      .min(1)
+      .max(maxLength)
+      .regex(/^\P{Cc}+$/u, 'must be an id or a name without control characters'),
+  ]);

@@ -1,12 +1,12 @@
 import { z } from 'zod';
-import { event, rpc, type StreamDecl } from './define.js';
+import { event, recordRef, rpc, type StreamDecl } from './define.js';
 
 /**
  * Messages owned by dns-db: name filters (the original's dns_name_filters), the zones as served, the
  * re-sync trigger and the data a node's dns-client needs.
  */
 const id = z.number().int().positive();
-export const dnsFilterRef = z.union([id, z.string().min(1).max(100)]);
+export const dnsFilterRef = recordRef(100);
 
 /**
  * Matcher: comma-separated AND of tests (reference §6.7): `net.category == "x"`, `net.name == "x"`,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { event, rpc, type StreamDecl } from './define.js';
+import { event, recordRef, rpc, type StreamDecl } from './define.js';
 
 /** Noderole states, codes as in the original (reference §2.1). */
 export const noderoleStates = ['error', 'active', 'todo', 'transition', 'blocked', 'proposed'] as const;
@@ -141,7 +141,7 @@ export const inventoryEvents = {
   }),
 };
 
-const nodeRef = z.union([id, z.string().min(1)]);
+const nodeRef = recordRef();
 
 /** Questions other services ask inventory. */
 export const inventoryRpcs = {
@@ -327,7 +327,13 @@ export const inventoryAnnealRpcs = {
  * The operator API's operations on inventory resources. The gateway validates HTTP input with the same
  * schemas (`inventoryOps`) that inventory checks again on arrival.
  */
-const ref = z.union([id, z.string().min(1).max(255)]);
+const ref = recordRef();
+/** A role or attrib name as a client writes it (looked up, never stored as given). */
+const roleName = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^\P{Cc}+$/u, 'must be a name without control characters');
 const dataBlob = jsonBlob;
 /** Node fields that create and update share; names are lower-cased before the FQDN check. */
 const nodeName = z
@@ -386,13 +392,13 @@ export const inventoryOps = {
   'noderole.list': z.object({
     node: ref.optional(),
     deployment: ref.optional(),
-    role: z.string().optional(),
+    role: roleName.optional(),
     state: noderoleState.optional(),
   }),
-  'noderole.get': z.object({ noderole: id.optional(), node: ref.optional(), role: z.string().optional() }),
+  'noderole.get': z.object({ noderole: id.optional(), node: ref.optional(), role: roleName.optional() }),
   'noderole.create': z.object({
     node: ref,
-    role: z.string().min(1),
+    role: roleName,
     deployment: ref.optional(),
     data: dataBlob.optional(),
   }),
@@ -422,7 +428,7 @@ export const inventoryOps = {
   /** What committing the deployment would do: noderoles going TODO, nodes touched, bootenv changes. */
   'deployment.preview': z.object({ deployment: ref }),
   'deployment_role.list': z.object({ deployment: ref.optional() }),
-  'deployment_role.create': z.object({ deployment: ref, role: z.string().min(1), data: dataBlob.optional() }),
+  'deployment_role.create': z.object({ deployment: ref, role: roleName, data: dataBlob.optional() }),
   'deployment_role.get': z.object({ id: id }),
   'deployment_role.update': z.object({ id: id, data: dataBlob }),
   'deployment_role.commit': z.object({ id: id }),
@@ -437,12 +443,12 @@ export const inventoryOps = {
   'attrib.get': z.object({
     target: z.enum(['node', 'noderole', 'deployment_role', 'role']),
     id: ref,
-    attrib: z.string(),
+    attrib: roleName,
   }),
   'attrib.set': z.object({
     target: z.enum(['node', 'noderole', 'deployment_role']),
     id: ref,
-    attrib: z.string(),
+    attrib: roleName,
     value: z.unknown(),
   }),
 } as const;

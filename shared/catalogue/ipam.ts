@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { event, rpc, type StreamDecl } from './define.js';
+import { event, recordRef, rpc, type StreamDecl } from './define.js';
 
 /**
  * Messages owned by network-ipam. Consumers: dns-db and dhcp-db (allocations, networks), inventory
@@ -101,7 +101,7 @@ export const ipamMessages = {
 
 const id = z.number().int().positive();
 /** A network, range or node named by id or by name. */
-export const ipamRef = z.union([id, z.string().min(1).max(255)]);
+export const ipamRef = recordRef();
 const objName = z
   .string()
   .regex(

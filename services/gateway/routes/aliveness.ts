@@ -6,8 +6,8 @@ import type { GatewayDeps } from '../app.js';
 import { parseBody } from '../body.js';
 
 const nodeIdParam = z.coerce.number().int().positive();
-const selfReport = z.object({ alive: z.boolean() }).strict();
-const bootenvReport = z.object({ bootenv: z.literal('local') }).strict();
+export const selfReport = z.object({ alive: z.boolean() }).strict();
+export const bootenvReport = z.object({ bootenv: z.literal('local') }).strict();
 
 /**
  * Aliveness resources, mounted under /api/v2:

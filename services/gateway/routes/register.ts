@@ -15,7 +15,7 @@ import { normaliseMac } from '../../../shared/mac.js';
 import type { GatewayDeps } from '../app.js';
 import { parseBody } from '../body.js';
 
-const joinTokenRequest = z
+export const joinTokenRequest = z
   .object({
     ttlSeconds: z
       .number()

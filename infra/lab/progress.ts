@@ -1,0 +1,118 @@
+import type { Lab } from './fleet.js';
+
+/** The operator API, as the lab uses it: JSON in and out with the admin token. */
+export interface Api {
+  call(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }>;
+}
+
+export function apiClient(base: string, token: string): Api {
+  return {
+    async call(method, path, body) {
+      const r = await fetch(`${base}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(30_000),
+      });
+      const text = await r.text();
+      try {
+        return { status: r.status, body: JSON.parse(text) };
+      } catch {
+        return { status: r.status, body: text };
+      }
+    },
+  };
+}
+
+export type Stage = 'off' | 'booting' | 'registered' | 'discovered' | 'installing' | 'installed';
+
+export interface NodeStatus {
+  label: string;
+  mac: string;
+  stage: Stage;
+  /** The node's id and name once it registered. */
+  id?: number;
+  name?: string;
+  available?: boolean;
+  alive?: boolean;
+  /** Its noderoles that are not ACTIVE, as `role=state` (why a node is stuck). */
+  waiting?: string[];
+}
+
+const discoveryRole = 'crowbar-managed-node';
+const installRole = 'provisioner-os-install';
+
+/**
+ * Where each lab node is, from the operator API only (as an operator would see it): registered (a node
+ * named after its MAC), discovered (its discovery roles ACTIVE: crowbar-managed-node, the top of the
+ * discovery graph), installed (bootenv local, alive, its install noderole ACTIVE).
+ */
+export async function fleetStatus(api: Api, lab: Lab): Promise<NodeStatus[]> {
+  const [nodes, noderoles] = await Promise.all([api.call('GET', '/nodes'), api.call('GET', '/node_roles')]);
+  if (nodes.status !== 200 || noderoles.status !== 200)
+    throw new Error(`the API answered ${nodes.status} / ${noderoles.status}`);
+  const byPrefix = new Map<
+    string,
+    { id: number; name: string; alive: boolean; available: boolean; bootenv: string }
+  >();
+  for (const n of (nodes.body as { nodes: unknown[] }).nodes as {
+    id: number;
+    name: string;
+    alive: boolean;
+    available: boolean;
+    bootenv: string;
+  }[])
+    byPrefix.set(n.name.split('.')[0]!, n);
+  const active = new Map<string, Set<string>>();
+  const bound = new Map<string, Set<string>>();
+  const waiting = new Map<string, string[]>();
+  for (const r of (noderoles.body as { noderoles: unknown[] }).noderoles as {
+    node: string;
+    role: string;
+    state: string;
+  }[]) {
+    if (!bound.has(r.node)) bound.set(r.node, new Set());
+    bound.get(r.node)!.add(r.role);
+    if (r.state !== 'active') {
+      if (!waiting.has(r.node)) waiting.set(r.node, []);
+      waiting.get(r.node)!.push(`${r.role}=${r.state}`);
+      continue;
+    }
+    if (!active.has(r.node)) active.set(r.node, new Set());
+    active.get(r.node)!.add(r.role);
+  }
+  return lab.nodes.map((ln) => {
+    const n = byPrefix.get(`d${ln.spec.mac.replaceAll(':', '-')}`);
+    const base = { label: ln.spec.label, mac: ln.spec.mac };
+    if (!n) return { ...base, stage: ln.power() === 'on' ? 'booting' : 'off' };
+    const roles = active.get(n.name) ?? new Set<string>();
+    let stage: Stage = 'registered';
+    if (roles.has(discoveryRole)) stage = 'discovered';
+    if (bound.get(n.name)?.has(installRole)) stage = 'installing';
+    if (roles.has(installRole) && n.bootenv === 'local' && n.alive && roles.has(discoveryRole))
+      stage = 'installed';
+    return {
+      ...base,
+      stage,
+      id: n.id,
+      name: n.name,
+      available: n.available,
+      alive: n.alive,
+      waiting: waiting.get(n.name) ?? [],
+    };
+  });
+}
+
+/** `12 booting, 30 registered, 8 discovered` — only the stages some node is in. */
+export function summary(status: NodeStatus[]): string {
+  const counts = new Map<Stage, number>();
+  for (const s of status) counts.set(s.stage, (counts.get(s.stage) ?? 0) + 1);
+  const order: Stage[] = ['off', 'booting', 'registered', 'discovered', 'installing', 'installed'];
+  return order
+    .filter((s) => counts.has(s))
+    .map((s) => `${counts.get(s)} ${s}`)
+    .join(', ');
+}
