@@ -10,7 +10,13 @@ import {
   type NodeSummary,
 } from '../../../shared/catalogue/index.js';
 import { checkDiscoveryToken, isMachineToken, mintDiscoveryToken } from '../../../shared/discovery-token.js';
-import { ConflictError, CrowbarError, UnauthorizedError, ValidationError } from '../../../shared/errors.js';
+import {
+  ConflictError,
+  CrowbarError,
+  UnauthorizedError,
+  UnavailableError,
+  ValidationError,
+} from '../../../shared/errors.js';
 import { normaliseMac } from '../../../shared/mac.js';
 import type { GatewayDeps } from '../app.js';
 import { parseBody } from '../body.js';
@@ -99,6 +105,31 @@ export function registerRoutes(
     }
   };
 
+  /**
+   * The roles a registered machine needs: the discovery graph (reference §7 step 3) — or, joined,
+   * crowbar-joined-node, which provides installed- and managed-node — and network-admin for its host
+   * address. Idempotent. When one cannot be bound yet the registration answers 503, so the machine asks
+   * again (its agent backs off) and the retry binds it, instead of a node left without an address.
+   */
+  const bindBootRoles = async (c: Context, node: number, joining: boolean) => {
+    const { noderoles } = (await op(c, 'noderole.list', { node })) as { noderoles: { role: string }[] };
+    const has = new Set(noderoles.map((r) => r.role));
+    const want = [
+      ...(has.has('crowbar-managed-node') || has.has('crowbar-joined-node')
+        ? []
+        : [joining ? 'crowbar-joined-node' : 'crowbar-managed-node']),
+      ...(has.has('network-admin') ? [] : ['network-admin']),
+    ];
+    for (const role of want)
+      await op(c, 'noderole.create', { node, role }).catch((err: unknown) => {
+        if (!(err instanceof CrowbarError) || err instanceof UnavailableError) throw err;
+        deps.log.warn({ node, role, err: err.message }, 'registered node not bound to its role yet');
+        throw new UnavailableError(
+          `node ${node} could not be bound to ${role} yet (${err.message}); register again`,
+        );
+      });
+  };
+
   app.post('/node-api/register', async (c) => {
     const header = c.req.header('authorization') ?? '';
     const secret = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
@@ -174,14 +205,7 @@ export function registerRoutes(
       const id = created.id as number;
       // The discovery graph (reference §7 step 3), or for a joined machine crowbar-joined-node (it
       // provides installed- and managed-node); the admin network role gives it a host address.
-      await op(c, 'noderole.create', {
-        node: id,
-        role: joining ? 'crowbar-joined-node' : 'crowbar-managed-node',
-      });
-      await op(c, 'noderole.create', { node: id, role: 'network-admin' }).catch((err: unknown) => {
-        if (!(err instanceof CrowbarError)) throw err;
-        deps.log.warn({ node: id, err: err.message }, 'registered node not bound to network-admin');
-      });
+      await bindBootRoles(c, id, joining);
       deps.log.info(
         { node: id, name, mac: reg.bootMac, address: reg.address ?? null, joined: joining },
         joining ? 'machine joined' : 'machine registered',
@@ -218,6 +242,9 @@ export function registerRoutes(
       sshHostKey: reg.hostKey,
       ...(keepFacts ? {} : { discovery }),
     });
+    // A registration that failed half way (a busy inventory, network-ipam still starting) left the node
+    // without its roles; the machine's retry binds what is missing.
+    await bindBootRoles(c, known.id, joining);
     const { credential } = await op(c, 'node.rotate_credential', { node: known.id });
     deps.log.info({ node: known.id, name: known.name, mac: reg.bootMac }, 'machine registered again');
     return c.json(

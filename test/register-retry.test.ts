@@ -1,0 +1,68 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mintDiscoveryToken } from '../shared/discovery-token.js';
+import { until } from './helpers/dhcp-clients.js';
+import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { type Stack, startStack } from './helpers/stack.js';
+
+/**
+ * A registration that cannot finish (here network-ipam has not defined network-admin yet; in a boot
+ * storm, a busy inventory) answers 503 instead of leaving a node without its address role, and the
+ * machine's retry binds what is missing: the node ends with its roles, each once.
+ */
+const secret = 'test-discovery-secret-0123456789';
+let t: TestEnv;
+let stack: Stack;
+let dir: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'crowbar-reg-'));
+  t = await createTestEnv();
+  stack = await startStack(t, ['inventory', 'gateway'], {
+    CROWBAR_DISCOVERY_SECRET: secret,
+    CROWBAR_ADMIN_CIDR: '198.18.121.0/24',
+  });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+  await t?.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('registration retried after a partial failure', () => {
+  it('answers 503 while network-admin cannot be bound, and the retry completes the node', async () => {
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'k')]);
+    const hostKey = readFileSync(join(dir, 'k.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
+    const mac = '52:54:00:bc:00:01';
+    const register = () =>
+      fetch(`${stack.api}/node-api/register`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${mintDiscoveryToken(secret, { expires: Math.floor(Date.now() / 1000) + 600, nodeId: null })}`,
+        },
+        body: JSON.stringify({ macs: [mac], bootMac: mac, hostKey, facts: { cpus: 1 } }),
+      }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+    const first = await register();
+    expect(first.status).toBe(503);
+    expect(first.body.message).toMatch(/network-admin/);
+    const name = `d${mac.replaceAll(':', '-')}.crowbar.internal`;
+    await stack.startService('network-ipam');
+    await until(
+      'network-admin defined',
+      async () => (await stack.call('GET', '/roles/network-admin')).status === 200,
+      30_000,
+    );
+    const again = await register();
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    const roles = (await stack.call('GET', `/nodes/${name}/node_roles`)).body.noderoles.map(
+      (r: { role: string }) => r.role,
+    );
+    expect(roles.filter((r: string) => r === 'network-admin')).toHaveLength(1);
+    expect(roles.filter((r: string) => r === 'crowbar-managed-node')).toHaveLength(1);
+  }, 60_000);
+});
