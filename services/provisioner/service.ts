@@ -20,15 +20,14 @@ import {
   type NodeSummary,
   provisionerMessages,
   roleRun,
-  wireType,
 } from '../../shared/catalogue/index.js';
 import { ConfigError } from '../../shared/config.js';
-import { enqueueOutbox, startOutboxRelay } from '../../shared/db/outbox.js';
-import { queryText } from '../../shared/db/prepared.js';
+import { startOutboxRelay } from '../../shared/db/outbox.js';
 import { mintDiscoveryToken } from '../../shared/discovery-token.js';
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import { normaliseMac } from '../../shared/mac.js';
 import type { ServiceDef } from '../../shared/service/host.js';
+import { bootEventLog } from './boot-events.js';
 import { type ProvisionerConfig, provisionerConfig, tftpPort } from './config.js';
 import { outbox } from './db/schema.js';
 import { type Bootenv, BootenvError, loadBootenvs, type RenderContext } from './domain/bootenv.js';
@@ -135,41 +134,8 @@ export const provisionerService: ServiceDef<typeof provisionerConfig> = {
     });
     await installer.load();
 
-    const recorded = (e: {
-      mac: string | null;
-      nodeId: number | null;
-      client: string;
-      file: string;
-      bootenv: string | null;
-      bytes: number;
-      ok: boolean;
-      error: string | null;
-      transport?: 'http' | 'tftp';
-    }) => {
-      void database.db
-        .transaction(async (tx) => {
-          const [row] = await queryText<{ id: number; at: string }>(
-            tx,
-            `insert into provisioner.boot_events (node_id, mac, client, transport, file, bootenv, bytes, ok, error)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning id, at`,
-            [e.nodeId, e.mac, e.client, e.transport ?? 'http', e.file, e.bootenv, e.bytes, e.ok, e.error],
-          );
-          const boot = {
-            ...e,
-            transport: e.transport ?? 'http',
-            id: row!.id,
-            at: new Date(row!.at).toISOString(),
-          };
-          const def = provisionerMessages.bootFetched;
-          await enqueueOutbox(
-            tx,
-            outbox,
-            [{ subject: def.subject, envelope: bus.envelope(wireType(def), { boot }) }],
-            'provisioner_outbox',
-          );
-        })
-        .catch((err: unknown) => log.warn({ err, file: e.file }, 'boot event not recorded'));
-    };
+    const bootEvents = bootEventLog({ database, bus, log, registry });
+    const recorded = bootEvents.record;
 
     const context = (
       server: string,
@@ -325,46 +291,7 @@ export const provisionerService: ServiceDef<typeof provisionerConfig> = {
         nodeId: q.nodeId,
         bootenv: registry.byId(q.nodeId)?.bootenv ?? null,
       })),
-      bus.serve(provisionerMessages.bootEventList, async (q) => {
-        const rows = await queryText<{
-          id: string;
-          nodeId: number | null;
-          mac: string | null;
-          client: string;
-          transport: 'http' | 'tftp';
-          file: string;
-          bootenv: string | null;
-          bytes: string;
-          ok: boolean;
-          error: string | null;
-          at: string;
-        }>(
-          database.db,
-          `select id, node_id as "nodeId", mac, client, transport, file, bootenv, bytes, ok, error, at
-           from provisioner.boot_events
-           where ($1::int is null or node_id = $1 or mac = any($5::text[])) and ($2::text is null or mac = $2)
-             and ($3::bigint is null or id < $3)
-           order by id desc limit $4`,
-          // A node's timeline also holds what its MACs fetched before it was registered.
-          [
-            q.nodeId ?? null,
-            q.mac ? normaliseMac(q.mac) : null,
-            q.before ?? null,
-            q.limit,
-            (q.nodeId === undefined ? [] : (registry.byId(q.nodeId)?.macs ?? []))
-              .map(normaliseMac)
-              .filter((m): m is string => m !== null),
-          ],
-        );
-        return {
-          events: rows.map((r) => ({
-            ...r,
-            id: Number(r.id),
-            bytes: Number(r.bytes),
-            at: new Date(r.at).toISOString(),
-          })),
-        };
-      }),
+      bus.serve(provisionerMessages.bootEventList, (q) => bootEvents.list(q)),
       // provisioner-server (and bootenv roles): the run hands nodes where the provisioner is.
       bus.serve(roleRun.provisioner, async (req, env) => {
         if (req.role === osInstallRole) return installer.run(req, env.correlationId);
