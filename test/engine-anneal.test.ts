@@ -1,9 +1,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Bus } from '../shared/bus/bus.js';
+import type { Bus } from '../shared/bus/bus.js';
 import { inventoryRpcs } from '../shared/catalogue/index.js';
-import { createLogger } from '../shared/log.js';
-import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { connectTestBus, createTestEnv, type TestEnv } from './helpers/env.js';
 import { until } from './helpers/inventory.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
@@ -26,12 +25,7 @@ beforeAll(async () => {
   });
   db = new pg.Client({ connectionString: t.databaseUrl });
   await db.connect();
-  bus = await Bus.connect({
-    url: t.natsUrl,
-    prefix: t.prefix,
-    source: 'test',
-    log: createLogger('t', { level: 'silent' }),
-  });
+  bus = await connectTestBus(t);
   bus.nc.subscribe(bus.subject('evt.noderole.>'), {
     callback: (_e, m) => {
       const d = JSON.parse(new TextDecoder().decode(m.data)).data;

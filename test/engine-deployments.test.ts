@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Bus } from '../shared/bus/bus.js';
+import type { Bus } from '../shared/bus/bus.js';
 import { inventoryAnnealRpcs } from '../shared/catalogue/index.js';
-import { createLogger } from '../shared/log.js';
-import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { connectTestBus, createTestEnv, type TestEnv } from './helpers/env.js';
 import { until } from './helpers/inventory.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
@@ -19,12 +18,7 @@ beforeAll(async () => {
   s = await startStack(t, ['inventory', 'annealer', 'jig-runner', 'gateway'], {
     CROWBAR_ANNEAL_PASS_MS: '100',
   });
-  bus = await Bus.connect({
-    url: t.natsUrl,
-    prefix: t.prefix,
-    source: 'test',
-    log: createLogger('t', { level: 'silent' }),
-  });
+  bus = await connectTestBus(t);
   bus.nc.subscribe(bus.subject('evt.noderole.>'), {
     callback: (_e, m) => {
       const env = JSON.parse(new TextDecoder().decode(m.data));

@@ -1,11 +1,10 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Bus } from '../shared/bus/bus.js';
+import type { Bus } from '../shared/bus/bus.js';
 import { annealerMessages } from '../shared/catalogue/index.js';
-import { createLogger } from '../shared/log.js';
 import { generateKeyPair } from '../shared/ssh/index.js';
-import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { connectTestBus, createTestEnv, type TestEnv } from './helpers/env.js';
 import { until } from './helpers/inventory.js';
 import { startSshd, type TestSshd } from './helpers/sshd.js';
 import { type Stack, startStack } from './helpers/stack.js';
@@ -29,12 +28,7 @@ beforeAll(async () => {
     CROWBAR_PROBE_AFTER_RUN: 'false',
     CROWBAR_ANNEAL_PASS_MS: '100',
   });
-  bus = await Bus.connect({
-    url: t.natsUrl,
-    prefix: t.prefix,
-    source: 'test',
-    log: createLogger('t', { level: 'silent' }),
-  });
+  bus = await connectTestBus(t);
 });
 afterAll(async () => {
   await bus?.close();

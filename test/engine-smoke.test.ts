@@ -1,8 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { Bus } from '../shared/bus/bus.js';
 import { inventoryAnnealRpcs } from '../shared/catalogue/index.js';
-import { createLogger } from '../shared/log.js';
-import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { connectTestBus, createTestEnv, type TestEnv } from './helpers/env.js';
 import { op, until } from './helpers/inventory.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
@@ -21,12 +19,7 @@ afterAll(async () => {
 });
 
 it('anneals a small noop graph on one node to active', async () => {
-  const b = await Bus.connect({
-    url: t.natsUrl,
-    prefix: t.prefix,
-    source: 'test',
-    log: createLogger('t', { level: 'silent' }),
-  });
+  const b = await connectTestBus(t);
   const n = await op(b, 'node.create', { name: 'n1.lab.example.com', alive: true });
   const nr = await op(b, 'noderole.create', { node: n.id, role: 'test-top' });
   expect(nr.state).toBe('proposed');
