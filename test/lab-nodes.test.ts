@@ -266,15 +266,20 @@ describe('the lab: lightweight nodes through discovery', () => {
     );
     await activeRole(name, 'crowbar-managed-node', 60_000, managed.runCount);
     // Everything on the node re-anneals, in the graph's order.
+    // Generous: in CI this runs beside VM tests on a loaded machine.
+    let last: Noderole[] = [];
     await until(
       `every noderole of ${name} ACTIVE again`,
       async () => {
         const rs = (await stack.call('GET', `/nodes/${name}/node_roles`)).body.noderoles as Noderole[];
+        last = rs;
         if (rs.some((r) => r.state === 'error'))
           throw new Error(JSON.stringify(rs.map((r) => [r.role, r.state])));
         return rs.every((r) => r.state === 'active');
       },
-      60_000,
-    );
-  }, 120_000);
+      150_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify(last.map((r) => [r.role, r.state]))}`);
+    });
+  }, 300_000);
 });
