@@ -147,9 +147,9 @@ describe('the lab: lightweight nodes through discovery', () => {
 
     for (const n of registered) expect((await stack.call('PUT', `/nodes/${n.id}/commit`)).status).toBe(200);
     for (const n of registered) {
-      const access = await activeRole(n.name, 'crowbar-access', 120_000);
+      const access = await activeRole(n.name, 'crowbar-access', 300_000);
       expect(access.runCount).toBe(1);
-      await activeRole(n.name, 'crowbar-managed-node', 60_000);
+      await activeRole(n.name, 'crowbar-managed-node', 150_000);
     }
     process.stdout.write(`[lab] 3 nodes managed after ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
 
@@ -168,7 +168,7 @@ describe('the lab: lightweight nodes through discovery', () => {
       const node = nodes.find((x) => nameOf(x) === n.name)!;
       expect(await node.exec('ip -o -4 addr show eth0')).toContain(`${v4}/24`);
     }
-  }, 300_000);
+  }, 600_000);
 
   it('provisioner-os-install on two nodes: installed into their overlays, booted from disk, roles re-run with the install skipped', async () => {
     const started = Date.now();
@@ -199,7 +199,7 @@ describe('the lab: lightweight nodes through discovery', () => {
       await until(
         `${name} booted its installed system and reported alive`,
         async () => /crowbar-join: alive reported/.test(await n.console()),
-        180_000,
+        360_000,
       ).catch(async (e: Error) => {
         throw new Error(`${e.message}; console:\n${(await n.console()).slice(-4000)}`);
       });
@@ -208,7 +208,7 @@ describe('the lab: lightweight nodes through discovery', () => {
       // The installed system made its own host key at its first boot, and crowbar-join re-pinned it.
       expect(node.sshHostKey).toMatch(/^ssh-ed25519 /);
       expect(node.sshHostKey).not.toBe(before.get(name)!.key);
-      await activeRole(name, 'crowbar-access', 120_000, before.get(name)!.access);
+      await activeRole(name, 'crowbar-access', 300_000, before.get(name)!.access);
       const install = await until(
         `provisioner-os-install on ${name} re-run as a skip`,
         async () => {
@@ -233,7 +233,7 @@ describe('the lab: lightweight nodes through discovery', () => {
     process.stdout.write(
       `[lab] 2 nodes installed and re-annealed in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
     );
-  }, 300_000);
+  }, 600_000);
 
   it('sshd stopped: dead with its reason, noderoles rippled; sshd back: everything re-anneals to ACTIVE', async () => {
     const n = nodes[2]!;
@@ -264,7 +264,7 @@ describe('the lab: lightweight nodes through discovery', () => {
       async () => (await stack.call('GET', `/nodes/${name}`)).body.alive === true,
       30_000,
     );
-    await activeRole(name, 'crowbar-managed-node', 60_000, managed.runCount);
+    await activeRole(name, 'crowbar-managed-node', 150_000, managed.runCount);
     // Everything on the node re-anneals, in the graph's order.
     // Generous: in CI this runs beside VM tests on a loaded machine.
     let last: Noderole[] = [];
@@ -281,5 +281,5 @@ describe('the lab: lightweight nodes through discovery', () => {
     ).catch((err: Error) => {
       throw new Error(`${err.message}: ${JSON.stringify(last.map((r) => [r.role, r.state]))}`);
     });
-  }, 300_000);
+  }, 600_000);
 });
