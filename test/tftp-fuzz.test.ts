@@ -177,7 +177,9 @@ describe('tftp fuzz', () => {
     let marker = 0;
     for (let i = 0; i < SOCKETS; i++) {
       const s = createSocket('udp4');
-      await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+      // An address of its own on loopback: a stray datagram from another test on this machine (a
+      // retransmission to a port since reused) cannot reach these sockets and count as our server's.
+      await new Promise<void>((r) => s.bind(0, '127.0.0.77', r));
       const mine: number[] = [];
       s.on('message', (m, rinfo) => {
         replies++;
