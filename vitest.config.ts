@@ -4,6 +4,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts', 'services/**/*.test.ts', 'shared/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
+    setupFiles: ['test/setup-access.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',

@@ -20,11 +20,13 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import ssh2 from 'ssh2';
 import { hostAddressesIn } from '../services/inventory/admin-node.js';
+import type { ServiceName } from '../shared/catalogue/index.js';
 import { ConfigError } from '../shared/config.js';
 import { type HostedService, hostService, loadServiceConfig } from '../shared/service/host.js';
 import { ensureDiscoveryImage } from './images/discovery.js';
 import { ensureOsImage } from './images/os.js';
 import { type NatsServerHandle, startNatsServer, stopStaleNatsServer } from './nats.js';
+import { natsAuthorization, natsCredentials, natsUrlFor } from './nats-auth.js';
 import { ensureDebianProgram } from './packages.js';
 import { pickPort } from './ports.js';
 import { type PostgresHandle, startEmbeddedPostgres, stopStalePostmaster } from './postgres.js';
@@ -48,6 +50,8 @@ const stateDir = resolve(args['state-dir'] ?? process.env.CROWBAR_STATE_DIR ?? `
 const env: Record<string, string | undefined> = { ...process.env };
 const cleanups: (() => Promise<void>)[] = [];
 let shuttingDown = false;
+/** The NATS URL (with its credentials) a service connects with: its own user on our nats-server. */
+let natsUrlOf: (name: ServiceName) => string | undefined = () => env.NATS_URL;
 
 async function main() {
   // Check every service's configuration before starting anything.
@@ -78,14 +82,22 @@ async function main() {
   if (!env.NATS_URL) {
     // A nats-server left over from a launcher killed outright would still hold the preferred port.
     await stopStaleNatsServer(`${stateDir}/nats`, say);
+    // One NATS user per service, with the permissions its catalogue grants say (infra/nats-auth.ts).
+    mkdirSync(`${stateDir}/nats`, { recursive: true, mode: 0o700 });
+    const credsFile = `${stateDir}/nats/credentials.json`;
+    const creds = natsCredentials(credsFile);
     const nats: NatsServerHandle = await startNatsServer({
       dir: `${stateDir}/nats`,
       port: await pickPort(4322),
       log: say,
+      authorization: natsAuthorization(creds, env.CROWBAR_BUS_PREFIX ?? 'crowbar'),
     });
     cleanups.push(() => nats.stop());
-    env.NATS_URL = nats.url;
-    say(`nats-server (JetStream) at ${nats.url}, pid ${nats.pid}`);
+    env.NATS_URL = natsUrlFor(nats.url, 'admin', creds);
+    natsUrlOf = (name) => natsUrlFor(nats.url, name, creds);
+    say(
+      `nats-server (JetStream) at ${nats.url}, pid ${nats.pid}; a user per service, users and passwords in ${credsFile}`,
+    );
   } else say(`using NATS at ${env.NATS_URL.replace(/\/\/[^@/]*@/, '//***@')}`);
 
   if (!env.DATABASE_URL) {
@@ -204,7 +216,9 @@ async function runSingle() {
   });
   for (const def of allServices) {
     const log = createWriteStream(`${stateDir}/logs/${def.name}.log`, { flags: 'a' });
-    hosted.push(await hostService(def, { env, log: { destination: log } }));
+    hosted.push(
+      await hostService(def, { env: { ...env, NATS_URL: natsUrlOf(def.name) }, log: { destination: log } }),
+    );
   }
   say('all services running in one process (--single)');
 }
@@ -218,7 +232,7 @@ interface Child {
 }
 const children = new Map<string, Child>();
 
-function superviseChild(name: string) {
+function superviseChild(name: ServiceName) {
   const c: Child = children.get(name) ?? {
     name,
     proc: null,
@@ -229,7 +243,7 @@ function superviseChild(name: string) {
   children.set(name, c);
   const proc = spawn(process.execPath, ['--import', 'tsx', `${root}services/${name}/index.ts`], {
     cwd: root,
-    env: { ...env, CROWBAR_PARENT_PIPE: '1' },
+    env: { ...env, NATS_URL: natsUrlOf(name), CROWBAR_PARENT_PIPE: '1' },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   c.proc = proc;

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { ensureDebianProgram } from './packages.js';
 import { isListening, processAlive, waitFor, waitForExit } from './ports.js';
 
@@ -52,16 +52,21 @@ export async function startNatsServer(opts: {
   dir: string;
   port: number;
   log: (l: string) => void;
+  /** An `authorization { … }` block (infra/nats-auth.ts); without it any client may do anything. */
+  authorization?: string;
 }): Promise<NatsServerHandle> {
   const bin = ensureNatsServer(opts.log);
   mkdirSync(opts.dir, { recursive: true });
   const pidFile = `${opts.dir}/nats-server.pid`;
   await stopStaleNatsServer(opts.dir, opts.log);
+  const config = `${opts.dir}/nats-server.conf`;
+  if (opts.authorization) writeFileSync(config, opts.authorization, { mode: 0o600 });
   const child: ChildProcess = spawn(
     bin,
     [
       ...['-a', '127.0.0.1', '-p', String(opts.port), '-js', '-sd', opts.dir],
       ...['-l', `${opts.dir}/nats-server.log`, '-P', pidFile],
+      ...(opts.authorization ? ['-c', config] : []),
     ],
     { stdio: 'ignore', detached: true },
   );

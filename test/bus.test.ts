@@ -184,7 +184,7 @@ describe('bus', () => {
   });
 
   it('pipelines publishes, each resolving with its own ack, and names the failures', async () => {
-    const pub = new JsPublisher(bus.nc, 300);
+    const pub = new JsPublisher(bus.nc, undefined, 300);
     try {
       const subject = bus.subject('evt.diag.pipelined.v1');
       const acks = await Promise.all(

@@ -100,12 +100,18 @@ describe('aliveness and availability', () => {
     const ra = await roles(a);
     const from = events.length;
     await bus.publish(annealerMessages.enqueue, { noderoleId: ra['test-middle'].id, reason: 'test' });
-    await until('re-run done', async () => (await roles(a))['test-middle'].runCount === 3, 20_000);
-    const seen = events
-      .slice(from)
-      .filter((e) => e.id === ra['test-middle'].id)
-      .map((e) => e.state);
-    expect(seen).toEqual(['transition', 'active']);
+    const seen = () =>
+      events
+        .slice(from)
+        .filter((e) => e.id === ra['test-middle'].id)
+        .map((e) => e.state);
+    // The run's end is committed before its event is relayed: wait for both.
+    await until(
+      're-run done',
+      async () => (await roles(a))['test-middle'].runCount === 3 && seen().includes('active'),
+      20_000,
+    );
+    expect(seen()).toEqual(['transition', 'active']);
     expect((await roles(a))['test-top'].runCount).toBe(2);
     expect((await roles(a))['test-top'].state).toBe('active');
   });

@@ -6,11 +6,13 @@ import {
   type CommandDef,
   type EventDef,
   type RpcDef,
+  type ServiceName,
   type StreamDecl,
   wireType,
 } from '../catalogue/index.js';
 import { CrowbarError, errorFromBody, toErrorBody, UnavailableError, ValidationError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { AccessGuard, inboxPrefixFor } from './access.js';
 import { type Envelope, envelopeSchema, type Lineage } from './envelope.js';
 import { JsPublisher } from './publisher.js';
 import { applyStreams } from './streams.js';
@@ -23,6 +25,12 @@ export interface BusOptions {
   log: Logger;
   streams?: readonly StreamDecl[];
   now?: () => Date;
+  /**
+   * The service this bus belongs to: its sends, asks, answers and reads are then held to its grants in
+   * `shared/catalogue/access.ts`, and its replies arrive under an inbox prefix of its own. Left out (tests,
+   * tools), nothing is checked.
+   */
+  service?: ServiceName;
 }
 
 export interface PublishOptions extends Lineage {
@@ -131,6 +139,8 @@ export class Bus {
   private readonly now: () => Date;
   private readonly subs = new Set<Subscription>();
   private readonly publisher: JsPublisher;
+  /** Null when the bus belongs to no service (tests, tools). */
+  readonly guard: AccessGuard | null;
 
   private constructor(
     readonly nc: NatsConnection,
@@ -142,7 +152,8 @@ export class Bus {
     this.source = opts.source;
     this.log = opts.log;
     this.now = opts.now ?? (() => new Date());
-    this.publisher = new JsPublisher(nc);
+    this.guard = opts.service ? new AccessGuard(opts.service) : null;
+    this.publisher = new JsPublisher(nc, opts.service ? inboxPrefixFor(opts.service) : undefined);
   }
 
   static async connect(opts: BusOptions): Promise<Bus> {
@@ -153,6 +164,7 @@ export class Bus {
         servers,
         ...auth,
         name: opts.source,
+        ...(opts.service ? { inboxPrefix: inboxPrefixFor(opts.service) } : {}),
         maxReconnectAttempts: -1,
         reconnectTimeWait: 500,
         waitOnFirstConnect: false,
@@ -202,6 +214,7 @@ export class Bus {
     data: z.input<S>,
     opts: PublishOptions = {},
   ): Promise<Envelope<z.infer<S>>> {
+    this.guard?.send(def.subject);
     const payload = parsePayload(def.schema, data, `${def.type} payload`);
     const env = this.envelope(wireType(def), payload, opts);
     await this.publisher.publish(this.subject(def.subject), encodeEnvelope(env), opts.msgId ?? env.id);
@@ -210,6 +223,7 @@ export class Bus {
 
   /** Publishes an already-built envelope (used by the outbox relay, which stores envelopes). */
   async publishEnvelope(subject: string, env: Envelope, msgId: string): Promise<{ duplicate: boolean }> {
+    this.guard?.send(subject);
     const ack = await this.publisher.publish(this.subject(subject), encodeEnvelope(env), msgId);
     return { duplicate: ack.duplicate };
   }
@@ -220,6 +234,7 @@ export class Bus {
     data: z.input<Q>,
     opts: RpcOptions = {},
   ): Promise<z.infer<R>> {
+    this.guard?.ask(def.subject);
     const payload = parsePayload(def.request, data, `${def.type} request`);
     const env = this.envelope(wireType(def), payload, opts);
     let reply: Uint8Array;
@@ -245,6 +260,7 @@ export class Bus {
     def: RpcDef<Q, R>,
     handler: (req: z.infer<Q>, env: Envelope<z.infer<Q>>) => Promise<z.input<R>>,
   ): Subscription {
+    this.guard?.answer(def.subject);
     const sub = this.nc.subscribe(this.subject(def.subject), {
       queue: def.service,
       callback: (err, msg) => {

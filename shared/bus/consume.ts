@@ -77,6 +77,7 @@ export async function consume<const Ds extends readonly Def[]>(
     ...opts.decl,
     filterSubject: opts.decl.filterSubject ?? filterFor(...pairs.map((p) => p[0])),
   };
+  bus.guard?.read(decl.stream);
   await applyConsumer(bus.jsm, bus.prefix, decl);
   const table = new Map<string, [Def, Handler<Def>]>();
   for (const pair of pairs) table.set(wireType(pair[0]), pair);

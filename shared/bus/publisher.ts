@@ -29,7 +29,7 @@ interface Pending {
  * counter, and one interval timer fails the publishes whose ack is overdue. Publishes pipeline freely.
  */
 export class JsPublisher {
-  private readonly inbox = `${createInbox()}.`;
+  private readonly inbox: string;
   private readonly pending = new Map<number, Pending>();
   private readonly sub: Subscription;
   private readonly timer: NodeJS.Timeout;
@@ -38,8 +38,10 @@ export class JsPublisher {
 
   constructor(
     private readonly nc: NatsConnection,
+    inboxPrefix?: string,
     private readonly timeoutMs = 5000,
   ) {
+    this.inbox = `${createInbox(inboxPrefix)}.`;
     this.sub = nc.subscribe(`${this.inbox}*`, { callback: (_err, m) => this.settle(m) });
     this.timer = setInterval(() => this.expire(), Math.max(50, Math.min(1000, timeoutMs / 4)));
     this.timer.unref();

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { streamsOf } from '../bus/access.js';
 import { Bus } from '../bus/bus.js';
 import { health, type ServiceName, streams, system } from '../catalogue/index.js';
 import { type Clock, systemClock } from '../clock.js';
@@ -80,7 +81,9 @@ export async function hostService<S extends z.ZodObject>(
     prefix: config.CROWBAR_BUS_PREFIX,
     source: instance,
     log,
-    streams,
+    // Only the streams it sends to or reads: the ones its NATS user may create and update.
+    streams: streams.filter((s) => streamsOf(def.name).includes(s.name)),
+    service: def.name,
   });
   let database: Database | null = null;
   let running: RunningService | null = null;

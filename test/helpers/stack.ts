@@ -30,6 +30,8 @@ export async function startStack(
   t: TestEnv,
   names: ServiceName[],
   extraEnv: Record<string, string> = {},
+  /** Environment one service gets on top of the rest (e.g. its own NATS credentials). */
+  envOf: (name: ServiceName) => Record<string, string> = () => ({}),
 ): Promise<Stack> {
   const env = {
     ...t.env,
@@ -48,7 +50,7 @@ export async function startStack(
   };
   try {
     for (const def of allServices.filter((d) => names.includes(d.name)))
-      services.set(def.name, await hostService(def, { env }));
+      services.set(def.name, await hostService(def, { env: { ...env, ...envOf(def.name) } }));
   } catch (err) {
     await stop();
     throw err;
@@ -66,7 +68,7 @@ export async function startStack(
     async startService(name) {
       const def = allServices.find((d) => d.name === name);
       if (!def || services.has(name)) throw new Error(`${name} is not a stopped service of this stack`);
-      services.set(name, await hostService(def, { env }));
+      services.set(name, await hostService(def, { env: { ...env, ...envOf(name) } }));
     },
     async call(method, path, body, token = testAdminToken) {
       const r = await fetch(`${api}${path}`, {

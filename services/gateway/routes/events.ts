@@ -2,6 +2,7 @@ import { DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import { type Context, Hono } from 'hono';
 import type { Bus } from '../../../shared/bus/bus.js';
 import { streamName } from '../../../shared/bus/streams.js';
+import { subjectMatches } from '../../../shared/bus/subjects.js';
 import { UnavailableError, ValidationError } from '../../../shared/errors.js';
 import type { Logger } from '../../../shared/log.js';
 
@@ -54,17 +55,6 @@ export function parseEventFilter(raw: string | undefined): string[] {
 /** The subject (under `<prefix>.evt.`) a type pattern selects: the version token is matched too. */
 export const patternSubject = (pattern: string) => (pattern.endsWith('>') ? pattern : `${pattern}.*`);
 
-/** NATS subject matching, for several patterns at once (one server-side filter on nats-server 2.9). */
-export function subjectMatches(pattern: string, subject: string): boolean {
-  const p = pattern.split('.');
-  const s = subject.split('.');
-  for (let i = 0; i < p.length; i++) {
-    if (p[i] === '>') return s.length > i;
-    if (i >= s.length || (p[i] !== '*' && p[i] !== s[i])) return false;
-  }
-  return p.length === s.length;
-}
-
 function parseSeq(raw: string | undefined, field: string): number | undefined {
   if (raw === undefined || raw === '') return undefined;
   if (!/^\d{1,15}$/.test(raw))
@@ -106,6 +96,7 @@ export function eventRoutes(opts: EventStreamOptions & { streams: EventStreams }
     const since =
       parseSeq(c.req.header('last-event-id'), 'Last-Event-ID') ?? parseSeq(c.req.query('since'), 'since');
     const single = patterns.length === 1 ? patterns[0]! : null;
+    bus.guard?.read('EVENTS');
     const messages = await bus.js.consumers
       .get(streamName(bus.prefix, 'EVENTS'), {
         filter_subjects: `${evtPrefix}${single === null ? '>' : patternSubject(single)}`,
