@@ -12,7 +12,12 @@ import pg from 'pg';
 import { allServices } from '../infra/services.js';
 import { coreBarclampDir, testBarclampDir } from '../services/inventory/service.js';
 import { Bus } from '../shared/bus/bus.js';
-import { type InventoryOp, inventoryAnnealRpcs, inventoryApi } from '../shared/catalogue/index.js';
+import {
+  type InventoryOp,
+  type InventoryOpRequest,
+  inventoryAnnealRpcs,
+  inventoryOpRpcs,
+} from '../shared/catalogue/index.js';
 import { createLogger } from '../shared/log.js';
 import { type HostedService, hostService } from '../shared/service/host.js';
 import { benchServices } from '../test/helpers/bench-env.js';
@@ -134,8 +139,8 @@ async function ours(env: {
     log: createLogger('bench', { level: 'warn' }),
   });
   cleanups.push(() => bus.close());
-  const op = (name: InventoryOp, args: Record<string, unknown>) =>
-    bus.request(inventoryApi, { op: name, args }, { timeoutMs: 120_000 });
+  const op = <K extends InventoryOp>(name: K, args: InventoryOpRequest<K>) =>
+    bus.request(inventoryOpRpcs[name], args, { timeoutMs: 120_000 });
 
   say(`setting up ${NODES} nodes × ${ROLES} roles …`);
   await op('deployment.create', { name: 'bench' });
@@ -144,11 +149,11 @@ async function ours(env: {
   const setup = async () => {
     while (made < NODES) {
       const i = made++;
-      const n = (await op('node.create', {
+      const n = await op('node.create', {
         name: `b${i}.bench.crowbar.test`,
         alive: true,
         deployment: 'bench',
-      })) as { id: number };
+      });
       await op('noderole.create', { node: n.id, role: top });
       await op('node.commit', { node: n.id });
     }

@@ -19,7 +19,12 @@ import { allServices } from '../infra/services.js';
 import { ensureUiBuild } from '../infra/ui-build.mjs';
 import { coreBarclampDir, testBarclampDir } from '../services/inventory/service.js';
 import { Bus } from '../shared/bus/bus.js';
-import { type InventoryOp, inventoryAnnealRpcs, inventoryApi } from '../shared/catalogue/index.js';
+import {
+  type InventoryOp,
+  type InventoryOpRequest,
+  inventoryAnnealRpcs,
+  inventoryOpRpcs,
+} from '../shared/catalogue/index.js';
 import { createLogger } from '../shared/log.js';
 import { type HostedService, hostService } from '../shared/service/host.js';
 import { benchServices } from '../test/helpers/bench-env.js';
@@ -99,8 +104,8 @@ try {
     log: createLogger('bench', { level: 'warn' }),
   });
   cleanups.push(() => bus.close());
-  const op = (name: InventoryOp, args: Record<string, unknown>) =>
-    bus.request(inventoryApi, { op: name, args }, { timeoutMs: 120_000 });
+  const op = <K extends InventoryOp>(name: K, args: InventoryOpRequest<K>) =>
+    bus.request(inventoryOpRpcs[name], args, { timeoutMs: 120_000 });
 
   say(
     `ui bench: ${NODES} nodes × ${ROLES} noop roles (${NODES * ROLES} noderoles), annealed to ACTIVE first`,
@@ -115,9 +120,7 @@ try {
       while (made < NODES) {
         const i = made++;
         const name = `u${String(i).padStart(5, '0')}.bench.crowbar.test`;
-        const n = (await op('node.create', { name, alive: true, available: true, deployment: 'bench' })) as {
-          id: number;
-        };
+        const n = await op('node.create', { name, alive: true, available: true, deployment: 'bench' });
         ids[i] = n.id;
         await op('noderole.create', { node: n.id, role: top });
       }

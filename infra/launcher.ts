@@ -23,6 +23,7 @@ import { hostAddressesIn } from '../services/inventory/admin-node.js';
 import type { ServiceName } from '../shared/catalogue/index.js';
 import { ConfigError } from '../shared/config.js';
 import { type HostedService, hostService, loadServiceConfig } from '../shared/service/host.js';
+import { isCertificateError } from './https-fetch.js';
 import { ensureDiscoveryImage } from './images/discovery.js';
 import { ensureOsImage } from './images/os.js';
 import { type NatsServerHandle, startNatsServer, stopStaleNatsServer } from './nats.js';
@@ -32,6 +33,7 @@ import { pickPort } from './ports.js';
 import { type PostgresHandle, startEmbeddedPostgres, stopStalePostmaster } from './postgres.js';
 import { benchmarkingRange, ensureBlackholeRoutes } from './routes.js';
 import { allServices } from './services.js';
+import { gatewayFetch, gatewayTls } from './tls.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const say = (line: string) => process.stdout.write(`[crowbar] ${line}\n`);
@@ -53,7 +55,12 @@ let shuttingDown = false;
 /** The NATS URL (with its credentials) a service connects with: its own user on our nats-server. */
 let natsUrlOf: (name: ServiceName) => string | undefined = () => env.NATS_URL;
 
+/** The gateway's certificate (PEM) when it serves HTTPS: the launcher's own requests trust it. */
+let tls: ReturnType<typeof gatewayTls> = null;
+
 async function main() {
+  // CROWBAR_TLS=self-signed makes the certificate; a bad one is one sentence here, before anything starts.
+  tls = gatewayTls(env, `${stateDir}/tls`, say);
   // Check every service's configuration before starting anything.
   for (const def of allServices)
     loadServiceConfig(def, {
@@ -285,6 +292,7 @@ async function fetchHealth(
   port: number,
 ): Promise<{ up: number; total: number; services: { service: string; status: string }[] } | null> {
   try {
+    // Health is answered over plain HTTP on the TLS port too.
     const r = await fetch(`http://127.0.0.1:${port}/api/v2/health`, { signal: AbortSignal.timeout(3000) });
     return (await r.json()) as never;
   } catch {
@@ -298,17 +306,18 @@ let ulaGuarded = false;
 /** Blackholes the installation's ULA /48 (as 198.18.0.0/15 at start), once network-ipam has made it. */
 async function guardUla(port: number): Promise<boolean> {
   try {
-    const r = await fetch(`http://127.0.0.1:${port}/api/v2/network_ula`, {
-      headers: { authorization: `Bearer ${env.CROWBAR_ADMIN_TOKEN}` },
-      signal: AbortSignal.timeout(3000),
+    const r = await gatewayFetch(port, '/api/v2/network_ula', tls?.ca, {
+      authorization: `Bearer ${env.CROWBAR_ADMIN_TOKEN}`,
     });
     if (!r.ok) return false;
     const { prefix } = (await r.json()) as { prefix?: unknown };
     if (typeof prefix !== 'string' || !/^fd[0-9a-f:]+\/48$/.test(prefix)) return false;
     for (const note of ensureBlackholeRoutes([prefix])) say(note);
     return true;
-  } catch {
-    return false;
+  } catch (err) {
+    const code = (err as { cause?: { code?: string } }).cause?.code;
+    if (isCertificateError(code)) say(`cannot ask the gateway at 127.0.0.1 for the ULA prefix: ${code}`);
+    return isCertificateError(code);
   }
 }
 
@@ -325,7 +334,11 @@ async function reportHealth(port: number) {
         `${line}${down.length ? ` (waiting for ${down.join(', ')})` : ''} after ${((Date.now() - started) / 1000).toFixed(1)} s`,
       );
       if (h && h.up === h.total) {
-        say(`gateway: http://127.0.0.1:${port}/api/v2  (health: /api/v2/health, logs: ${stateDir}/logs)`);
+        const scheme = tls ? 'https' : 'http';
+        say(
+          `gateway: ${scheme}://127.0.0.1:${port}/api/v2  (health: /api/v2/health, logs: ${stateDir}/logs)`,
+        );
+        if (tls) say(tls.note);
         say(`operator token: ${env.CROWBAR_ADMIN_TOKEN}  (also in ${stateDir}/operator-token)`);
         say('press Ctrl-C to stop');
         if (!ulaGuarded) ulaGuarded = await guardUla(port);

@@ -235,7 +235,8 @@ export async function startEmbeddedPostgres(opts: {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('PostgreSQL did not start within 60 s')), 60_000);
       child.stderr?.on('data', (chunk: Buffer) => {
-        if (early.length < 4000) early += chunk.toString();
+        // The log's tail, not its head: after a crash, recovery can write more than the head held.
+        early = (early + chunk.toString()).slice(-4000);
         if (early.includes('ready to accept connections')) {
           clearTimeout(timer);
           resolve();

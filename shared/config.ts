@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { faultConfig } from './fault.js';
 
 /** Raised once at start with every problem found, each naming the variable. */
 export class ConfigError extends Error {
@@ -26,6 +27,8 @@ const pgUrl = z
 /** Settings every service reads. Names are the environment variables themselves. */
 export const baseConfigSchema = z.object({
   NATS_URL: natsUrl.default('nats://127.0.0.1:4222'),
+  /** PEM file of the CA that signed the NATS servers' certificates; the system's roots otherwise. */
+  NATS_TLS_CA: z.string().min(1).optional(),
   DATABASE_URL: pgUrl.default('postgres://postgres@127.0.0.1:5432/crowbar'),
   CROWBAR_BUS_PREFIX: z
     .string()
@@ -43,6 +46,8 @@ export const baseConfigSchema = z.object({
     .min(1, 'must be an integer from 1 to 200')
     .max(200, 'must be an integer from 1 to 200')
     .default(5),
+  /** Test-only fault injection (shared/fault.ts); unset in production. */
+  ...faultConfig,
 });
 export type BaseConfig = z.infer<typeof baseConfigSchema>;
 

@@ -101,3 +101,22 @@ export const httpStatus: Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 422 | 5
   forbidden: 403,
   internal: 500,
 };
+
+/**
+ * True for an error that says the database is away or overloaded rather than that the request is wrong:
+ * PostgreSQL's classes 08 (connection), 53 (resources) and 57P (shutting down, starting up), or the
+ * driver failing to reach it or losing its connection. Looks through a few `cause` links (drizzle wraps).
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  for (let e: unknown = err, i = 0; e && i < 4; i++) {
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if (typeof code === 'string' && (/^(08|53|57P)[0-9A-Z]{0,3}$/.test(code) || socketTrouble.has(code)))
+      return true;
+    if (typeof message === 'string' && poolTrouble.test(message)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+const socketTrouble = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH']);
+const poolTrouble =
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;

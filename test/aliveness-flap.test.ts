@@ -6,7 +6,6 @@ import { Bus } from '../shared/bus/bus.js';
 import { type ConsumerHandle, consume } from '../shared/bus/consume.js';
 import {
   alivenessMessages,
-  inventoryApi,
   inventoryEvents,
   inventoryRpcs,
   ipamMessages,
@@ -15,6 +14,7 @@ import {
 import { createLogger } from '../shared/log.js';
 import { generateKeyPair } from '../shared/ssh/index.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { op } from './helpers/inventory.js';
 import { createLab, type Lab, type NsNode } from './helpers/netns.js';
 import { ensureFping, startSshd, type TestSshd } from './helpers/sshd.js';
 import { type Stack, startStack } from './helpers/stack.js';
@@ -54,10 +54,11 @@ beforeAll(async () => {
     CROWBAR_PROBE_SSH_TIMEOUT_MS: String(probe.sshTimeout),
   });
   bus = await Bus.connect({ url: t.natsUrl, prefix: t.prefix, source: 'flap-test', log, streams });
-  const created = (await bus.request(inventoryApi, {
-    op: 'node.create',
-    args: { name: 'flappy.lab.example.com', sshHostKey: sshd.hostKey, available: true },
-  })) as { id: number };
+  const created = await op(bus, 'node.create', {
+    name: 'flappy.lab.example.com',
+    sshHostKey: sshd.hostKey,
+    available: true,
+  });
   nodeId = created.id;
   // Watch what an external tool would: inventory's node.changed events.
   watcher = await consume(bus, {

@@ -8,7 +8,7 @@ import { Bus, encodeEnvelope } from '../shared/bus/bus.js';
 import { streamName } from '../shared/bus/streams.js';
 import {
   alivenessMessages,
-  inventoryApi,
+  type InventoryOpRequest,
   inventoryRpcs,
   ipamMessages,
   streams,
@@ -18,6 +18,7 @@ import { createLogger } from '../shared/log.js';
 import { hostService } from '../shared/service/host.js';
 import { generateKeyPair } from '../shared/ssh/index.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { op } from './helpers/inventory.js';
 import { createLab, type Lab, type NsNode } from './helpers/netns.js';
 import { ensureFping, startSshd, type TestSshd } from './helpers/sshd.js';
 import { type Stack, startStack, testAdminToken, testReadOnlyToken } from './helpers/stack.js';
@@ -58,17 +59,19 @@ async function until<T>(what: string, f: () => Promise<T>, ms = windowMs + 5000)
 
 const getNode = (id: number) => bus.request(inventoryRpcs.getNode, { node: id });
 const health = (id: number) => bus.request(alivenessMessages.nodeHealth, { nodeId: id, limit: 20 });
-const update = (id: number, args: Record<string, unknown>) =>
-  bus.request(inventoryApi, { op: 'node.update', args: { node: id, ...args } });
+const update = (id: number, args: Omit<InventoryOpRequest<'node.update'>, 'node'>) =>
+  op(bus, 'node.update', { node: id, ...args });
 
 async function addLabNode(i: number, allocationId: number): Promise<LabNode> {
   const net = lab.addNode();
   const sshd = await startSshd({ authorizedKeys: [cluster.publicKey], netns: net.ns, host: net.ipv4 });
   const name = `n${i}.lab.example.com`;
-  const created = (await bus.request(inventoryApi, {
-    op: 'node.create',
-    args: { name, sshHostKey: sshd.hostKey, available: true, alive: false },
-  })) as { id: number; credential: string };
+  const created = await op(bus, 'node.create', {
+    name,
+    sshHostKey: sshd.hostKey,
+    available: true,
+    alive: false,
+  });
   await bus.publish(ipamMessages.allocationCreated, {
     allocation: {
       id: allocationId,
@@ -203,10 +206,7 @@ describe('aliveness-probe with real inventory, sshd in namespaces', () => {
     );
 
     // A node without an admin address cannot be probed: it says so and keeps inventory's word.
-    const bare = (await bus.request(inventoryApi, {
-      op: 'node.create',
-      args: { name: 'bare.lab.example.com', available: true },
-    })) as { id: number };
+    const bare = await op(bus, 'node.create', { name: 'bare.lab.example.com', available: true });
     const why = await until('bare node projected', async () => {
       const h = await health(bare.id).catch(() => null);
       return h?.reason.startsWith('not probed:') ? h : null;

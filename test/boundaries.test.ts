@@ -51,7 +51,7 @@ describe('code boundaries', () => {
   });
 
   it('catches a deliberate cross-service import and an infra import', () => {
-    expect(violation('services/gateway/app.ts', 'services/inventory/api.js')).toMatch(
+    expect(violation('services/gateway/app.ts', 'services/inventory/service.js')).toMatch(
       /imports service inventory/,
     );
     expect(violation('services/dns-db/x.ts', 'infra/packages.js')).toMatch(/imports infra/);

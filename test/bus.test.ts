@@ -140,6 +140,31 @@ describe('bus', () => {
     await drop(h, 'flaky');
   });
 
+  it('waits out its backoff before a failed message comes back (whole milliseconds reach nats-server)', async () => {
+    const seen: number[] = [];
+    const h = await consume(bus, {
+      decl: decl('backoff', 3),
+      log,
+      handlers: [
+        [
+          diag.ping,
+          async (d) => {
+            if (d.seq !== 7) return undefined;
+            seen.push(Date.now());
+            // Thrown, so the consumer's own backoff applies: 200–300 ms, then 400–600 ms.
+            if (seen.length < 3) throw new Error('downstream away');
+            return undefined;
+          },
+        ],
+      ],
+    });
+    await bus.publish(diag.ping, { seq: 7 });
+    await until('third delivery', () => seen.length >= 3);
+    expect(seen[1]! - seen[0]!).toBeGreaterThanOrEqual(190);
+    expect(seen[2]! - seen[1]!).toBeGreaterThanOrEqual(390);
+    await drop(h, 'backoff');
+  });
+
   it('rejects on request without retrying', async () => {
     let calls = 0;
     const h = await consume(bus, {

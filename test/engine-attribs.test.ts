@@ -128,6 +128,8 @@ describe('attribs (reference §1.6)', () => {
       [{ size: 0 }, /value\.size: must be at least 1/],
       [{ size: 4, colour: 'red' }, /value\.colour: is not allowed/],
       ['8G', /value: must be object, got string/],
+      // A body without a value (`{}`): the attrib's own check names what is missing.
+      [undefined, /value: must be object, got undefined/],
     ] as const) {
       const r = await s.call('PUT', `/node_roles/${nr.id}/attribs/test-templated_disk`, { value });
       expect(r.status).toBe(422);

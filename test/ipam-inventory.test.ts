@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteNode, findNode, upsertNode } from '../services/network-ipam/db/node-store.js';
 import { Bus, streamName } from '../shared/bus/index.js';
-import { inventoryApi, inventoryRpcs, streams } from '../shared/catalogue/index.js';
+import { inventoryRpcs, streams } from '../shared/catalogue/index.js';
 import { openDatabase } from '../shared/db/database.js';
 import { createLogger } from '../shared/log.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { nodeSummary } from './helpers/fixtures.js';
+import { op } from './helpers/inventory.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
 /** network-ipam with the real inventory: network roles defined, bound and deleted; on_proposed allocates. */
@@ -35,11 +36,7 @@ async function until<T>(what: string, f: () => T | Promise<T>, ms = 15_000): Pro
   }
 }
 
-const role = (name: string) =>
-  bus.request(inventoryApi, { op: 'role.get', args: { role: name } }).then(
-    (r) => r as { name: string; jig: string },
-    () => null,
-  );
+const role = (name: string) => op(bus, 'role.get', { role: name }).catch(() => null);
 
 describe('network roles in inventory', () => {
   it('defines network-admin in inventory at bootstrap', async () => {
@@ -51,7 +48,7 @@ describe('network roles in inventory', () => {
   });
 
   it('allocates on on_proposed when inventory binds network-admin to a node', async () => {
-    await bus.request(inventoryApi, { op: 'node.create', args: { name: 'n1.lab.example.com' } });
+    await op(bus, 'node.create', { name: 'n1.lab.example.com' });
     await until(
       'node projected',
       async () => (await stack.call('GET', '/nodes/n1.lab.example.com/addresses')).status === 200,
@@ -67,9 +64,9 @@ describe('network roles in inventory', () => {
   it('gives a node the address its hint names; a hint that is no address is ignored', async () => {
     const name = 'n2.lab.example.com';
     await until('admin role defined', async () => (await role('network-admin')) !== null);
-    await bus.request(inventoryApi, {
-      op: 'node.create',
-      args: { name, hint: { 'admin-v4addr': '198.18.0.200', 'admin-v6addr': 'not-an-address' } },
+    await op(bus, 'node.create', {
+      name,
+      hint: { 'admin-v4addr': '198.18.0.200', 'admin-v6addr': 'not-an-address' },
     });
     await bus.request(inventoryRpcs.bindRole, { node: name, role: 'network-admin' });
     const got = await until('hinted addresses allocated', async () => {
@@ -96,10 +93,7 @@ describe('network roles in inventory', () => {
       const i = await nodeEvents();
       return idle(i) ? { seq: i.delivered.stream_seq } : null;
     });
-    await bus.request(inventoryApi, {
-      op: 'node.update',
-      args: { node: name, hint: { 'backup-v4addr': '198.19.2.99' } },
-    });
+    await op(bus, 'node.update', { node: name, hint: { 'backup-v4addr': '198.19.2.99' } });
     await until('node.changed consumed', async () => {
       const i = await nodeEvents();
       return idle(i) && i.delivered.stream_seq > (before?.seq ?? 0);

@@ -2,6 +2,8 @@
  * The CLI's HTTP client for the gateway's `/api/v2`, and the one place where what went wrong becomes a
  * one-sentence message and an exit code (README "The crowbar CLI" lists them).
  */
+import { readFileSync } from 'node:fs';
+import { fetchWithCa, isCertificateError } from '../https-fetch.js';
 
 /** Exit codes, documented in the README and in `crowbar --help`. */
 export const exitCodes = {
@@ -42,6 +44,8 @@ export interface ClientConfig {
   key: string | undefined;
   /** Per-request timeout; the event stream has none. */
   timeoutMs?: number;
+  /** PEM file of a CA (or a self-signed certificate) trusted for an https:// endpoint. */
+  cacert?: string | undefined;
 }
 
 export interface ErrorBody {
@@ -57,8 +61,12 @@ export const baseUrl = (endpoint: string) => endpoint.replace(/\/+$/, '').replac
 const sentence = (s: string) => (/[.!?]$/.test(s) ? s : `${s}.`);
 
 /** Why a connection failed, in words (fetch wraps the socket error in `cause`). */
-function networkReason(err: unknown): string {
+function networkReason(err: unknown, cacert: string | undefined): string {
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  if (isCertificateError(cause?.code))
+    return cacert
+      ? `its TLS certificate is not trusted by ${cacert} (${cause?.message})`
+      : `its TLS certificate is not trusted (${cause?.message}): pass --cacert or set CROWBAR_CACERT to the gateway's certificate, e.g. <state>/tls/gateway.crt`;
   switch (cause?.code) {
     case 'ECONNREFUSED':
       return 'connection refused';
@@ -78,6 +86,8 @@ function networkReason(err: unknown): string {
 
 export class Client {
   readonly base: string;
+  /** The CA file's PEM, for https:// endpoints only. */
+  private readonly ca: string | undefined;
   constructor(private readonly config: ClientConfig) {
     this.base = baseUrl(config.endpoint);
     if (!/^https?:\/\/[^/]/.test(this.base))
@@ -85,6 +95,16 @@ export class Client {
         `the endpoint "${config.endpoint}" is not an http:// or https:// URL (set CROWBAR_ENDPOINT or --endpoint)`,
         exitCodes.usage,
       );
+    if (config.cacert && this.base.startsWith('https:')) {
+      try {
+        this.ca = readFileSync(config.cacert, 'utf8');
+      } catch {
+        throw new CliError(
+          `cannot read the CA file ${config.cacert} (--cacert or CROWBAR_CACERT)`,
+          exitCodes.usage,
+        );
+      }
+    }
   }
 
   private headers(extra: Record<string, string> = {}): Record<string, string> {
@@ -111,18 +131,21 @@ export class Client {
       ...(opts.body === undefined ? {} : { 'content-type': 'application/json' }),
       ...opts.headers,
     });
+    const init = {
+      method,
+      headers,
+      ...(opts.body === undefined ? {} : { body: JSON.stringify(opts.body) }),
+      ...(signal ? { signal } : {}),
+    };
     try {
-      return await fetch(url, {
-        method,
-        headers,
-        ...(opts.body === undefined ? {} : { body: JSON.stringify(opts.body) }),
-        ...(signal ? { signal } : {}),
-      });
+      return await (this.ca ? fetchWithCa(url, this.ca, init) : fetch(url, init));
     } catch (err) {
       if (opts.signal?.aborted) throw err;
-      throw new CliError(`no Crowbar at ${this.base}: ${networkReason(err)}`, exitCodes.unreachable, {
-        cause: err,
-      });
+      throw new CliError(
+        `no Crowbar at ${this.base}: ${networkReason(err, this.config.cacert)}`,
+        exitCodes.unreachable,
+        { cause: err },
+      );
     }
   }
 

@@ -23,6 +23,7 @@ export interface CliDeps {
 interface Globals {
   endpoint?: string;
   key?: string;
+  cacert?: string;
   format: Format;
 }
 
@@ -39,9 +40,9 @@ Exit codes:
   6   converge --timeout ran out
   64  bad command line
 
-Configuration: --endpoint/--key, else CROWBAR_ENDPOINT/CROWBAR_KEY, else the file written by
-\`crowbar login\` (CROWBAR_CONFIG, default ~/.config/crowbar/config.json); endpoint default
-http://127.0.0.1:3000.`;
+Configuration: --endpoint/--key/--cacert, else CROWBAR_ENDPOINT/CROWBAR_KEY/CROWBAR_CACERT, else the
+file written by \`crowbar login\` (CROWBAR_CONFIG, default ~/.config/crowbar/config.json); endpoint
+default http://127.0.0.1:3000.`;
 
 /** The crowbar program: OpenCrowbar's grammar, `crowbar <objects> <verb> [args]` (reference §9). */
 export function buildProgram(deps: CliDeps): Command {
@@ -50,6 +51,12 @@ export function buildProgram(deps: CliDeps): Command {
     .version(deps.version)
     .addOption(new Option('--endpoint <url>', 'gateway URL (CROWBAR_ENDPOINT)'))
     .addOption(new Option('--key <token>', 'operator token (CROWBAR_KEY)'))
+    .addOption(
+      new Option(
+        '--cacert <file>',
+        "CA or the gateway's own certificate to trust for https (CROWBAR_CACERT)",
+      ),
+    )
     .addOption(
       new Option('-f, --format <format>', 'output format').choices([...formats]).default('table' as Format),
     )
@@ -64,7 +71,7 @@ export function buildProgram(deps: CliDeps): Command {
   const globals = (cmd: Command) => cmd.optsWithGlobals() as Globals;
   const client = (cmd: Command) => {
     const g = globals(cmd);
-    return new Client(resolveConfig({ endpoint: g.endpoint, key: g.key }, deps.env));
+    return new Client(resolveConfig({ endpoint: g.endpoint, key: g.key, cacert: g.cacert }, deps.env));
   };
   const print = (cmd: Command, value: unknown, kind?: string): void => {
     deps.stdout.write(`${render(value, globals(cmd).format, kind)}\n`);
@@ -539,9 +546,13 @@ export function buildProgram(deps: CliDeps): Command {
     .description('check --endpoint/--key (or CROWBAR_ENDPOINT/CROWBAR_KEY) and save them for later commands')
     .action(async (_o: unknown, cmd: Command) => {
       const g = globals(cmd);
-      const cfg = resolveConfig({ endpoint: g.endpoint, key: g.key }, deps.env);
+      const cfg = resolveConfig({ endpoint: g.endpoint, key: g.key, cacert: g.cacert }, deps.env);
       const who = await new Client(cfg).call<{ role: string }>('GET', '/whoami');
-      writeConfig(cfg.file, { endpoint: cfg.endpoint, key: cfg.key! });
+      writeConfig(cfg.file, {
+        endpoint: cfg.endpoint,
+        key: cfg.key!,
+        ...(cfg.cacert ? { cacert: cfg.cacert } : {}),
+      });
       deps.stdout.write(`signed in to ${cfg.endpoint} as ${who.role}; saved to ${cfg.file}\n`);
     });
 
@@ -569,7 +580,7 @@ export function completionScript(program: Command, shell: 'bash' | 'zsh'): strin
   return `${shell === 'zsh' ? 'autoload -U +X bashcompinit && bashcompinit\n' : ''}_crowbar() {
   local cur=\${COMP_WORDS[COMP_CWORD]} words=""
   if [ "$COMP_CWORD" -eq 1 ]; then
-    words="${names(program)} --endpoint --key --format --help --version"
+    words="${names(program)} --endpoint --key --cacert --format --help --version"
   elif [ "$COMP_CWORD" -eq 2 ]; then
     case \${COMP_WORDS[1]} in
 ${cases}

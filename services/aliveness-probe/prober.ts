@@ -2,6 +2,7 @@ import type { Bus } from '../../shared/bus/bus.js';
 import { inventoryRpcs, type ProbeRecord } from '../../shared/catalogue/index.js';
 import type { Clock } from '../../shared/clock.js';
 import type { Database } from '../../shared/db/database.js';
+import { type Faults, noFaults } from '../../shared/fault.js';
 import type { Logger } from '../../shared/log.js';
 import { reportFor } from './domain/hysteresis.js';
 import { type PipelineOptions, type ProbeOutcome, probeNodes } from './probes/pipeline.js';
@@ -15,6 +16,13 @@ export interface ProberOptions {
   failuresToDead: number;
   historyKeep: number;
   pipeline: PipelineOptions;
+  /**
+   * How long the sweep lock outlives a leader that stopped answering (SIGSTOP, a frozen VM): its lock
+   * connection is ended by PostgreSQL after this much silence (`idle_session_timeout`); a running
+   * leader keeps it busy three times as often.
+   */
+  leaderTimeoutMs: number;
+  faults?: Faults;
 }
 
 export interface Prober {
@@ -40,6 +48,7 @@ export function startProber(deps: {
   options: ProberOptions;
 }): Prober {
   const { bus, store, log, clock, options } = deps;
+  const faults = options.faults ?? noFaults;
   const stats = { sweeps: 0, lastSweepMs: 0, reports: 0, reportFailures: 0, leader: false };
   let stopped = false;
   let wake: (() => void) | null = null;
@@ -108,12 +117,18 @@ export function startProber(deps: {
     stats.sweeps - (lastSsh.get(n.id) ?? Number.NEGATIVE_INFINITY) >= options.sshEvery;
 
   const sweep = async () => {
+    await faults.at('prober-lock');
     const t0 = performance.now();
     // System nodes (phantoms and the admin node) are not machines the probe judges: nothing to probe.
     const list = (await store.listNodes()).filter((n) => !n.system);
     const due = new Map(list.map((n) => [n.id, sshDue(n)]));
     const targets = store.targets(list).map((t) => ({ ...t, sshDue: due.get(t.nodeId) ?? true }));
     const outcomes = await probeNodes(targets, options.pipeline);
+    // A leader that was away (stopped) while another took over must not apply a sweep it began before.
+    if (!(await stillLeading())) {
+      log.warn({ nodes: outcomes.length }, 'sweep abandoned: this instance no longer holds the sweep lock');
+      return;
+    }
     for (const o of outcomes) if (o.ssh) lastSsh.set(o.nodeId, stats.sweeps);
     // A few at a time: each is one short transaction.
     for (let i = 0; i < outcomes.length; i += 8) {
@@ -151,9 +166,45 @@ export function startProber(deps: {
     });
 
   let lockClient: import('pg').PoolClient | null = null;
+  /** The lock went with its session; `stats.leader` is put right (and logged) by the next check. */
+  const dropLock = (err: unknown) => {
+    if (stats.leader && lockClient)
+      log.warn({ err: (err as Error).message }, 'sweep lock lost with its connection');
+    lockClient?.release(true);
+    lockClient = null;
+  };
+  const lockConnection = async () => {
+    const c = await deps.database.pool.connect();
+    c.on('error', () => undefined);
+    // PostgreSQL ends this session (and so frees the lock) once it has been silent this long.
+    await c
+      .query(`set idle_session_timeout = ${Math.floor(options.leaderTimeoutMs)}`)
+      .catch((err: unknown) =>
+        log.warn(
+          { err: (err as Error).message },
+          'no idle_session_timeout (PostgreSQL < 14): a stopped leader keeps the lock',
+        ),
+      );
+    return c;
+  };
+  /** True while the lock's session lives: a session lock is held exactly as long as its session. */
+  const stillLeading = async () => {
+    if (!lockClient || !stats.leader) return false;
+    try {
+      await lockClient.query('select 1');
+      return true;
+    } catch (err) {
+      dropLock(err);
+      return false;
+    }
+  };
+  const heartbeat = setInterval(
+    () => void stillLeading(),
+    Math.max(100, Math.floor(options.leaderTimeoutMs / 3)),
+  );
   const isLeader = async () => {
     try {
-      lockClient ??= await deps.database.pool.connect();
+      lockClient ??= await lockConnection();
       const r = await lockClient.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtext($1)) as ok', [
         leaderKey,
       ]);
@@ -163,8 +214,7 @@ export function startProber(deps: {
       stats.leader = ok;
       return ok;
     } catch (err) {
-      lockClient?.release(true);
-      lockClient = null;
+      dropLock(err);
       stats.leader = false;
       log.warn({ err: (err as Error).message }, 'cannot check sweep leadership');
       return false;
@@ -200,6 +250,7 @@ export function startProber(deps: {
     },
     async stop() {
       stopped = true;
+      clearInterval(heartbeat);
       wake?.();
       await loop;
       if (lockClient) {

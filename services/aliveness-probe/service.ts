@@ -6,6 +6,7 @@ import { alivenessMessages } from '../../shared/catalogue/index.js';
 import { ConfigError, intFromEnv } from '../../shared/config.js';
 import { startOutboxRelay } from '../../shared/db/outbox.js';
 import { NotFoundError } from '../../shared/errors.js';
+import { createFaults } from '../../shared/fault.js';
 import type { ServiceDef } from '../../shared/service/host.js';
 import { outbox } from './db/schema.js';
 import { startProber } from './prober.js';
@@ -36,6 +37,8 @@ const probeConfig = z.object({
   CROWBAR_PROBE_CONCURRENCY: intFromEnv(1, 1000).default(32),
   /** Probe records kept per node for the health view. */
   CROWBAR_PROBE_HISTORY: intFromEnv(10, 100_000).default(200),
+  /** A sweeping instance silent this long (stopped, frozen) loses the sweep lock to a standby. */
+  CROWBAR_PROBE_LEADER_TIMEOUT_MS: intFromEnv(1000, 3_600_000).default(30_000),
 });
 
 /** Reads and checks the cluster key once at start; the key text never reaches a log. */
@@ -84,6 +87,8 @@ export const alivenessProbeService: ServiceDef<typeof probeConfig> = {
         sshEvery: config.CROWBAR_PROBE_SSH_EVERY,
         failuresToDead: config.CROWBAR_PROBE_FAILURES,
         historyKeep: config.CROWBAR_PROBE_HISTORY,
+        leaderTimeoutMs: config.CROWBAR_PROBE_LEADER_TIMEOUT_MS,
+        faults: createFaults(config, log),
         pipeline: {
           icmp: {
             timeoutMs: config.CROWBAR_PROBE_ICMP_TIMEOUT_MS,

@@ -3,10 +3,20 @@ import { sql } from 'drizzle-orm';
 import type { z } from 'zod';
 import { createBatcher } from '../../shared/batcher.js';
 import type { Bus } from '../../shared/bus/bus.js';
-import { annealerMessages, inventoryAnnealRpcs, inventoryApi } from '../../shared/catalogue/index.js';
+import { parsePayload } from '../../shared/bus/bus.js';
+import {
+  annealerMessages,
+  type CommandDef,
+  type EventDef,
+  inventoryAnnealRpcs,
+  inventoryOpRpcs,
+  wireType,
+} from '../../shared/catalogue/index.js';
 import type { Db } from '../../shared/db/database.js';
+import { enqueueOutbox, type OutboxEntry, type OutboxTable } from '../../shared/db/outbox.js';
 import { queryRows, queryText } from '../../shared/db/prepared.js';
 import { UnavailableError } from '../../shared/errors.js';
+import { type Faults, noFaults } from '../../shared/fault.js';
 import type { Logger } from '../../shared/log.js';
 
 export interface SchedulerConfig {
@@ -14,6 +24,10 @@ export interface SchedulerConfig {
   highCap: number;
   graceSeconds: number;
   claimTimeoutSeconds: number;
+  /** How long a pass waits for the cap lock before giving up until the next pass. */
+  lockTimeoutMs: number;
+  /** A claim transaction idle this long (its annealer stopped mid-way) is ended by PostgreSQL. */
+  idleTxTimeoutMs: number;
 }
 
 /** What a jig runner reported for a run. */
@@ -34,6 +48,8 @@ interface RunRow {
   destructive: boolean;
   createdAt: Date;
   dispatchedAt: Date | null;
+  /** `run.begin` calls so far: the attempt a result must come from to count. */
+  begins: number;
 }
 
 /**
@@ -46,15 +62,33 @@ const rpcTimeoutMs = 10_000;
 const runnableTimeoutMs = 3_000;
 
 const runCols = sql`id, noderole_id as "noderoleId", node_id as "nodeId", lane, state, token, role, destructive,
-  created_at as "createdAt", dispatched_at as "dispatchedAt"`;
+  created_at as "createdAt", dispatched_at as "dispatchedAt", begins`;
 
 /**
  * Picks runnable noderoles, claims them (one per node, cap enforced under an advisory lock, uniqueness by
  * the database), starts them in inventory with a fresh fencing token and puts the job on the JIG queue.
  * Every method is safe to call from several annealer processes at once.
  */
-export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: SchedulerConfig }) {
-  const { db, bus, log, config } = deps;
+export function createScheduler(deps: {
+  db: Db;
+  bus: Bus;
+  log: Logger;
+  config: SchedulerConfig;
+  /** Jobs and run events leave through the annealer's outbox, committed with the run's state. */
+  outbox: { table: OutboxTable; flush(): void };
+  faults?: Faults;
+}) {
+  const { db, bus, log, config, outbox } = deps;
+  const faults = deps.faults ?? noFaults;
+  /** An outbox row for `def` whose envelope id is also its de-duplication id. */
+  const entry = <S extends z.ZodType>(
+    def: EventDef<S> | CommandDef<S>,
+    data: z.input<S>,
+    id: string,
+  ): OutboxEntry => ({
+    subject: def.subject,
+    envelope: { ...bus.envelope(wireType(def), parsePayload(def.schema, data, `${def.type} payload`)), id },
+  });
   const rows = <T>(q: ReturnType<typeof sql>) => queryRows<T>(db, q);
   const dispatching = new Set<Promise<void>>();
   /** Starts and results travel to inventory in batches under load (one transaction per batch). */
@@ -80,25 +114,37 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
         destructive: boolean;
         data: string;
         deadlineSeconds: number;
+        job: OutboxEntry;
       }[],
     ) => {
-      await queryText(
-        db,
-        `update annealer.runs r set state = 'running', role = u.role, jig = u.jig, destructive = u.destructive,
-           data = u.data::jsonb, dispatched_at = now(), deadline = now() + make_interval(secs => u.secs)
-         from unnest($1::bigint[], $2::text[], $3::text[], $4::boolean[], $5::text[], $6::int[])
-           as u(id, role, jig, destructive, data, secs)
-         where r.id = u.id and r.state = 'claimed'`,
-        [
-          rs.map((r) => r.id),
-          rs.map((r) => r.role),
-          rs.map((r) => r.jig),
-          rs.map((r) => r.destructive),
-          rs.map((r) => r.data),
-          rs.map((r) => r.deadlineSeconds),
-        ],
-      );
-      return rs.map(() => undefined);
+      // The job is committed with the run's `running` state: a crash between the two cannot strand a run.
+      const moved = await db.transaction(async (tx) => {
+        const up = await queryText<{ id: number }>(
+          tx,
+          `update annealer.runs r set state = 'running', role = u.role, jig = u.jig, destructive = u.destructive,
+             data = u.data::jsonb, dispatched_at = now(), deadline = now() + make_interval(secs => u.secs)
+           from unnest($1::bigint[], $2::text[], $3::text[], $4::boolean[], $5::text[], $6::int[])
+             as u(id, role, jig, destructive, data, secs)
+           where r.id = u.id and r.state = 'claimed' returning r.id`,
+          [
+            rs.map((r) => r.id),
+            rs.map((r) => r.role),
+            rs.map((r) => r.jig),
+            rs.map((r) => r.destructive),
+            rs.map((r) => r.data),
+            rs.map((r) => r.deadlineSeconds),
+          ],
+        );
+        const ids = new Set(up.map((u) => u.id));
+        await enqueueOutbox(
+          tx,
+          outbox.table,
+          rs.filter((r) => ids.has(r.id)).map((r) => r.job),
+        );
+        return ids;
+      });
+      outbox.flush();
+      return rs.map((r) => moved.has(r.id));
     },
   });
   /** Run rows by id, read a batch per statement (results arrive at the rate runs end). */
@@ -135,15 +181,25 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
   const markClosed = createBatcher({
     maxBatch: 128,
     maxInFlight: 2,
-    send: async (rs: { id: number; state: 'done' | 'failed'; reason: string }[]) => {
-      const closed = await queryText<{ id: number }>(
-        db,
-        `update annealer.runs r set state = u.state, finished_at = now(), reason = u.reason
-         from unnest($1::bigint[], $2::text[], $3::text[]) as u(id, state, reason)
-         where r.id = u.id and r.state in ('claimed', 'running') returning r.id`,
-        [rs.map((r) => r.id), rs.map((r) => r.state), rs.map((r) => r.reason)],
-      );
-      const ids = new Set(closed.map((c) => c.id));
+    send: async (rs: { id: number; state: 'done' | 'failed'; reason: string; event: OutboxEntry }[]) => {
+      // `run.finished` is committed with the close, so it is published once a run is closed, crash or not.
+      const ids = await db.transaction(async (tx) => {
+        const closed = await queryText<{ id: number }>(
+          tx,
+          `update annealer.runs r set state = u.state, finished_at = now(), reason = u.reason
+           from unnest($1::bigint[], $2::text[], $3::text[]) as u(id, state, reason)
+           where r.id = u.id and r.state in ('claimed', 'running') returning r.id`,
+          [rs.map((r) => r.id), rs.map((r) => r.state), rs.map((r) => r.reason)],
+        );
+        const ids = new Set(closed.map((c) => c.id));
+        await enqueueOutbox(
+          tx,
+          outbox.table,
+          rs.filter((r) => ids.has(r.id)).map((r) => r.event),
+        );
+        return ids;
+      });
+      if (ids.size > 0) outbox.flush();
       return rs.map((r) => ids.has(r.id));
     },
   });
@@ -169,7 +225,16 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
     );
     if (candidates.length === 0) return [];
     return db.transaction(async (tx) => {
+      // An annealer stopped while it holds the lock (SIGSTOP, a frozen VM) must not stop the others:
+      // PostgreSQL ends its idle transaction, which frees the lock, and a waiter gives up and retries.
+      await queryRows(
+        tx,
+        sql`select set_config('lock_timeout', ${`${config.lockTimeoutMs}ms`}, true),
+                   set_config('statement_timeout', ${`${config.lockTimeoutMs + 5000}ms`}, true),
+                   set_config('idle_in_transaction_session_timeout', ${`${config.idleTxTimeoutMs}ms`}, true)`,
+      );
       await queryRows(tx, sql`select pg_advisory_xact_lock(hashtext('crowbar-annealer-cap'))`);
+      await faults.at('annealer-cap-lock');
       const [now] = (
         await tx.execute(
           sql`select count(*)::int as n from annealer.runs where lane = 'normal' and state in ('claimed', 'running')`,
@@ -233,15 +298,7 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
       await report({ ...run, role: res.role.name }, { ok: true, wall: null, runlog: why }, 'skipped');
       return;
     }
-    await markRunning({
-      id: run.id,
-      role: res.role.name,
-      jig: res.role.jig,
-      destructive: res.role.destructive,
-      data: JSON.stringify(res.data ?? {}),
-      deadlineSeconds: res.role.timeoutSeconds + config.graceSeconds,
-    });
-    await bus.publish(
+    const job = entry(
       annealerMessages.jigRun,
       {
         runId: run.id,
@@ -256,8 +313,21 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
         node: res.node,
         data: res.data ?? {},
       },
-      { msgId: `jig:${run.id}` },
+      `jig:${run.id}`,
     );
+    const moved = await markRunning({
+      id: run.id,
+      role: res.role.name,
+      jig: res.role.jig,
+      destructive: res.role.destructive,
+      data: JSON.stringify(res.data ?? {}),
+      deadlineSeconds: res.role.timeoutSeconds + config.graceSeconds,
+      job,
+    });
+    if (!moved) {
+      log.info({ run: run.id, noderole: run.noderoleId }, 'claim closed before dispatch; job not sent');
+      return;
+    }
     log.info(
       { run: run.id, noderole: run.noderoleId, node: res.node.name, role: res.role.name, lane: run.lane },
       'run dispatched',
@@ -273,12 +343,6 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
     const res = unwrap(
       await finishRun({ noderoleId: run.noderoleId, token: run.token, requeue: false, ...r }),
     );
-    const closed = await markClosed({
-      id: run.id,
-      state: r.ok ? 'done' : 'failed',
-      // The run list shows a skipped jig's reason (e.g. a destructive role that already ran).
-      reason: !res.applied ? `stale (${res.state})` : label === 'skipped' ? r.runlog : res.state,
-    });
     const outcome =
       label ??
       (!res.applied
@@ -288,9 +352,13 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
           : res.state === 'error'
             ? 'error'
             : 'requeued');
-    if (closed) {
-      const started = run.dispatchedAt ?? run.createdAt;
-      await bus.publish(
+    const started = run.dispatchedAt ?? run.createdAt;
+    await markClosed({
+      id: run.id,
+      state: r.ok ? 'done' : 'failed',
+      // The run list shows a skipped jig's reason (e.g. a destructive role that already ran).
+      reason: !res.applied ? `stale (${res.state})` : label === 'skipped' ? r.runlog : res.state,
+      event: entry(
         annealerMessages.runFinishedEvent,
         {
           runId: run.id,
@@ -300,9 +368,9 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
           outcome: outcome as 'active',
           durationMs: Math.max(0, Date.now() - new Date(started).getTime()),
         },
-        { msgId: `run-finished:${run.id}` },
-      );
-    }
+        `run-finished:${run.id}`,
+      ),
+    });
     log.info({ run: run.id, noderole: run.noderoleId, outcome, applied: res.applied }, 'run finished');
   }
 
@@ -370,6 +438,7 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
     async finished(m: {
       runId: number;
       token: string;
+      attempt?: number | undefined;
       ok: boolean;
       wall: Record<string, unknown> | null;
       runlog: string;
@@ -377,6 +446,15 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
       const run = await lookupRun(m.runId);
       if (run?.state !== 'running' || run.token !== m.token) {
         log.info({ run: m.runId, state: run?.state ?? 'missing' }, 'late or duplicate run result ignored');
+        return;
+      }
+      // A runner that was away (paused, cut off) while its run was begun again elsewhere: only the
+      // newest attempt's result counts.
+      if (m.attempt !== undefined && m.attempt < run.begins) {
+        log.warn(
+          { run: m.runId, attempt: m.attempt, current: run.begins, fenced: true },
+          'result of a superseded attempt ignored',
+        );
         return;
       }
       await recordOutcome({
@@ -406,10 +484,7 @@ export function createScheduler(deps: { db: Db; bus: Bus; log: Logger; config: S
     },
 
     async enqueue(noderoleId: number, reason: string) {
-      const nr = (await bus.request(inventoryApi, {
-        op: 'noderole.get',
-        args: { noderole: noderoleId },
-      })) as { nodeId: number };
+      const nr = await bus.request(inventoryOpRpcs['noderole.get'], { noderole: noderoleId });
       await rows(sql`insert into annealer.runs (noderole_id, node_id, lane, state, token, reason)
                            values (${noderoleId}, ${nr.nodeId}, 'high', 'queued', ${randomUUID()}, ${reason}) on conflict do nothing`);
     },

@@ -4,6 +4,7 @@ import { consume } from '../../shared/bus/consume.js';
 import { annealerMessages, inventoryEvents } from '../../shared/catalogue/index.js';
 import { intFromEnv } from '../../shared/config.js';
 import { startOutboxRelay } from '../../shared/db/outbox.js';
+import { createFaults } from '../../shared/fault.js';
 import type { ServiceDef } from '../../shared/service/host.js';
 import { outbox } from './db/schema.js';
 import { createScheduler } from './scheduler.js';
@@ -19,6 +20,12 @@ const annealerConfig = z.object({
   CROWBAR_RUN_GRACE_SECONDS: intFromEnv(0, 3600).default(30),
   /** Seconds a claim may wait for inventory to start it (retried meanwhile) before the sweep requeues it. */
   CROWBAR_CLAIM_TIMEOUT_SECONDS: intFromEnv(2, 3600).default(60),
+  /** How long a scheduling pass waits for the cap lock another annealer holds before retrying next pass. */
+  CROWBAR_ANNEAL_LOCK_TIMEOUT_MS: intFromEnv(100, 600_000).default(5000),
+  /** A claim transaction left idle this long (its annealer stopped) is ended by PostgreSQL, freeing the cap lock. */
+  CROWBAR_ANNEAL_IDLE_TX_TIMEOUT_MS: intFromEnv(100, 600_000).default(10_000),
+  /** Ack wait of the annealer's command queue: how soon a result taken by an annealer that died goes to another. */
+  CROWBAR_ANNEAL_ACK_WAIT_MS: intFromEnv(1000, 600_000).default(30_000),
 });
 
 export const annealerService: ServiceDef<typeof annealerConfig> = {
@@ -26,12 +33,14 @@ export const annealerService: ServiceDef<typeof annealerConfig> = {
   config: annealerConfig,
   schema: { name: 'annealer', migrationsFolder: fileURLToPath(new URL('./db/migrations', import.meta.url)) },
   async start({ database, bus, log, config }) {
+    const faults = createFaults(config, log);
     const relay = startOutboxRelay({
       database: database!,
       table: outbox,
       channel: 'annealer_outbox',
       bus,
       log,
+      faults,
     });
     const scheduler = createScheduler({
       db: database!.db,
@@ -42,7 +51,11 @@ export const annealerService: ServiceDef<typeof annealerConfig> = {
         highCap: config.CROWBAR_ANNEAL_HIGH_CAP,
         graceSeconds: config.CROWBAR_RUN_GRACE_SECONDS,
         claimTimeoutSeconds: config.CROWBAR_CLAIM_TIMEOUT_SECONDS,
+        lockTimeoutMs: config.CROWBAR_ANNEAL_LOCK_TIMEOUT_MS,
+        idleTxTimeoutMs: config.CROWBAR_ANNEAL_IDLE_TX_TIMEOUT_MS,
       },
+      outbox: { table: outbox, flush: () => void relay.flush() },
+      faults,
     });
     let stopped = false;
     let running: Promise<void> | null = null;
@@ -83,7 +96,7 @@ export const annealerService: ServiceDef<typeof annealerConfig> = {
         decl: {
           stream: 'ANNEALER',
           durable: 'annealer',
-          ackWaitMs: 30_000,
+          ackWaitMs: config.CROWBAR_ANNEAL_ACK_WAIT_MS,
           maxDeliver: 10,
         },
         log,

@@ -2,7 +2,7 @@ import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { Bus } from '../../shared/bus/bus.js';
 import type { Clock } from '../../shared/clock.js';
-import { CrowbarError, httpStatus } from '../../shared/errors.js';
+import { CrowbarError, httpStatus, isDatabaseUnavailable } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { auditLog, type TokenCache } from './accounts.js';
 import { operatorAuth } from './auth.js';
@@ -107,6 +107,13 @@ export function createApp(deps: GatewayDeps): Hono {
     }
     if (err instanceof CrowbarError) return c.json(err.toBody(), httpStatus[err.code]);
     if (err instanceof HTTPException) return err.getResponse();
+    if (isDatabaseUnavailable(err)) {
+      deps.log.warn({ err, path: c.req.path }, 'gateway database unavailable');
+      return c.json(
+        { code: 'unavailable', message: 'the gateway cannot reach its database; try again' },
+        503,
+      );
+    }
     deps.log.error({ err, path: c.req.path }, 'request failed');
     return c.json({ code: 'internal', message: 'internal error' }, 500);
   });

@@ -8,8 +8,11 @@ import {
   dnsMessages,
   type InventoryOp,
   inventoryAnnealRpcs,
+  inventoryOpRpcs,
   inventoryOps,
   ipamRpcs,
+  json,
+  jsonObject,
   leaseState,
   networkCategory,
   networkChanges,
@@ -22,7 +25,6 @@ import {
   routerInput,
   serviceName,
 } from '../../shared/catalogue/index.js';
-import { inventoryOpResponses } from '../../shared/catalogue/inventory-responses.js';
 import { bootenvReport, selfReport } from './routes/aliveness.js';
 import { joinTokenRequest, registration } from './routes/register.js';
 import { auditPage, createdToken, tokenInput, tokenRow } from './routes/tokens.js';
@@ -66,7 +68,7 @@ const arrayOf = <R extends z.ZodObject>(
   schema: d.response.shape[key] as z.ZodType,
   example: (d.exampleResponse as Record<string, unknown>)[key],
 });
-const inv = (op: Exclude<InventoryOp, 'node.rotate_credential'>) => inventoryOpResponses[op];
+const inv = (op: Exclude<InventoryOp, 'node.rotate_credential'>) => fromRpc(inventoryOpRpcs[op]);
 const idOrName = z.union([z.number().int().positive(), z.string().min(1).max(255)]);
 const q = (schema: z.ZodType, description: string): QueryParam => ({ schema, description });
 const positive = z.string().regex(/^\d{1,9}$/);
@@ -83,10 +85,8 @@ const body = <O extends InventoryOp>(op: O, example: Record<string, unknown>, om
   const mask = Object.fromEntries(omit.map((k) => [k, true])) as Record<string, true>;
   return { schema: omit.length ? s.omit(mask as never) : s, example } satisfies Example;
 };
-const dataBody = ex(z.object({ data: z.record(z.string(), z.unknown()) }), {
-  data: { test: { greeting: 'hi' } },
-});
-const valueBody = ex(z.object({ value: z.unknown() }), { value: 'r1' });
+const dataBody = ex(z.object({ data: jsonObject }), { data: { test: { greeting: 'hi' } } });
+const valueBody = ex(z.object({ value: json }), { value: 'r1' });
 const attribParams = { id: 'id (or name, for nodes)', attrib: 'the attrib name, e.g. test-rack' };
 
 const noderoleQuery = {

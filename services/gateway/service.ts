@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { type ServerType, serve } from '@hono/node-server';
 import { z } from 'zod';
 import { intFromEnv } from '../../shared/config.js';
 import type { ServiceDef } from '../../shared/service/host.js';
@@ -8,10 +7,14 @@ import { TokenCache } from './accounts.js';
 import { createApp } from './app.js';
 import { GatewayStore, tokenHash } from './db/store.js';
 import { EventStreams } from './routes/events.js';
+import { listen, loadTls } from './tls.js';
 
 const gatewayConfig = z.object({
   CROWBAR_HTTP_HOST: z.string().min(1).default('0.0.0.0'),
   CROWBAR_HTTP_PORT: intFromEnv(0, 65535).default(3000),
+  /** PEM files; with both, the port serves HTTPS (and plain HTTP for the node-facing routes only). */
+  CROWBAR_TLS_CERT: z.string().min(1).optional(),
+  CROWBAR_TLS_KEY: z.string().min(1).optional(),
   /** Operator tokens. Without an admin token the gateway makes one up and logs it once. */
   CROWBAR_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   CROWBAR_READONLY_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
@@ -42,6 +45,8 @@ export const gatewayService: ServiceDef<typeof gatewayConfig> = {
   schema: { name: 'gateway', migrationsFolder: fileURLToPath(new URL('./db/migrations', import.meta.url)) },
   async start({ config, bus, log, clock, instance, version, database }) {
     const startedAt = clock.now();
+    // Checked before anything else: a bad certificate or key stops the gateway with one sentence.
+    const tls = loadTls(config.CROWBAR_TLS_CERT, config.CROWBAR_TLS_KEY);
     const adminToken = config.CROWBAR_ADMIN_TOKEN ?? randomBytes(24).toString('base64url');
     if (!config.CROWBAR_ADMIN_TOKEN)
       log.warn('CROWBAR_ADMIN_TOKEN not set; generated a token for this run (see the launcher output)');
@@ -77,27 +82,25 @@ export const gatewayService: ServiceDef<typeof gatewayConfig> = {
         detail: {},
       }),
     });
-    const server: ServerType = await new Promise((resolve, reject) => {
-      const s = serve(
-        { fetch: app.fetch, hostname: config.CROWBAR_HTTP_HOST, port: config.CROWBAR_HTTP_PORT },
-        () => resolve(s),
-      );
-      s.once('error', reject);
-    });
-    // Small HTTP clients (a discovery image's nc, BMC firmware) close their sending side after the
-    // request; Node would then abort the request before it is answered. Keep the socket half open.
-    (server as unknown as { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
-    const addr = server.address();
-    const port = typeof addr === 'object' && addr ? addr.port : config.CROWBAR_HTTP_PORT;
-    log.info({ url: `http://${config.CROWBAR_HTTP_HOST}:${port}` }, 'gateway listening');
+    const server = await listen(app, { host: config.CROWBAR_HTTP_HOST, port: config.CROWBAR_HTTP_PORT, tls });
+    const port = server.port;
+    const scheme = tls ? 'https' : 'http';
+    if (tls && tls.notAfter.getTime() < clock.now().getTime())
+      log.warn({ notAfter: tls.notAfter.toISOString() }, 'the TLS certificate has expired');
+    log.info(
+      {
+        url: `${scheme}://${config.CROWBAR_HTTP_HOST}:${port}`,
+        ...(tls ? { fingerprint: tls.fingerprint } : {}),
+      },
+      'gateway listening',
+    );
     return {
-      detail: () => ({ port, eventStreams: streams.size }),
-      stop: () =>
-        new Promise<void>((resolve) => {
-          // Open event streams would keep the server from closing.
-          streams.closeAll();
-          server.close(() => resolve());
-        }),
+      detail: () => ({ port, scheme, eventStreams: streams.size }),
+      stop: async () => {
+        // Open event streams would keep the server from closing.
+        streams.closeAll();
+        await server.close();
+      },
     };
   },
 };

@@ -1,7 +1,16 @@
 import { sql } from 'drizzle-orm';
-import type { z } from 'zod';
-import { parsePayload } from '../../shared/bus/bus.js';
-import { type InventoryOp, inventoryEvents, inventoryOps } from '../../shared/catalogue/index.js';
+import type { Bus } from '../../shared/bus/bus.js';
+import type { Lineage } from '../../shared/bus/envelope.js';
+import {
+  type InventoryOp,
+  type InventoryOpAnswer,
+  type InventoryOpArgs,
+  inventoryEvents,
+  inventoryOpRpcs,
+  isInventoryOp,
+  type JsonObject,
+  type NoderoleState,
+} from '../../shared/catalogue/index.js';
 import { ConflictError, NotFoundError } from '../../shared/errors.js';
 import { getAttrib, listAttribs, setAttrib } from './engine/attribs.js';
 import { bind } from './engine/binding.js';
@@ -34,13 +43,14 @@ import {
   listNodes,
   listRoles,
   noderoleFor,
+  type RowOf,
 } from './engine/queries.js';
 import { nodeState } from './engine/states.js';
 import { commit, propose, todo } from './engine/transitions.js';
 import type { GraphTx } from './engine/tx.js';
 
-type Args<K extends InventoryOp> = z.infer<(typeof inventoryOps)[K]>;
-type Handler<K extends InventoryOp> = (g: GraphTx, a: Args<K>) => Promise<unknown>;
+/** One operation of the operator API: its checked request in, its answer out (`inventoryOpRpcs`). */
+type Handler<K extends InventoryOp> = (g: GraphTx, a: InventoryOpArgs<K>) => Promise<InventoryOpAnswer<K>>;
 
 async function nr(g: GraphTx, id: number) {
   const row = await g.noderole(id);
@@ -48,7 +58,8 @@ async function nr(g: GraphTx, id: number) {
   return row;
 }
 
-const withState = (n: Record<string, unknown>) => ({ ...n, state: nodeState((n.states as never[]) ?? []) });
+/** A node as the API shows it: the state that wins among its noderoles' (`nodeState`). */
+const withState = <N extends { states: NoderoleState[] }>(n: N) => ({ ...n, state: nodeState(n.states) });
 
 /** Deletion rule of reference §1.11: leaves, or subtrees on one node, or subtrees never run. */
 async function deleteNoderole(g: GraphTx, id: number) {
@@ -136,7 +147,7 @@ const handlers: { [K in InventoryOp]: Handler<K> } = {
       throw new ConflictError(`node ${node} already has role ${a.role} (noderole ${exists.id})`, {
         rule: 'one noderole per role and node',
       });
-    const id = await bind(g, a.role, node, dep as number);
+    const id = await bind(g, a.role, node, dep);
     if (a.data) {
       await g.rows(
         sql`update inventory.noderoles set proposed_data = proposed_data || ${JSON.stringify(a.data)}::jsonb where id = ${id} and state = 'proposed'`,
@@ -181,7 +192,7 @@ const handlers: { [K in InventoryOp]: Handler<K> } = {
   'noderole.delete': async (g, a) => deleteNoderole(g, a.noderole),
   'deployment.create': async (g, a) => createDeployment(g, a),
   'deployment.list': async (g) => ({
-    deployments: await g.rows(
+    deployments: await g.rows<InventoryOpAnswer<'deployment.get'>>(
       sql`select id, name, parent_id as "parentId", state, system, description from inventory.deployments order by id`,
     ),
   }),
@@ -195,7 +206,7 @@ const handlers: { [K in InventoryOp]: Handler<K> } = {
   'deployment.graph': async (g, a) => deploymentGraph(g, await deploymentId(g, a.deployment)),
   'deployment.preview': async (g, a) => previewCommit(g, await deploymentId(g, a.deployment)),
   'deployment_role.list': async (g, a) => ({
-    deployment_roles: await g.rows(sql`
+    deployment_roles: await g.rows<RowOf<'deployment_role.list', 'deployment_roles'>>(sql`
       select dr.id, dr.deployment_id as "deploymentId", d.name as deployment, r.name as role, dr.proposed_data as "proposedData",
              dr.committed_data as "committedData" from inventory.deployment_roles dr join inventory.roles r on r.id = dr.role_id
       join inventory.deployments d on d.id = dr.deployment_id
@@ -212,15 +223,15 @@ const handlers: { [K in InventoryOp]: Handler<K> } = {
     return { id: r!.id, deploymentId: dep, role: a.role };
   },
   'deployment_role.get': async (g, a) => {
-    const r =
-      await g.one(sql`select dr.id, dr.deployment_id as "deploymentId", r.name as role, dr.proposed_data as "proposedData",
+    const r = await g.one<InventoryOpAnswer<'deployment_role.get'>>(sql`
+      select dr.id, dr.deployment_id as "deploymentId", r.name as role, dr.proposed_data as "proposedData",
                                 dr.committed_data as "committedData", dr.wall from inventory.deployment_roles dr
                                 join inventory.roles r on r.id = dr.role_id where dr.id = ${a.id}`);
     if (!r) throw new NotFoundError(`no deployment role ${a.id}`, { field: 'deployment_role' });
     return r;
   },
   'deployment_role.update': async (g, a) => {
-    const r = await g.one<{ p: Record<string, unknown> }>(
+    const r = await g.one<{ p: JsonObject }>(
       sql`select proposed_data as p from inventory.deployment_roles where id = ${a.id}`,
     );
     if (!r) throw new NotFoundError(`no deployment role ${a.id}`, { field: 'deployment_role' });
@@ -250,8 +261,20 @@ const handlers: { [K in InventoryOp]: Handler<K> } = {
     setAttrib(g, a.target, a.target === 'node' ? await nodeId(g, a.id) : Number(a.id), a.attrib, a.value),
 };
 
-/** Validates the op's arguments and runs it. */
-export function runOp(g: GraphTx, op: InventoryOp, args: Record<string, unknown>): Promise<unknown> {
-  const parsed = parsePayload(inventoryOps[op], args, op);
-  return (handlers[op] as Handler<InventoryOp>)(g, parsed as never);
+/** Runs a transaction: its lineage, and whether it only reads. */
+export type TxRunner = <T>(fn: (g: GraphTx) => Promise<T>, lineage: Lineage, readOnly: boolean) => Promise<T>;
+
+/**
+ * Answers every operation of the operator API, each in one transaction: read-only for an operation the
+ * catalogue marks `readOnly`, carrying the request's lineage to the events it causes.
+ */
+export function serveOperations(bus: Bus, tx: TxRunner): void {
+  const serve = <K extends InventoryOp>(op: K) => {
+    const def = inventoryOpRpcs[op];
+    const handler: Handler<K> = handlers[op];
+    bus.serve(def, (req, env) =>
+      tx((g) => handler(g, req), { correlationId: env.correlationId, causationId: env.id }, def.readOnly),
+    );
+  };
+  for (const op of Object.keys(inventoryOpRpcs).filter(isInventoryOp)) serve(op);
 }

@@ -2,19 +2,13 @@ import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { consume } from '../../shared/bus/consume.js';
-import {
-  fqdn,
-  inventoryAnnealRpcs,
-  inventoryApi,
-  inventoryRpcs,
-  ipamMessages,
-  wireType,
-} from '../../shared/catalogue/index.js';
+import { fqdn, inventoryAnnealRpcs, inventoryRpcs, ipamMessages } from '../../shared/catalogue/index.js';
 import { startOutboxRelay } from '../../shared/db/outbox.js';
 import { ConflictError, NotFoundError } from '../../shared/errors.js';
+import { createFaults } from '../../shared/fault.js';
 import type { ServiceDef } from '../../shared/service/host.js';
 import { adminNodeReconciler, hintAdminAddresses, oncePerNetwork, seedAdminNode } from './admin-node.js';
-import { runOp } from './api.js';
+import { serveOperations } from './api.js';
 import { outbox } from './db/schema.js';
 import { readBarclamps } from './domain/barclamp.js';
 import { bind } from './engine/binding.js';
@@ -86,6 +80,7 @@ export const inventoryService: ServiceDef<typeof inventoryConfig> = {
       channel: 'inventory_outbox',
       bus,
       log,
+      faults: createFaults(config, log),
     });
     const tx = <T>(fn: Parameters<typeof inGraphTx<T>>[3], lineage = {}, readOnly = false) =>
       inGraphTx(db, deps, lineage, fn, { readOnly }).finally(() => void relay.flush());
@@ -140,9 +135,7 @@ export const inventoryService: ServiceDef<typeof inventoryConfig> = {
       correlationId: env.correlationId,
       causationId: env.id,
     });
-    bus.serve(inventoryApi, async (req, env) =>
-      tx((g) => runOp(g, req.op, req.args), lineageOf(env), /\.(get|list|graph|preview)$/.test(req.op)),
-    );
+    serveOperations(bus, tx);
     bus.serve(inventoryRpcs.getNode, async (req) =>
       tx(
         async (g) => {
@@ -253,7 +246,7 @@ export const inventoryService: ServiceDef<typeof inventoryConfig> = {
       results: await batch(req.runs, finishRuns, lineageOf(env)),
     }));
     bus.serve(inventoryAnnealRpcs.status, async () => tx((g) => annealStatus(g), {}, true));
-    log.debug({ api: wireType(inventoryApi) }, 'inventory serving');
+    log.debug('inventory serving');
 
     return {
       stop: async () => {

@@ -4,6 +4,7 @@ import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { createBatcher } from '../../shared/batcher.js';
 import type { Bus } from '../../shared/bus/bus.js';
+import { parsePayload } from '../../shared/bus/bus.js';
 import { consume } from '../../shared/bus/consume.js';
 import {
   alivenessMessages,
@@ -11,16 +12,19 @@ import {
   type JigJob,
   roleRun,
   serviceName,
+  wireType,
 } from '../../shared/catalogue/index.js';
 import { intFromEnv } from '../../shared/config.js';
-import { startOutboxRelay } from '../../shared/db/outbox.js';
+import { enqueueOutbox, startOutboxRelay } from '../../shared/db/outbox.js';
 import { queryRows, queryText } from '../../shared/db/prepared.js';
+import { createFaults } from '../../shared/fault.js';
 import type { Logger } from '../../shared/log.js';
 import type { ServiceDef } from '../../shared/service/host.js';
 import { sshTargetOf } from '../../shared/ssh/target.js';
 import { outbox, runlogs } from './db/schema.js';
 import { runScriptJig } from './jigs/script.js';
 import type { JigResult } from './jigs/types.js';
+import { createRunLocks } from './run-lock.js';
 
 const jigRunnerConfig = z.object({
   /** Jobs this process runs at once; the global cap is the annealer's business. */
@@ -31,6 +35,11 @@ const jigRunnerConfig = z.object({
   CROWBAR_PROBE_AFTER_RUN: z.enum(['true', 'false']).default('true'),
   /** How long a job may go without a keep-alive before JetStream hands it to another runner. */
   CROWBAR_JIG_ACK_WAIT_MS: intFromEnv(1000, 600_000).default(30_000),
+  /**
+   * Keep-alives for running jobs (every ack wait / 3). Only a test turns them off, to see a redelivery
+   * of a run in progress fenced.
+   */
+  CROWBAR_JIG_KEEPALIVE: z.enum(['true', 'false']).default('true'),
 });
 
 const MAX_LOG = 256 * 1024;
@@ -73,7 +82,9 @@ export const jigRunnerService: ServiceDef<typeof jigRunnerConfig> = {
       channel: 'jig_runner_outbox',
       bus,
       log,
+      faults: createFaults(config, log),
     });
+    const locks = createRunLocks({ url: config.DATABASE_URL, applicationName: instance, log });
     let cachedKey: string | null = null;
     const key = () => {
       if (!config.CROWBAR_SSH_KEY)
@@ -134,15 +145,85 @@ export const jigRunnerService: ServiceDef<typeof jigRunnerConfig> = {
       );
       await finished(job, result, result.log);
     };
+    /**
+     * Waits until no other runner holds the run (see run-lock.ts), keeping this delivery ours meanwhile
+     * so it does not go on to a third runner. Gives up after the role's own timeout: by then the first
+     * runner is either back and reporting, or the annealer's sweep fails the run at its deadline.
+     */
+    const takeRun = async (job: JigJob, jobLog: Logger, keepAlive: () => void): Promise<boolean> => {
+      const giveUpAt = Date.now() + job.timeoutSeconds * 1000;
+      const every = Math.max(100, Math.min(1000, Math.floor(config.CROWBAR_JIG_ACK_WAIT_MS / 3)));
+      for (let waited = false; ; waited = true) {
+        if (await locks.tryTake(job.runId)) return true;
+        if (!waited) jobLog.info({ run: job.runId }, 'run held by another runner; waiting for it');
+        if (Date.now() > giveUpAt) return false;
+        keepAlive();
+        await new Promise((r) => setTimeout(r, every));
+      }
+    };
+    /** The run log's end and the result in one transaction: a result recorded here is never lost. */
+    const recordFinished = async (
+      job: JigJob,
+      logId: number,
+      attempt: number,
+      result: JigResult,
+      logText: string,
+    ) => {
+      const def = annealerMessages.runFinished;
+      const payload = parsePayload(
+        def.schema,
+        { runId: job.runId, token: job.token, attempt, ok: result.ok, wall: result.wall, runlog: logText },
+        `${def.type} payload`,
+      );
+      await db.transaction(async (tx) => {
+        await queryRows(
+          tx,
+          sql`update jig_runner.runlogs set ok = ${result.ok}, log = ${logText}, finished_at = now() where id = ${logId}`,
+        );
+        const envelope = {
+          ...bus.envelope(wireType(def), payload),
+          id: `finished:${job.runId}:${job.token}`,
+        };
+        await enqueueOutbox(tx, outbox, [{ subject: def.subject, envelope }]);
+      });
+      void relay.flush();
+    };
     const handle = async (job: JigJob, jobLog: Logger, keepAlive: () => void, attempt: number) => {
       if (job.jig === 'noop') return handleNoop(job, jobLog, attempt);
+      const ctx = { run: job.runId, noderole: job.noderoleId, node: job.node.name, role: job.role };
+      if (!(await takeRun(job, jobLog, keepAlive))) {
+        jobLog.warn({ ...ctx, fenced: true }, 'run fenced: another runner still holds it; not run here');
+        return;
+      }
+      try {
+        // A run this service already finished (a redelivery that waited for its first runner) is not run again.
+        const [prior] = await queryRows<{ finished: boolean; runner: string }>(
+          db,
+          sql`select finished_at is not null as finished, runner from jig_runner.runlogs
+              where run_id = ${job.runId} order by id desc limit 1`,
+        );
+        if (prior?.finished) {
+          jobLog.warn({ ...ctx, fenced: true, by: prior.runner }, 'run fenced: already run by a runner');
+          return;
+        }
+        await runHeld(job, jobLog, keepAlive, ctx);
+      } finally {
+        await locks.release(job.runId);
+      }
+    };
+    const runHeld = async (
+      job: JigJob,
+      jobLog: Logger,
+      keepAlive: () => void,
+      ctx: Record<string, unknown>,
+    ) => {
       const begin = await bus.request(annealerMessages.beginRun, {
         runId: job.runId,
         token: job.token,
         runner: instance,
       });
       if (!begin.proceed) {
-        jobLog.warn({ run: job.runId, noderole: job.noderoleId, reason: begin.reason }, 'run not started');
+        jobLog.warn({ ...ctx, fenced: true, reason: begin.reason }, 'run not started');
         return;
       }
       const [row] = await db
@@ -155,20 +236,13 @@ export const jigRunnerService: ServiceDef<typeof jigRunnerConfig> = {
           jig: job.jig,
         })
         .returning({ id: runlogs.id });
-      jobLog.info(
-        {
-          run: job.runId,
-          noderole: job.noderoleId,
-          node: job.node.name,
-          role: job.role,
-          jig: job.jig,
-          attempt: begin.attempt,
-        },
-        'run started',
-      );
+      jobLog.info({ ...ctx, jig: job.jig, attempt: begin.attempt }, 'run started');
       let result: JigResult;
       // Keep the job ours while the jig works, well inside the ack wait.
-      const alive = setInterval(keepAlive, Math.max(300, Math.floor(config.CROWBAR_JIG_ACK_WAIT_MS / 3)));
+      const alive =
+        config.CROWBAR_JIG_KEEPALIVE === 'true'
+          ? setInterval(keepAlive, Math.max(300, Math.floor(config.CROWBAR_JIG_ACK_WAIT_MS / 3)))
+          : undefined;
       try {
         result = await runJig(bus, job, key);
       } catch (err) {
@@ -184,21 +258,14 @@ export const jigRunnerService: ServiceDef<typeof jigRunnerConfig> = {
         result.log.length > MAX_LOG
           ? `[… ${result.log.length - MAX_LOG} bytes cut]\n${result.log.slice(-MAX_LOG)}`
           : result.log;
-      await queryRows(
-        db,
-        sql`update jig_runner.runlogs set ok = ${result.ok}, log = ${logText}, finished_at = now() where id = ${row!.id}`,
-      );
-      jobLog.info(
-        { run: job.runId, noderole: job.noderoleId, node: job.node.name, role: job.role, ok: result.ok },
-        'run ended',
-      );
+      jobLog.info({ ...ctx, ok: result.ok }, 'run ended');
       if (job.jig === 'script' && config.CROWBAR_PROBE_AFTER_RUN === 'true') {
         // The probe service reports a dead node to inventory itself; we only ask it to look now.
         await bus
           .request(alivenessMessages.probe, { nodeId: job.node.id }, { timeoutMs: 20_000 })
           .catch(() => undefined);
       }
-      await finished(job, result, logText);
+      await recordFinished(job, row!.id, begin.attempt, result, logText);
     };
     // JetStream can hand this process the same job twice (a redelivery racing the first pull after a
     // restart); the second delivery waits for the first instead of running the scripts again.
@@ -231,6 +298,7 @@ export const jigRunnerService: ServiceDef<typeof jigRunnerConfig> = {
       async stop() {
         await consumer.stop();
         await relay.stop();
+        await locks.close();
       },
     };
   },

@@ -2,8 +2,11 @@ import type { Bus } from '../../shared/bus/bus.js';
 import {
   dhcpMessages,
   type InventoryOp,
-  inventoryApi,
+  type InventoryOpRequest,
+  type InventoryOpResult,
+  inventoryOpRpcs,
   inventoryRpcs,
+  type JsonObject,
   type NoderoleSummary,
   type NodeSummary,
 } from '../../shared/catalogue/index.js';
@@ -27,9 +30,17 @@ export interface InstallRequest {
   rebootedAt: string | null;
 }
 
-interface NodeDetail extends NodeSummary {
-  hint: Record<string, unknown>;
-  discovery: { facts?: { disks?: { name?: unknown; removable?: unknown }[] } };
+type NodeDetail = InventoryOpResult<'node.get'>;
+
+/** The first disk in a node's discovery facts (`facts.disks[]`) that is not removable, if it named one. */
+function firstFixedDisk(discovery: JsonObject): string | undefined {
+  const facts = discovery.facts;
+  const disks = facts && typeof facts === 'object' && !Array.isArray(facts) ? facts.disks : undefined;
+  if (!Array.isArray(disks)) return undefined;
+  for (const d of disks)
+    if (d && typeof d === 'object' && !Array.isArray(d) && typeof d.name === 'string' && d.removable !== true)
+      return d.name;
+  return undefined;
 }
 
 /**
@@ -61,15 +72,14 @@ export function createInstaller(deps: {
   const waiting = new Map<number, { bootenv: string; missing: string[]; since: string }>();
   let waiters: (() => void)[] = [];
 
-  const api = async <T>(op: InventoryOp, args: Record<string, unknown>, correlationId?: string) =>
-    (await bus.request(
-      inventoryApi,
-      { op, args },
-      { timeoutMs: 30_000, ...(correlationId ? { correlationId } : {}) },
-    )) as T;
+  const api = <K extends InventoryOp>(op: K, args: InventoryOpRequest<K>, correlationId?: string) =>
+    bus.request(inventoryOpRpcs[op], args, {
+      timeoutMs: 30_000,
+      ...(correlationId ? { correlationId } : {}),
+    });
   /** The install noderole's attrib (its data, else the role's default). */
   const attrib = async (noderoleId: number, name: string) =>
-    (await api<{ value: unknown }>('attrib.get', { target: 'noderole', id: noderoleId, attrib: name })).value;
+    (await api('attrib.get', { target: 'noderole', id: noderoleId, attrib: name })).value;
 
   /** The disk an install writes: the operator's choice, else the first fixed disk the node reported. */
   const chooseDisk = async (node: NodeDetail, noderoleId: number): Promise<string> => {
@@ -85,14 +95,13 @@ export function createInstaller(deps: {
         );
       return d;
     }
-    const disks = node.discovery.facts?.disks ?? [];
-    const first = disks.find((d) => typeof d.name === 'string' && d.removable !== true);
+    const first = firstFixedDisk(node.discovery);
     if (!first)
       throw new ValidationError(
         `node ${node.name} reported no fixed disk in its facts: set its operating-system-disk attrib`,
         { field: 'operating-system-disk' },
       );
-    return String(first.name);
+    return first;
   };
 
   const remember = async (r: InstallRequest) => {
@@ -123,7 +132,7 @@ export function createInstaller(deps: {
   ): Promise<InstallRequest | { skip: string }> {
     if (noderole.runCount !== undefined && noderole.runCount > 0)
       return { skip: `the install already ran on this node (run count ${noderole.runCount})` };
-    const node = await api<NodeDetail>('node.get', { node: nodeId }, correlationId);
+    const node = await api('node.get', { node: nodeId }, correlationId);
     const known = installs.get(nodeId);
     if (known?.rebootedAt && node.bootenv === 'local')
       return {
@@ -285,7 +294,7 @@ export function createInstaller(deps: {
       say(`bootenv ${r.bootenv}, disk ${r.disk}; waiting for dhcp-db and the provisioner to serve it`);
       const waited = await converged(req.nodeId, r.bootenv);
       say(`both boot databases serve ${r.bootenv} (after ${waited} ms); rebooting the node`);
-      const node = await api<NodeDetail>('node.get', { node: req.nodeId }, correlationId);
+      const node = await api('node.get', { node: req.nodeId }, correlationId);
       const via = await reboot(node);
       r.rebootedAt = new Date().toISOString();
       await queryText(

@@ -10,7 +10,14 @@ import {
   type StreamDecl,
   wireType,
 } from '../catalogue/index.js';
-import { CrowbarError, errorFromBody, toErrorBody, UnavailableError, ValidationError } from '../errors.js';
+import {
+  CrowbarError,
+  errorFromBody,
+  isDatabaseUnavailable,
+  toErrorBody,
+  UnavailableError,
+  ValidationError,
+} from '../errors.js';
 import type { Logger } from '../log.js';
 import { AccessGuard, inboxPrefixFor } from './access.js';
 import { type Envelope, envelopeSchema, type Lineage } from './envelope.js';
@@ -31,6 +38,8 @@ export interface BusOptions {
    * tools), nothing is checked.
    */
   service?: ServiceName;
+  /** PEM file of the CA that signed the NATS servers' certificates (NATS_TLS_CA), for TLS. */
+  tlsCa?: string | undefined;
 }
 
 export interface PublishOptions extends Lineage {
@@ -165,6 +174,7 @@ export class Bus {
         ...auth,
         name: opts.source,
         ...(opts.service ? { inboxPrefix: inboxPrefixFor(opts.service) } : {}),
+        ...(opts.tlsCa ? { tls: { caFile: opts.tlsCa } } : {}),
         maxReconnectAttempts: -1,
         reconnectTimeWait: 500,
         waitOnFirstConnect: false,
@@ -276,9 +286,14 @@ export class Bus {
             const res = await handler(req, { ...env, data: req });
             out = { ok: true, data: parsePayload(def.response, res, `${def.type} response`) };
           } catch (e) {
-            if (!(e instanceof CrowbarError) || !e.permanent)
-              this.log.error({ err: e, rpc: def.type }, 'rpc handler failed');
-            out = { ok: false, error: toErrorBody(e) };
+            // A database that is away is the caller's 503 (try again), not an internal error.
+            const err =
+              !(e instanceof CrowbarError) && isDatabaseUnavailable(e)
+                ? new UnavailableError(`${def.service} cannot reach its database; try again`, { cause: e })
+                : e;
+            if (!(err instanceof CrowbarError) || !err.permanent)
+              this.log.error({ err, rpc: def.type }, 'rpc handler failed');
+            out = { ok: false, error: toErrorBody(err) };
           }
           if (msg.reply) msg.respond(enc.encode(JSON.stringify(out)));
         })();

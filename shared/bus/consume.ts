@@ -58,8 +58,12 @@ export interface ConsumerHandle {
   stats: { handled: number; retried: number; deadLettered: number };
 }
 
+/**
+ * Whole milliseconds: nats-server reads a NAK's delay as integer nanoseconds and redelivers at once when
+ * it is not one, which turned every backoff into ten retries in a few milliseconds.
+ */
 const backoffMs = (attempt: number) =>
-  Math.min(30_000, 250 * 2 ** Math.max(0, attempt - 1)) * (0.8 + Math.random() * 0.4);
+  Math.round(Math.min(30_000, 250 * 2 ** Math.max(0, attempt - 1)) * (0.8 + Math.random() * 0.4));
 
 /**
  * Runs a durable consumer. Each message is decoded, validated against the catalogue and handed to its
@@ -138,7 +142,7 @@ export async function consume<const Ds extends readonly Def[]>(
         await deadLetter(m, `gave up after ${attempt} attempts: ${out.reason}`, env);
       } else {
         stats.retried++;
-        m.nak(out.delayMs);
+        m.nak(Math.round(out.delayMs));
       }
     } catch (err) {
       const permanent = err instanceof CrowbarError && err.permanent;

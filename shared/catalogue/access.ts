@@ -4,6 +4,7 @@ import type { MessageDef } from './define.js';
 import { dhcpMessages } from './dhcp.js';
 import { dnsMessages } from './dns.js';
 import { inventoryAnnealRpcs, inventoryEvents, inventoryRpcs } from './inventory.js';
+import { inventoryOpRpcs } from './inventory-ops.js';
 import { ipamMessages, ipamRpcs } from './ipam.js';
 import { provisionerMessages } from './provisioner.js';
 import type { ServiceName } from './system.js';
@@ -33,11 +34,6 @@ const published = (group: Record<string, MessageDef>) => Object.values(group).fi
 
 /** Any service's health question (the gateway and inventory ask them). */
 const anyHealth = 'rpc.*.health.v1';
-/**
- * The operator API's operations on inventory (one subject per operation family; the provisioner and the
- * annealer use a few of them).
- */
-const inventoryApi = 'rpc.inventory.api.v1';
 
 export const serviceAccess: Record<ServiceName, ServiceAccess> = {
   inventory: {
@@ -58,7 +54,7 @@ export const serviceAccess: Record<ServiceName, ServiceAccess> = {
   },
   annealer: {
     sends: [annealerMessages.jigRun, annealerMessages.runFinishedEvent],
-    asks: [...Object.values(inventoryAnnealRpcs), inventoryApi],
+    asks: [...Object.values(inventoryAnnealRpcs), inventoryOpRpcs['noderole.get']],
     reads: ['ANNEALER', 'EVENTS'],
   },
   'jig-runner': {
@@ -100,7 +96,9 @@ export const serviceAccess: Record<ServiceName, ServiceAccess> = {
       inventoryRpcs.setAlive,
       inventoryRpcs.getNode,
       inventoryRpcs.listNodes,
-      inventoryApi,
+      inventoryOpRpcs['node.get'],
+      inventoryOpRpcs['node.update'],
+      inventoryOpRpcs['attrib.get'],
       dhcpMessages.reservationList,
       ipamMessages.nodeAddresses,
     ],

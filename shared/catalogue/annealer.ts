@@ -52,6 +52,8 @@ export const annealerMessages = {
     z.object({
       runId: id,
       token: z.string().min(1).max(200),
+      /** The `run.begin` attempt this result is from; a result of an attempt superseded by a later one does not count. Left out by jigs that have no begin (noop). */
+      attempt: z.number().int().positive().optional(),
       ok: z.boolean(),
       wall: blob.nullable(),
       runlog: z.string().max(1_000_000),

@@ -38,6 +38,8 @@ export interface RpcDef<Q extends z.ZodType = z.ZodType, R extends z.ZodType = z
   response: R;
   example: z.input<Q>;
   exampleResponse: z.input<R>;
+  /** Answering it changes nothing, so its owner may answer in a read-only transaction. */
+  readOnly: boolean;
 }
 
 export type MessageDef = EventDef | CommandDef | RpcDef;
@@ -84,6 +86,7 @@ export function rpc<Q extends z.ZodType, R extends z.ZodType>(
   request: Q,
   response: R,
   examples: { request: z.input<Q>; response: z.input<R> },
+  opts: { readOnly?: boolean } = {},
 ): RpcDef<Q, R> {
   return {
     kind: 'rpc',
@@ -95,6 +98,7 @@ export function rpc<Q extends z.ZodType, R extends z.ZodType>(
     response,
     example: examples.request,
     exampleResponse: examples.response,
+    readOnly: opts.readOnly ?? false,
   };
 }
 

@@ -16,13 +16,8 @@ import {
 } from './define.js';
 import { dhcpMessages, dhcpStreams } from './dhcp.js';
 import { dnsMessages, dnsStreams } from './dns.js';
-import {
-  inventoryAnnealRpcs,
-  inventoryApi,
-  inventoryEvents,
-  inventoryRpcs,
-  inventoryStreams,
-} from './inventory.js';
+import { inventoryAnnealRpcs, inventoryEvents, inventoryRpcs, inventoryStreams } from './inventory.js';
+import { inventoryOpRpcs } from './inventory-ops.js';
 import { ipamMessages, ipamRpcs, ipamStreams } from './ipam.js';
 import { provisionerMessages, provisionerStreams } from './provisioner.js';
 import { diag, health, roleRun, system } from './system.js';
@@ -33,7 +28,9 @@ export * from './define.js';
 export * from './dhcp.js';
 export * from './dns.js';
 export * from './inventory.js';
+export * from './inventory-ops.js';
 export * from './ipam.js';
+export * from './json.js';
 export * from './provisioner.js';
 export * from './system.js';
 
@@ -82,7 +79,7 @@ const all: MessageDef[] = [
   ...Object.values(inventoryEvents),
   ...Object.values(inventoryRpcs),
   ...Object.values(inventoryAnnealRpcs),
-  inventoryApi,
+  ...Object.values(inventoryOpRpcs),
   ...Object.values(annealerMessages),
   ...(Object.values(ipamMessages) as MessageDef[]),
   ...(Object.values(ipamRpcs) as MessageDef[]),

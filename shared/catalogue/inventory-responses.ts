@@ -1,13 +1,15 @@
 import { z } from 'zod';
-import { type InventoryOp, noderoleState } from './inventory.js';
+import { noderoleState } from './inventory.js';
+import type { InventoryOp } from './inventory-ops.js';
+import { json, jsonObject } from './json.js';
 
 /**
- * What each operator-API op of inventory (`inventory.api`, `inventoryOps`) answers: the gateway's
- * OpenAPI document describes its routes with these, and test/openapi-live.test.ts checks real answers
- * against them. Objects are open (`looseObject`): inventory may add a field without breaking a client.
+ * What each operation of inventory's operator API answers (the response of its RPC in
+ * `inventoryOpRpcs`): the gateway's OpenAPI document describes its routes with these, and
+ * test/openapi-live.test.ts checks real answers against them. Objects are open (`looseObject`):
+ * inventory may add a field without breaking a client.
  */
 const id = z.number().int().positive();
-const json = z.record(z.string(), z.unknown());
 /** PostgreSQL's text form of a timestamptz, e.g. `2026-12-02 00:14:57.879122+00`. */
 const timestamp = z.string();
 
@@ -32,8 +34,8 @@ export const nodeDetail = nodeListItem.extend({
   quirks: z.array(z.string()),
   /** Optimistic concurrency: pass it back as `version` in `PUT nodes/:id`. */
   version: z.number().int().positive(),
-  hint: json,
-  discovery: json,
+  hint: jsonObject,
+  discovery: jsonObject,
   createdAt: timestamp,
   updatedAt: timestamp,
 });
@@ -79,10 +81,10 @@ export const noderoleRow = z.looseObject({
   updatedAt: timestamp,
 });
 export const noderoleDetail = noderoleRow.extend({
-  proposedData: json,
-  committedData: json,
-  sysdata: json,
-  wall: json,
+  proposedData: jsonObject,
+  committedData: jsonObject,
+  sysdata: jsonObject,
+  wall: jsonObject,
 });
 const noderoleExample: z.input<typeof noderoleDetail> = {
   id: 7,
@@ -153,16 +155,16 @@ export const deploymentRoleRow = z.looseObject({
   deploymentId: id,
   deployment: z.string(),
   role: z.string(),
-  proposedData: json,
-  committedData: json,
+  proposedData: jsonObject,
+  committedData: jsonObject,
 });
 export const deploymentRoleDetail = z.looseObject({
   id,
   deploymentId: id,
   role: z.string(),
-  proposedData: json,
-  committedData: json,
-  wall: json,
+  proposedData: jsonObject,
+  committedData: jsonObject,
+  wall: jsonObject,
 });
 
 export const role = z.looseObject({
@@ -197,68 +199,104 @@ export const attrib = z.looseObject({
   map: z.string(),
   description: z.string(),
   /** The JSON Schema values are checked against. */
-  schema: json,
-  default: z.unknown(),
+  schema: jsonObject,
+  default: json,
   writable: z.boolean(),
   /** The role that owns it; null for a node-level attrib. */
   role: z.string().nullable(),
 });
 export const attribValue = z.looseObject({
   name: z.string(),
-  value: z.unknown(),
+  value: json,
   /** The proposed value, when it differs from the effective one. */
-  proposed: z.unknown().optional(),
+  proposed: json.optional(),
 });
 export const attribWritten = z.looseObject({
   name: z.string(),
-  value: z.unknown(),
+  value: json,
   /** True while the write waits in proposed data (a committed noderole or deployment role). */
   pending: z.boolean(),
 });
 const deleted = z.looseObject({ deleted: z.boolean() });
 
-interface Answer {
-  schema: z.ZodType;
-  example: unknown;
-}
-const a = <S extends z.ZodType>(schema: S, example: z.input<S>): Answer => ({ schema, example });
+/** What each operation answers; `inventoryOpRpcs` pairs these with the requests of `inventoryOps`. */
+export const inventoryOpResponses = {
+  'node.create': nodeDetail.extend({ credential: z.string() }),
+  'node.update': nodeDetail,
+  /** Registration's (never a REST route): the node's new credential. */
+  'node.rotate_credential': z.looseObject({ node: id, credential: z.string() }),
+  'node.get': nodeDetail,
+  'node.list': z.looseObject({ nodes: z.array(nodeListItem) }),
+  'node.delete': deleted,
+  'node.propose': nodeDetail,
+  'node.commit': nodeDetail,
+  'noderole.list': z.looseObject({ noderoles: z.array(noderoleRow) }),
+  'noderole.get': noderoleDetail,
+  'noderole.create': noderoleDetail,
+  'noderole.update': noderoleDetail,
+  'noderole.retry': noderoleDetail,
+  'noderole.propose': noderoleDetail,
+  'noderole.commit': noderoleDetail,
+  'noderole.delete': z.looseObject({ deleted: z.number().int().positive() }),
+  'deployment.create': deployment,
+  'deployment.list': z.looseObject({ deployments: z.array(deployment) }),
+  'deployment.get': deployment,
+  'deployment.propose': deployment,
+  'deployment.commit': deployment,
+  'deployment.delete': deleted,
+  'deployment.graph': deploymentGraph,
+  'deployment.preview': deploymentPreview,
+  'deployment_role.list': z.looseObject({ deployment_roles: z.array(deploymentRoleRow) }),
+  'deployment_role.create': z.looseObject({ id, deploymentId: id, role: z.string() }),
+  'deployment_role.get': deploymentRoleDetail,
+  'deployment_role.update': deploymentRoleDetail,
+  'deployment_role.commit': deploymentRoleDetail,
+  'deployment_role.propose': deploymentRoleDetail,
+  'role.list': z.looseObject({ roles: z.array(role) }),
+  'role.get': role,
+  'attrib.list': z.looseObject({ attribs: z.array(attrib) }),
+  'attrib.get': attribValue,
+  'attrib.set': attribWritten,
+} satisfies Record<InventoryOp, z.ZodType>;
 
-/** The answer of every op the REST API calls (`node.rotate_credential` is registration's, never REST). */
-export const inventoryOpResponses: Record<Exclude<InventoryOp, 'node.rotate_credential'>, Answer> = {
-  'node.create': a(nodeDetail.extend({ credential: z.string() }), {
+type Examples = { [K in InventoryOp]: z.input<(typeof inventoryOpResponses)[K]> };
+/** One answer of each operation: its RPC's example response, and the OpenAPI document's. */
+export const inventoryOpResponseExamples: Examples = {
+  'node.create': {
     ...nodeExample,
     credential: 'z__t2r7mIsi_bM_CMZv7e1mvDOgfvocU',
-  }),
-  'node.update': a(nodeDetail, nodeExample),
-  'node.get': a(nodeDetail, nodeExample),
-  'node.list': a(z.looseObject({ nodes: z.array(nodeListItem) }), { nodes: [nodeExample] }),
-  'node.delete': a(deleted, { deleted: true }),
-  'node.propose': a(nodeDetail, { ...nodeExample, states: ['proposed'], state: 'proposed' }),
-  'node.commit': a(nodeDetail, nodeExample),
-  'noderole.list': a(z.looseObject({ noderoles: z.array(noderoleRow) }), { noderoles: [noderoleExample] }),
-  'noderole.get': a(noderoleDetail, noderoleExample),
-  'noderole.create': a(noderoleDetail, noderoleExample),
-  'noderole.update': a(noderoleDetail, { ...noderoleExample, proposedData: { test: { greeting: 'hi' } } }),
-  'noderole.retry': a(noderoleDetail, { ...noderoleExample, state: 'todo' }),
-  'noderole.propose': a(noderoleDetail, noderoleExample),
-  'noderole.commit': a(noderoleDetail, { ...noderoleExample, state: 'todo' }),
-  'noderole.delete': a(z.looseObject({ deleted: z.number().int().positive() }), { deleted: 1 }),
-  'deployment.create': a(deployment, deploymentExample),
-  'deployment.list': a(z.looseObject({ deployments: z.array(deployment) }), {
+  },
+  'node.update': nodeExample,
+  'node.rotate_credential': { node: 3, credential: 'z__t2r7mIsi_bM_CMZv7e1mvDOgfvocU' },
+  'node.get': nodeExample,
+  'node.list': { nodes: [nodeExample] },
+  'node.delete': { deleted: true },
+  'node.propose': { ...nodeExample, states: ['proposed'], state: 'proposed' },
+  'node.commit': nodeExample,
+  'noderole.list': { noderoles: [noderoleExample] },
+  'noderole.get': noderoleExample,
+  'noderole.create': noderoleExample,
+  'noderole.update': { ...noderoleExample, proposedData: { test: { greeting: 'hi' } } },
+  'noderole.retry': { ...noderoleExample, state: 'todo' },
+  'noderole.propose': noderoleExample,
+  'noderole.commit': { ...noderoleExample, state: 'todo' },
+  'noderole.delete': { deleted: 1 },
+  'deployment.create': deploymentExample,
+  'deployment.list': {
     deployments: [deploymentExample],
-  }),
-  'deployment.get': a(deployment, deploymentExample),
-  'deployment.propose': a(deployment, deploymentExample),
-  'deployment.commit': a(deployment, { ...deploymentExample, state: 'committed' }),
-  'deployment.delete': a(deleted, { deleted: true }),
-  'deployment.graph': a(deploymentGraph, {
+  },
+  'deployment.get': deploymentExample,
+  'deployment.propose': deploymentExample,
+  'deployment.commit': { ...deploymentExample, state: 'committed' },
+  'deployment.delete': { deleted: true },
+  'deployment.graph': {
     vertices: [
       { id: 6, node: 'web1.lab.crowbar.test', role: 'test-middle', state: 'active', cohort: 1 },
       { id: 7, node: 'web1.lab.crowbar.test', role: 'test-top', state: 'todo', cohort: 2 },
     ],
     edges: [{ parent: 6, child: 7 }],
-  }),
-  'deployment.preview': a(deploymentPreview, {
+  },
+  'deployment.preview': {
     deployment: { id: 2, name: 'web', state: 'proposed' },
     noderoles: [
       {
@@ -275,52 +313,52 @@ export const inventoryOpResponses: Record<Exclude<InventoryOp, 'node.rotate_cred
     ],
     nodes: [{ id: 3, name: 'web1.lab.crowbar.test' }],
     bootenvChanges: [],
-  }),
-  'deployment_role.list': a(z.looseObject({ deployment_roles: z.array(deploymentRoleRow) }), {
+  },
+  'deployment_role.list': {
     deployment_roles: [
       { id: 3, deploymentId: 2, deployment: 'web', role: 'test-top', proposedData: {}, committedData: {} },
     ],
-  }),
-  'deployment_role.create': a(z.looseObject({ id, deploymentId: id, role: z.string() }), {
+  },
+  'deployment_role.create': {
     id: 3,
     deploymentId: 2,
     role: 'test-top',
-  }),
-  'deployment_role.get': a(deploymentRoleDetail, {
+  },
+  'deployment_role.get': {
     id: 3,
     deploymentId: 2,
     role: 'test-top',
     proposedData: {},
     committedData: {},
     wall: {},
-  }),
-  'deployment_role.update': a(deploymentRoleDetail, {
+  },
+  'deployment_role.update': {
     id: 3,
     deploymentId: 2,
     role: 'test-writer',
     proposedData: { test: { greeting: 'hi' } },
     committedData: {},
     wall: {},
-  }),
-  'deployment_role.commit': a(deploymentRoleDetail, {
+  },
+  'deployment_role.commit': {
     id: 3,
     deploymentId: 2,
     role: 'test-writer',
     proposedData: { test: { greeting: 'hi' } },
     committedData: { test: { greeting: 'hi' } },
     wall: {},
-  }),
-  'deployment_role.propose': a(deploymentRoleDetail, {
+  },
+  'deployment_role.propose': {
     id: 3,
     deploymentId: 2,
     role: 'test-writer',
     proposedData: {},
     committedData: {},
     wall: {},
-  }),
-  'role.list': a(z.looseObject({ roles: z.array(role) }), { roles: [roleExample] }),
-  'role.get': a(role, roleExample),
-  'attrib.list': a(z.looseObject({ attribs: z.array(attrib) }), {
+  },
+  'role.list': { roles: [roleExample] },
+  'role.get': roleExample,
+  'attrib.list': {
     attribs: [
       {
         name: 'dns-domain',
@@ -332,7 +370,7 @@ export const inventoryOpResponses: Record<Exclude<InventoryOp, 'node.rotate_cred
         role: 'dns-service',
       },
     ],
-  }),
-  'attrib.get': a(attribValue, { name: 'test-rack', value: 'r1' }),
-  'attrib.set': a(attribWritten, { name: 'test-rack', value: 'r1', pending: false }),
+  },
+  'attrib.get': { name: 'test-rack', value: 'r1' },
+  'attrib.set': { name: 'test-rack', value: 'r1', pending: false },
 };

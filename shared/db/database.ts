@@ -24,6 +24,9 @@ export function openDatabase(url: string, opts: { max?: number; applicationName?
   });
   // An idle client that loses its server must not take the process down.
   pool.on('error', () => undefined);
+  // Nor one checked out but between queries (a transaction PostgreSQL ended for idling, a restart):
+  // the next query on it fails instead, and the pool drops it when it is released.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return {
     pool,
     db: drizzle(pool),

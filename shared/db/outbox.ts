@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import { bigserial, getTableConfig, jsonb, type PgSchema, text, timestamp } from 'drizzle-orm/pg-core';
 import type { Bus } from '../bus/bus.js';
 import type { Envelope } from '../bus/envelope.js';
+import { type Faults, noFaults } from '../fault.js';
 import type { Logger } from '../log.js';
 import type { Database, Db } from './database.js';
 import { queryText } from './prepared.js';
@@ -68,8 +69,11 @@ export function startOutboxRelay(deps: {
   bus: Bus;
   log: Logger;
   pollMs?: number;
+  /** Test-only stops (`outbox-before-publish`, `outbox-after-publish`); none by default. */
+  faults?: Faults;
 }): OutboxRelay {
   const { database, table, bus, log } = deps;
+  const faults = deps.faults ?? noFaults;
   const name = qualified(table);
   let stopped = false;
   let running: Promise<number> | null = null;
@@ -85,7 +89,10 @@ export function startOutboxRelay(deps: {
           [],
         );
         if (rows.length === 0) return 0;
+        const at = { table: name, rows: rows.length, subjects: rows.map((r) => r.subject) };
+        await faults.at('outbox-before-publish', at);
         await Promise.all(rows.map((r) => bus.publishEnvelope(r.subject, r.envelope, r.envelope.id)));
+        await faults.at('outbox-after-publish', at);
         await queryText(tx, `delete from ${name} where id = any($1::bigint[])`, [rows.map((r) => r.id)]);
         return rows.length;
       });
@@ -117,18 +124,33 @@ export function startOutboxRelay(deps: {
     return running;
   };
 
+  // LISTEN on a connection of its own; one that breaks (a database restart) is dropped and made again,
+  // and meanwhile the poll below keeps the relay going.
   let listener: import('pg').PoolClient | null = null;
-  void (async () => {
+  let relisten: NodeJS.Timeout | undefined;
+  const listen = async () => {
+    let client: import('pg').PoolClient | null = null;
     try {
-      listener = await database.pool.connect();
-      listener.on('notification', () => void flush());
-      listener.on('error', () => undefined);
-      await listener.query(`listen "${deps.channel}"`);
+      client = await database.pool.connect();
+      const c = client;
+      c.on('notification', () => void flush());
+      c.on('error', () => {
+        if (listener !== c) return;
+        listener = null;
+        c.release(true);
+        if (!stopped) relisten = setTimeout(() => void listen(), 1000);
+      });
+      await c.query(`listen "${deps.channel}"`);
+      if (stopped) return c.release(true);
+      listener = c;
       void flush();
     } catch (err) {
-      log.warn({ err }, 'outbox relay cannot LISTEN; polling only');
+      client?.release(true);
+      log.warn({ err }, 'outbox relay cannot LISTEN; polling until it can');
+      if (!stopped) relisten = setTimeout(() => void listen(), 5000);
     }
-  })();
+  };
+  void listen();
   const timer = setInterval(() => void flush(), deps.pollMs ?? 1000);
 
   return {
@@ -136,11 +158,12 @@ export function startOutboxRelay(deps: {
     async stop() {
       stopped = true;
       clearInterval(timer);
+      clearTimeout(relisten);
       await running?.catch(() => undefined);
-      if (listener) {
-        await listener.query(`unlisten "${deps.channel}"`).catch(() => undefined);
-        listener.release();
-      }
+      // Closing the connection ends the LISTEN; a query on a broken one could wait forever.
+      const l = listener;
+      listener = null;
+      l?.release(true);
     },
   };
 }

@@ -84,6 +84,7 @@ export async function hostService<S extends z.ZodObject>(
     // Only the streams it sends to or reads: the ones its NATS user may create and update.
     streams: streams.filter((s) => streamsOf(def.name).includes(s.name)),
     service: def.name,
+    tlsCa: config.NATS_TLS_CA,
   });
   let database: Database | null = null;
   let running: RunningService | null = null;

@@ -1,9 +1,9 @@
 import type { Bus } from '../../shared/bus/bus.js';
-import { type InventoryOp, inventoryApi } from '../../shared/catalogue/index.js';
+import { type InventoryOp, type InventoryOpRequest, inventoryOpRpcs } from '../../shared/catalogue/index.js';
 
-/** Calls an inventory API operation over the bus, as the gateway does. */
-export const op = <T = any>(bus: Bus, name: InventoryOp, args: Record<string, unknown> = {}): Promise<T> =>
-  bus.request(inventoryApi, { op: name, args }, { timeoutMs: 20_000 }) as Promise<T>;
+/** Calls an operation of inventory's operator API over the bus, as the gateway does; typed by the catalogue. */
+export const op = <K extends InventoryOp>(bus: Bus, name: K, args: InventoryOpRequest<K>) =>
+  bus.request(inventoryOpRpcs[name], args, { timeoutMs: 20_000 });
 
 export async function until<T>(what: string, f: () => T | Promise<T>, ms = 20_000, everyMs = 50): Promise<T> {
   const end = Date.now() + ms;

@@ -1,6 +1,6 @@
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
-import { alivenessMessages, inventoryApi, inventoryRpcs } from '../../../shared/catalogue/index.js';
+import { alivenessMessages, inventoryOpRpcs, inventoryRpcs } from '../../../shared/catalogue/index.js';
 import { ConflictError, NotFoundError, UnauthorizedError, ValidationError } from '../../../shared/errors.js';
 import type { GatewayDeps } from '../app.js';
 import { parseBody } from '../body.js';
@@ -76,8 +76,8 @@ export function alivenessRoutes(deps: GatewayDeps): Hono {
         { field: 'bootenv', rule: 'a node sets bootenv local only at the end of an install' },
       );
     await deps.bus.request(
-      inventoryApi,
-      { op: 'node.update', args: { node: nodeId, bootenv } },
+      inventoryOpRpcs['node.update'],
+      { node: nodeId, bootenv },
       { correlationId: c.req.header('x-correlation-id') ?? crypto.randomUUID() },
     );
     deps.log.info({ node: nodeId, from: node.bootenv, bootenv }, 'install finished: node set bootenv local');

@@ -1,14 +1,19 @@
 import { type Context, Hono } from 'hono';
+import type { z } from 'zod';
 import { parsePayload } from '../../../shared/bus/bus.js';
 import {
   annealerMessages,
   type InventoryOp,
   inventoryAnnealRpcs,
-  inventoryApi,
-  inventoryOps,
+  inventoryOpRpcs,
 } from '../../../shared/catalogue/index.js';
 import type { GatewayDeps } from '../app.js';
 import { jsonObject as body } from '../body.js';
+
+/** Checked here so bad input never leaves the gateway (a 422 naming the field); inventory checks again. */
+function checkRequest<S extends z.ZodType>(schema: S, args: unknown): asserts args is z.input<S> {
+  parsePayload(schema, args, 'request');
+}
 
 /** Path ids may be numbers or names (reference §1.1). */
 const ref = (v: string): number | string => (/^\d+$/.test(v) ? Number(v) : v);
@@ -16,20 +21,19 @@ const ref = (v: string): number | string => (/^\d+$/.test(v) ? Number(v) : v);
 /** REST resources of inventory (nodes, roles, node_roles, deployments, deployment_roles, attribs, anneal). */
 export function inventoryRoutes(deps: GatewayDeps): Hono {
   const app = new Hono();
-  const call = async (
+  const call = async <K extends InventoryOp>(
     c: Context,
-    op: InventoryOp,
+    op: K,
     args: Record<string, unknown>,
     status: 200 | 201 = 200,
   ) => {
-    // Checked here so bad input never leaves the gateway; inventory checks again on arrival.
-    parsePayload(inventoryOps[op], args, 'request');
-    const res = await deps.bus.request(
-      inventoryApi,
-      { op, args },
-      { timeoutMs: 30_000, correlationId: c.req.header('x-correlation-id') ?? crypto.randomUUID() },
-    );
-    return c.json(res as object, status);
+    const def = inventoryOpRpcs[op];
+    checkRequest(def.request, args);
+    const res = await deps.bus.request(def, args, {
+      timeoutMs: 30_000,
+      correlationId: c.req.header('x-correlation-id') ?? crypto.randomUUID(),
+    });
+    return c.json(res, status);
   };
   const id = (c: Context) => ref(c.req.param('id') ?? '');
   const num = (c: Context) => Number(c.req.param('id'));

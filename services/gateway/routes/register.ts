@@ -4,9 +4,11 @@ import { parsePayload } from '../../../shared/bus/bus.js';
 import {
   fqdn,
   type InventoryOp,
-  inventoryApi,
+  type InventoryOpRequest,
+  inventoryOpRpcs,
   inventoryRpcs,
   ipamMessages,
+  jsonObject,
   type NodeSummary,
 } from '../../../shared/catalogue/index.js';
 import { checkDiscoveryToken, isMachineToken, mintDiscoveryToken } from '../../../shared/discovery-token.js';
@@ -59,7 +61,7 @@ export const registration = z
     hostKey,
     /** Its DHCP address with prefix, e.g. 198.18.0.23/24. */
     address: z.string().max(64).optional(),
-    facts: z.record(z.string(), z.unknown()).default({}),
+    facts: jsonObject.default({}),
     /** A node re-registering with its own credential names itself. */
     node: z.number().int().positive().optional(),
     /** The name a known node re-entering discovery was booted with (crowbar.node); informational. */
@@ -82,12 +84,11 @@ export function registerRoutes(
   deps: GatewayDeps & { discoverySecret: string | undefined; domain: string },
 ): Hono {
   const app = new Hono();
-  const op = (c: Context, name: InventoryOp, args: Record<string, unknown>) =>
-    deps.bus.request(
-      inventoryApi,
-      { op: name, args },
-      { timeoutMs: 30_000, correlationId: c.req.header('x-correlation-id') ?? crypto.randomUUID() },
-    ) as Promise<Record<string, unknown>>;
+  const op = <K extends InventoryOp>(c: Context, name: K, args: InventoryOpRequest<K>) =>
+    deps.bus.request(inventoryOpRpcs[name], args, {
+      timeoutMs: 30_000,
+      correlationId: c.req.header('x-correlation-id') ?? crypto.randomUUID(),
+    });
 
   /**
    * The node's admin-network addresses, waited for up to 5 s (network-admin allocates them as it is
@@ -112,7 +113,7 @@ export function registerRoutes(
    * again (its agent backs off) and the retry binds it, instead of a node left without an address.
    */
   const bindBootRoles = async (c: Context, node: number, joining: boolean) => {
-    const { noderoles } = (await op(c, 'noderole.list', { node })) as { noderoles: { role: string }[] };
+    const { noderoles } = await op(c, 'noderole.list', { node });
     const has = new Set(noderoles.map((r) => r.role));
     const want = [
       ...(has.has('crowbar-managed-node') || has.has('crowbar-joined-node')
@@ -202,7 +203,7 @@ export function registerRoutes(
         discovery,
         ...(joining && v4 && /^\d+\.\d+\.\d+\.\d+$/.test(v4) ? { hint: { 'admin-v4addr': v4 } } : {}),
       });
-      const id = created.id as number;
+      const { id } = created;
       // The discovery graph (reference §7 step 3), or for a joined machine crowbar-joined-node (it
       // provides installed- and managed-node); the admin network role gives it a host address.
       await bindBootRoles(c, id, joining);

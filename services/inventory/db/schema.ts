@@ -11,6 +11,7 @@ import {
   timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core';
+import type { Json as JsonValue } from '../../../shared/catalogue/index.js';
 import { outboxTable } from '../../../shared/db/outbox.js';
 
 /** The inventory schema: written only by the inventory service. */
@@ -67,7 +68,7 @@ export const attribs = inventorySchema.table('attribs', {
   /** Slash-separated path of the value inside a data blob, e.g. crowbar/access/keys. */
   map: text('map').notNull(),
   schema: json('schema'),
-  defaultValue: jsonb('default_value').$type<unknown>(),
+  defaultValue: jsonb('default_value').$type<JsonValue>(),
   writable: boolean('writable').notNull().default(true),
 });
 

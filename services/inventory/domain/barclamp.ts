@@ -2,6 +2,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { json, jsonObject } from '../../../shared/catalogue/index.js';
 import { ValidationError } from '../../../shared/errors.js';
 
 export const roleFlags = [
@@ -25,8 +26,8 @@ const attribSpec = z.object({
   name,
   map: z.string().regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, 'must be a slash-separated path'),
   description: z.string().default(''),
-  schema: z.record(z.string(), z.unknown()).default({}),
-  default: z.unknown().optional(),
+  schema: jsonObject.default({}),
+  default: json.optional(),
   writable: z.boolean().default(true),
 });
 

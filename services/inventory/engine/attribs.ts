@@ -1,7 +1,9 @@
 import { sql } from 'drizzle-orm';
+import type { Json } from '../../../shared/catalogue/index.js';
 import { NotFoundError, ValidationError } from '../../../shared/errors.js';
 import { schemaProblem } from '../domain/schema.js';
-import { deepMerge, getPath, type Json, setPath } from './data.js';
+import { deepMerge, getPath, type JsonObject, setPath } from './data.js';
+import type { RowOf } from './queries.js';
 import { blockOrTodo } from './transitions.js';
 import type { GraphTx } from './tx.js';
 
@@ -10,8 +12,8 @@ interface AttribRow {
   roleId: number | null;
   name: string;
   map: string;
-  schema: Json;
-  defaultValue: unknown;
+  schema: JsonObject;
+  defaultValue: Json;
   writable: boolean;
 }
 
@@ -23,13 +25,20 @@ async function attrib(g: GraphTx, name: string): Promise<AttribRow> {
   return a;
 }
 
-function checkValue(a: AttribRow, value: unknown) {
+/** The value, if it fits the attrib's schema. */
+function checkValue(a: AttribRow, value: Json | undefined): Json {
   const problem = schemaProblem(a.schema, value);
   if (problem) throw new ValidationError(`attrib ${a.name}: ${problem}`, { field: 'value' });
+  // A schema without a type lets a missing value through; writing nothing is a mistake all the same.
+  if (value === undefined)
+    throw new ValidationError(`attrib ${a.name}: value: must be given`, { field: 'value' });
+  return value;
 }
 
 export async function listAttribs(g: GraphTx) {
-  return g.rows(sql`select a.name, a.map, a.description, a.schema, a.default_value as "default", a.writable, r.name as role
+  return g.rows<
+    RowOf<'attrib.list', 'attribs'>
+  >(sql`select a.name, a.map, a.description, a.schema, a.default_value as "default", a.writable, r.name as role
                     from inventory.attribs a left join inventory.roles r on r.id = a.role_id order by a.name`);
 }
 
@@ -70,13 +79,13 @@ export async function getAttrib(
   target: string,
   id: number,
   name: string,
-): Promise<{ name: string; value: unknown; proposed?: unknown }> {
+): Promise<{ name: string; value: Json; proposed?: Json }> {
   const a = await attrib(g, name);
   const [kind, key] = await resolveTarget(g, a, target, id);
-  let blob: Json = {};
-  let pending: Json | null = null;
+  let blob: JsonObject = {};
+  let pending: JsonObject | null = null;
   if (kind === 'node') {
-    const n = await g.one<{ hint: Json; discovery: Json }>(
+    const n = await g.one<{ hint: JsonObject; discovery: JsonObject }>(
       sql`select hint, discovery from inventory.nodes where id = ${key}`,
     );
     if (!n) throw new NotFoundError(`no node ${key}`, { field: 'node' });
@@ -84,13 +93,13 @@ export async function getAttrib(
   } else if (kind === 'noderole') {
     const r = await g.one<{
       state: string;
-      t: Json;
-      dw: Json | null;
-      dc: Json | null;
-      wall: Json;
-      sysdata: Json;
-      p: Json;
-      c: Json;
+      t: JsonObject;
+      dw: JsonObject | null;
+      dc: JsonObject | null;
+      wall: JsonObject;
+      sysdata: JsonObject;
+      p: JsonObject;
+      c: JsonObject;
     }>(sql`
       select nr.state, r.template as t, dr.wall as dw, dr.committed_data as dc, nr.wall, nr.sysdata,
              nr.proposed_data as p, nr.committed_data as c
@@ -101,14 +110,16 @@ export async function getAttrib(
     blob = deepMerge(r.t, r.dw, r.dc, r.wall, r.sysdata, r.state === 'proposed' ? r.p : r.c);
     if (r.state !== 'proposed') pending = r.p;
   } else if (kind === 'deployment_role') {
-    const r = await g.one<{ t: Json; wall: Json; p: Json; c: Json }>(sql`
+    const r = await g.one<{ t: JsonObject; wall: JsonObject; p: JsonObject; c: JsonObject }>(sql`
       select r.template as t, dr.wall, dr.proposed_data as p, dr.committed_data as c from inventory.deployment_roles dr
       join inventory.roles r on r.id = dr.role_id where dr.id = ${key}`);
     if (!r) throw new NotFoundError(`no deployment role ${key}`, { field: 'deployment_role' });
     blob = deepMerge(r.t, r.wall, r.c);
     pending = r.p;
   } else if (kind === 'role') {
-    const r = await g.one<{ t: Json }>(sql`select template as t from inventory.roles where id = ${key}`);
+    const r = await g.one<{ t: JsonObject }>(
+      sql`select template as t from inventory.roles where id = ${key}`,
+    );
     if (!r) throw new NotFoundError(`no role ${key}`, { field: 'role' });
     blob = r.t;
   }
@@ -131,14 +142,16 @@ export async function setAttrib(
   target: string,
   id: number,
   name: string,
-  value: unknown,
-): Promise<{ name: string; value: unknown; pending: boolean }> {
+  given: Json | undefined,
+): Promise<{ name: string; value: Json; pending: boolean }> {
   const a = await attrib(g, name);
   if (!a.writable) throw new ValidationError(`attrib ${name} is read-only`, { field: 'attrib' });
-  checkValue(a, value);
+  const value = checkValue(a, given);
   const [kind, key] = await resolveTarget(g, a, target, id);
   if (kind === 'node') {
-    const n = await g.one<{ hint: Json }>(sql`select hint from inventory.nodes where id = ${key} for update`);
+    const n = await g.one<{ hint: JsonObject }>(
+      sql`select hint from inventory.nodes where id = ${key} for update`,
+    );
     if (!n) throw new NotFoundError(`no node ${key}`, { field: 'node' });
     await g.rows(
       sql`update inventory.nodes set hint = ${JSON.stringify(setPath(n.hint, a.map, value))}::jsonb, version = version + 1
@@ -159,7 +172,7 @@ export async function setAttrib(
   if (kind === 'noderole') {
     const nr = await g.noderole(key);
     if (!nr) throw new NotFoundError(`no noderole ${key}`, { field: 'noderole' });
-    const r = await g.one<{ p: Json }>(
+    const r = await g.one<{ p: JsonObject }>(
       sql`select proposed_data as p from inventory.noderoles where id = ${key}`,
     );
     await g.rows(
@@ -168,7 +181,7 @@ export async function setAttrib(
     );
     return { name, value, pending: nr.state !== 'proposed' };
   }
-  const r = await g.one<{ p: Json }>(
+  const r = await g.one<{ p: JsonObject }>(
     sql`select proposed_data as p from inventory.deployment_roles where id = ${key} for update`,
   );
   if (!r) throw new NotFoundError(`no deployment role ${key}`, { field: 'deployment_role' });

@@ -1,4 +1,5 @@
 import { sql } from 'drizzle-orm';
+import type { Json, JsonObject } from '../../../shared/catalogue/index.js';
 import { type BarclampSpec, checkRoleGraph, type RoleSpec } from '../domain/barclamp.js';
 import type { GraphTx } from './tx.js';
 
@@ -55,8 +56,8 @@ async function upsertAttrib(
     name: string;
     map: string;
     description: string;
-    schema: Record<string, unknown>;
-    default?: unknown;
+    schema: JsonObject;
+    default?: Json | undefined;
     writable: boolean;
   },
 ) {

@@ -1,11 +1,14 @@
-/** JSON data blobs: deep merge (later wins), and reading/writing values at slash-separated map paths. */
-export type Json = Record<string, unknown>;
+import type { Json, JsonObject } from '../../../shared/catalogue/index.js';
 
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** JSON data blobs: deep merge (later wins), and reading/writing values at slash-separated map paths. */
+export type { JsonObject };
+
+const isObject = (v: Json | undefined): v is JsonObject =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Deep merge; hashes merge recursively, anything else is replaced by the later value. */
-export function deepMerge(...blobs: (Json | null | undefined)[]): Json {
-  const out: Json = {};
+export function deepMerge(...blobs: (JsonObject | null | undefined)[]): JsonObject {
+  const out: JsonObject = {};
   for (const b of blobs) {
     if (!b) continue;
     for (const [k, v] of Object.entries(b)) {
@@ -16,8 +19,8 @@ export function deepMerge(...blobs: (Json | null | undefined)[]): Json {
   return out;
 }
 
-export function getPath(blob: Json, path: string): unknown {
-  let cur: unknown = blob;
+export function getPath(blob: JsonObject, path: string): Json | undefined {
+  let cur: Json | undefined = blob;
   for (const part of path.split('/')) {
     if (isObject(cur)) cur = cur[part];
     else if (Array.isArray(cur) && /^\d+$/.test(part)) cur = cur[Number(part)];
@@ -27,17 +30,22 @@ export function getPath(blob: Json, path: string): unknown {
 }
 
 /** Returns a copy of `blob` with `value` at `path`, creating hashes on the way. */
-export function setPath(blob: Json, path: string, value: unknown): Json {
+export function setPath(blob: JsonObject, path: string, value: Json): JsonObject {
   const parts = path.split('/');
   const root = structuredClone(blob);
-  let cur: Json = root;
+  let cur: JsonObject = root;
   for (const part of parts.slice(0, -1)) {
-    if (!isObject(cur[part])) cur[part] = {};
-    cur = cur[part] as Json;
+    const next = cur[part];
+    if (isObject(next)) cur = next;
+    else {
+      const fresh: JsonObject = {};
+      cur[part] = fresh;
+      cur = fresh;
+    }
   }
   cur[parts.at(-1)!] = value;
   return root;
 }
 
 /** A blob holding only `value` at `path`. */
-export const atPath = (path: string, value: unknown): Json => setPath({}, path, value);
+export const atPath = (path: string, value: Json): JsonObject => setPath({}, path, value);

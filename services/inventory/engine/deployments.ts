@@ -2,10 +2,10 @@ import { isDeepStrictEqual } from 'node:util';
 import { sql } from 'drizzle-orm';
 import { inventoryEvents } from '../../../shared/catalogue/index.js';
 import { ConflictError, NotFoundError } from '../../../shared/errors.js';
-import type { Json } from './data.js';
+import type { JsonObject } from './data.js';
 import { createNode, deleteNode, deploymentId } from './nodes.js';
 import { commitPlan } from './preview.js';
-import { getDeployment } from './queries.js';
+import { getDeployment, type RowOf } from './queries.js';
 import { blockOrTodo, commit } from './transitions.js';
 import type { GraphTx } from './tx.js';
 
@@ -160,7 +160,7 @@ export async function deleteDeployment(g: GraphTx, id: number) {
 
 export async function deploymentGraph(g: GraphTx, id: number) {
   await getDeployment(g, id);
-  const vertices = await g.rows(sql`
+  const vertices = await g.rows<RowOf<'deployment.graph', 'vertices'>>(sql`
     select nr.id, n.name as node, r.name as role, nr.state, nr.cohort from inventory.noderoles nr
     join inventory.nodes n on n.id = nr.node_id join inventory.roles r on r.id = nr.role_id
     where nr.deployment_id = ${id} order by nr.cohort, nr.id`);
@@ -176,7 +176,13 @@ export async function deploymentGraph(g: GraphTx, id: number) {
  * committed := proposed.
  */
 export async function commitDeploymentRole(g: GraphTx, drId: number): Promise<void> {
-  const dr = await g.one<{ deploymentId: number; roleId: number; p: Json; c: Json; role: string }>(sql`
+  const dr = await g.one<{
+    deploymentId: number;
+    roleId: number;
+    p: JsonObject;
+    c: JsonObject;
+    role: string;
+  }>(sql`
     select dr.deployment_id as "deploymentId", dr.role_id as "roleId", dr.proposed_data as p, dr.committed_data as c, r.name as role
     from inventory.deployment_roles dr join inventory.roles r on r.id = dr.role_id where dr.id = ${drId} for update of dr`);
   if (!dr) throw new NotFoundError(`no deployment role ${drId}`, { field: 'deployment_role' });

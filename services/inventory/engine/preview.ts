@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { sql } from 'drizzle-orm';
 import type { NoderoleState } from '../../../shared/catalogue/index.js';
-import { deepMerge, getPath, type Json } from './data.js';
+import { deepMerge, getPath, type JsonObject } from './data.js';
 import { getDeployment } from './queries.js';
 import { stageRunData } from './stage.js';
 import type { GraphTx } from './tx.js';
@@ -29,7 +29,7 @@ interface Candidate {
  * them re-runs the ACTIVE noderoles of that role in the deployment (reference §1.8).
  */
 export async function changedDeploymentRoles(g: GraphTx, deploymentId: number): Promise<number[]> {
-  const drs = await g.rows<{ roleId: number; p: Json; c: Json }>(sql`
+  const drs = await g.rows<{ roleId: number; p: JsonObject; c: JsonObject }>(sql`
     select role_id as "roleId", proposed_data as p, committed_data as c from inventory.deployment_roles
     where deployment_id = ${deploymentId}`);
   return drs.filter((d) => !isDeepStrictEqual(d.p, d.c)).map((d) => d.roleId);
@@ -83,7 +83,7 @@ export async function previewCommit(g: GraphTx, deploymentId: number) {
       installs.map((c) => c.id),
     );
     // What the run will see once committed: its staged data, with the data the commit makes effective.
-    const proposed = await g.rows<{ id: number; nr: Json; dr: Json | null }>(sql`
+    const proposed = await g.rows<{ id: number; nr: JsonObject; dr: JsonObject | null }>(sql`
       select nr.id, nr.proposed_data as nr, dr.proposed_data as dr from inventory.noderoles nr
       left join inventory.deployment_roles dr on dr.role_id = nr.role_id and dr.deployment_id = nr.deployment_id
       where nr.id = any(${sql.param(installs.map((c) => c.id))}::int[])`);

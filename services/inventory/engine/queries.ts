@@ -1,6 +1,19 @@
 import { sql } from 'drizzle-orm';
+import type { InventoryOp, InventoryOpAnswer } from '../../../shared/catalogue/index.js';
 import { NotFoundError } from '../../../shared/errors.js';
 import type { GraphTx } from './tx.js';
+
+/** An op's answer without its index signature (the catalogue's answers are open objects). */
+type Known<T> = { [K in keyof T as string extends K ? never : K]: T[K] };
+/** The answer of an op that answers `{ [key]: rows }`: one row. */
+export type RowOf<
+  O extends InventoryOp,
+  K extends keyof InventoryOpAnswer<O>,
+> = InventoryOpAnswer<O>[K] extends (infer R)[] ? R : never;
+/** A node as `node.get` and `node.list` answer it, before the API derives its `state` from `states`. */
+export type NodeDetailRow = Omit<Known<InventoryOpAnswer<'node.get'>>, 'state'>;
+export type NodeListRow = Omit<Known<RowOf<'node.list', 'nodes'>>, 'state'>;
+type NoderoleDetailRow = InventoryOpAnswer<'noderole.get'>;
 
 /** Read models for the API: noderoles, deployments, roles as the operator sees them. */
 export const noderoleColumns = sql`
@@ -19,14 +32,14 @@ export async function listNoderoles(
   if (f.deploymentId !== undefined) where.push(sql`nr.deployment_id = ${f.deploymentId}`);
   if (f.role !== undefined) where.push(sql`r.name = ${f.role}`);
   if (f.state !== undefined) where.push(sql`nr.state = ${f.state}`);
-  return g.rows(
+  return g.rows<RowOf<'noderole.list', 'noderoles'>>(
     sql`select ${noderoleColumns} ${noderoleFrom} where ${sql.join(where, sql` and `)} order by nr.cohort, nr.id`,
   );
 }
 
 export async function getNoderole(g: GraphTx, id: number) {
-  const r =
-    await g.one(sql`select ${noderoleColumns}, nr.proposed_data as "proposedData", nr.committed_data as "committedData",
+  const r = await g.one<NoderoleDetailRow>(sql`
+    select ${noderoleColumns}, nr.proposed_data as "proposedData", nr.committed_data as "committedData",
       nr.sysdata, nr.wall ${noderoleFrom} where nr.id = ${id}`);
   if (!r) throw new NotFoundError(`no noderole ${id}`, { field: 'noderole' });
   return r;
@@ -41,7 +54,7 @@ export async function noderoleFor(g: GraphTx, nodeId: number, role: string): Pro
 }
 
 export async function getNodeDetail(g: GraphTx, id: number) {
-  const n = await g.one<Record<string, unknown>>(sql`
+  const n = await g.one<NodeDetailRow>(sql`
     select n.id, n.name, n.description, n.admin, n.system, n.alive, n.available, n.bootenv, n.deployment_id as "deploymentId",
            d.name as deployment, n.ssh_host_key as "sshHostKey", n.alive_reason as "aliveReason", n.quirks, n.version,
            n.hint, n.discovery, n.created_at as "createdAt", n.updated_at as "updatedAt",
@@ -52,7 +65,7 @@ export async function getNodeDetail(g: GraphTx, id: number) {
 }
 
 export async function listNodes(g: GraphTx) {
-  return g.rows(sql`
+  return g.rows<NodeListRow>(sql`
     select n.id, n.name, n.description, n.admin, n.system, n.alive, n.available, n.bootenv, n.deployment_id as "deploymentId",
            d.name as deployment,
            coalesce((select array_agg(nr.state) from inventory.noderoles nr where nr.node_id = n.id), '{}') as states
@@ -74,7 +87,7 @@ export async function getDeployment(g: GraphTx, id: number) {
 }
 
 export async function listRoles(g: GraphTx) {
-  return g.rows(sql`
+  return g.rows<InventoryOpAnswer<'role.get'>>(sql`
     select r.id, r.name, b.name as barclamp, r.description, r.jig, r.owner, r.flags, r.requires, r.wants_attribs as "wantsAttribs",
            r.provides, r.conflicts from inventory.roles r join inventory.barclamps b on b.id = r.barclamp_id order by r.name`);
 }

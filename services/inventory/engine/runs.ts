@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import type { Json } from './data.js';
+import type { JsonObject } from './data.js';
 import { stageRunData } from './stage.js';
 import { activeMany, deactivate, error, type Succeeded, settle, transitionMany } from './transitions.js';
 import { type GraphTx, idIn, type NoderoleRow, noderoleCols } from './tx.js';
@@ -40,8 +40,8 @@ export interface StartedRun {
     scripts: Record<string, string>;
     timeoutSeconds: number;
   };
-  node: { id: number; name: string; sshHostKey: string | null; hint: Json };
-  data: Json;
+  node: { id: number; name: string; sshHostKey: string | null; hint: JsonObject };
+  data: JsonObject;
 }
 
 type Locked = NoderoleRow & {
@@ -56,7 +56,7 @@ type Locked = NoderoleRow & {
   nodeName: string;
   admin: boolean;
   sshHostKey: string | null;
-  hint: Json;
+  hint: JsonObject;
 };
 
 /** The noderoles and their nodes, all locked in id order, with what a run needs of role and node. */
@@ -120,7 +120,7 @@ export async function startRuns(
     else refused.set(s.i, `not runnable (state ${s.nr.state})`);
   }
   const ok = [...new Set(runs.filter((_, i) => !refused.has(i)).map((r) => r.noderoleId))];
-  const data = ok.length > 0 ? await stageRunData(g, ok) : new Map<number, Json>();
+  const data = ok.length > 0 ? await stageRunData(g, ok) : new Map<number, JsonObject>();
   return runs.map((r, i) => {
     const reason = refused.get(i);
     const nr = locked.get(r.noderoleId);
@@ -164,7 +164,8 @@ export interface RunResult {
   noderoleId: number;
   token: string;
   ok: boolean;
-  wall: Json | null;
+  /** As the annealer's `runs.finish` carries it (an object, its values not checked on the hot path). */
+  wall: Record<string, unknown> | null;
   runlog: string;
   /** The claim was lost before dispatch: nothing ran, back in line. */
   requeue?: boolean;

@@ -1,30 +1,31 @@
 import { sql } from 'drizzle-orm';
-import { atPath, deepMerge, getPath, type Json } from './data.js';
+import type { Json } from '../../../shared/catalogue/index.js';
+import { atPath, deepMerge, getPath, type JsonObject } from './data.js';
 import type { GraphTx } from './tx.js';
 
 /** One noderole's staged rows: itself with its node, the attrib defaults it sees, its ancestors' data. */
 interface Staged {
   self: {
-    template: Json;
-    wall: Json;
-    sysdata: Json;
-    committed: Json;
-    drWall: Json | null;
-    drCommitted: Json | null;
+    template: JsonObject;
+    wall: JsonObject;
+    sysdata: JsonObject;
+    committed: JsonObject;
+    drWall: JsonObject | null;
+    drCommitted: JsonObject | null;
     node: {
       id: number;
       name: string;
       admin: boolean;
-      hint: Json;
-      discovery: Json;
+      hint: JsonObject;
+      discovery: JsonObject;
       quirks: string[];
       bootenv: string;
     };
   };
-  defaults: { map: string; value: unknown }[];
+  defaults: { map: string; value: Json }[];
   /** Maps of the node-level attribs the role wants (their values come from the node). */
   wanted: string[];
-  ancestors: { dw: Json; dc: Json; w: Json; s: Json; c: Json }[];
+  ancestors: { dw: JsonObject; dc: JsonObject; w: JsonObject; s: JsonObject; c: JsonObject }[];
 }
 
 /**
@@ -33,7 +34,7 @@ interface Staged {
  * node's hints and quirks. Frozen into the run when it starts. Answers, per noderole of `ids` that exists,
  * its data.
  */
-export async function stageRunData(g: GraphTx, ids: number[]): Promise<Map<number, Json>> {
+export async function stageRunData(g: GraphTx, ids: number[]): Promise<Map<number, JsonObject>> {
   // One round trip for all of `ids`: each noderole with its node, the attrib defaults it sees, and every
   // ancestor's data from the most distant to the closest. The `offset 0` subqueries stay per-row index
   // lookups: a graph that grew since the last ANALYZE would otherwise get hash joins over whole tables,
@@ -74,10 +75,10 @@ export async function stageRunData(g: GraphTx, ids: number[]): Promise<Map<numbe
   return new Map(staged.map((row) => [row.root, merged(row)]));
 }
 
-function merged(staged: Staged): Json {
+function merged(staged: Staged): JsonObject {
   const self = staged.self;
   const node = self.node;
-  const blobs: Json[] = staged.defaults.map((d) => atPath(d.map, d.value));
+  const blobs: JsonObject[] = staged.defaults.map((d) => atPath(d.map, d.value));
   // Wanted node-level attribs: the node's value (discovery ⊕ hint) at the attrib's map (§1.12 step 1).
   const nodeData = deepMerge(node.discovery, node.hint);
   for (const map of staged.wanted) {
@@ -93,7 +94,7 @@ function merged(staged: Staged): Json {
     self.sysdata,
     self.committed,
   );
-  const reservations = (node.hint as { reservations?: unknown })?.reservations;
+  const reservations = node.hint?.reservations;
   return deepMerge(...blobs, {
     crowbar: { node: { id: node.id, name: node.name, admin: node.admin, bootenv: node.bootenv } },
     hints: node.hint ?? {},

@@ -5,7 +5,6 @@ import {
   type NoderoleSummary,
 } from '../../../shared/catalogue/index.js';
 import { InvalidTransitionError } from '../../../shared/errors.js';
-import type { Json } from './data.js';
 import { legalFrom, type Operation } from './states.js';
 import { type GraphTx, idIn, type NoderoleRow, noderoleCols } from './tx.js';
 
@@ -215,7 +214,7 @@ export interface Succeeded {
   nr: NoderoleRow;
   runlog: string;
   /** Attributes the run wrote (the wall); null leaves the wall as it was. */
-  wall: Json | null;
+  wall: Record<string, unknown> | null;
   reason: string;
 }
 
