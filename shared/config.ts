@@ -46,6 +46,15 @@ export const baseConfigSchema = z.object({
     .min(1, 'must be an integer from 1 to 200')
     .max(200, 'must be an integer from 1 to 200')
     .default(5),
+  /**
+   * Copies JetStream keeps of each stream the services declare: 1 on one nats-server, 3 on a three-node
+   * cluster (applied at every start, so raising it later moves existing streams too).
+   */
+  CROWBAR_STREAM_REPLICAS: z.coerce
+    .number({ message: 'must be 1, 3 or 5' })
+    .int('must be 1, 3 or 5')
+    .refine((n) => n === 1 || n === 3 || n === 5, 'must be 1, 3 or 5')
+    .default(1),
   /** Test-only fault injection (shared/fault.ts); unset in production. */
   ...faultConfig,
 });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type NatsServerHandle, startNatsServer } from '../infra/nats.js';
 import { pickPort, waitForExit } from '../infra/ports.js';
-import { annealOutcome, missingNodes, prepareAnneal, writeLoop } from './helpers/anneal-load.js';
+import { annealOutcome, missingNodes, prepareAnneal, reportFault, writeLoop } from './helpers/anneal-load.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { until } from './helpers/inventory.js';
 import { type Stack, startStack } from './helpers/stack.js';
@@ -66,20 +66,21 @@ it('survives nats-server killed with -9 mid-anneal and restarted on its store', 
   const during = await s.call('GET', '/nodes');
   expect(during.status).toBe(503);
   nats = await startNats();
-  const back = Date.now();
   const outcome = await annealOutcome(t.databaseUrl, 'natskill', 180_000);
   await writes.stop();
-  console.log(
-    `nats-server kill -9: anneal done ${((Date.now() - back) / 1000).toFixed(1)} s after the restart;`,
-    JSON.stringify({ ...outcome, writes: writes.attempts(), acked: writes.acked.length }),
-  );
+  const missing = await missingNodes(t.databaseUrl, writes.acked);
+  reportFault('nats-server kill -9 and restart', outcome, {
+    attempts: writes.attempts(),
+    acked: writes.acked.length,
+    missing: missing.length,
+  });
   expect(outcome.states.active ?? 0, JSON.stringify(outcome.states)).toBe(
     total - (outcome.states.error ?? 0),
   );
   expect(outcome.errorsWithoutReason).toBe(0);
   expect(outcome.destructiveTwice).toBe(0);
   expect(writes.attempts()).toBeGreaterThan(0);
-  expect(await missingNodes(t.databaseUrl, writes.acked)).toEqual([]);
+  expect(missing).toEqual([]);
   // And the stack works again end to end.
   expect((await s.call('POST', '/nodes', { name: 'after.natskill.crowbar.test' })).status).toBe(201);
 });

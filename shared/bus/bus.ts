@@ -31,6 +31,8 @@ export interface BusOptions {
   source: string;
   log: Logger;
   streams?: readonly StreamDecl[];
+  /** JetStream replicas of those streams (CROWBAR_STREAM_REPLICAS). */
+  replicas?: number;
   now?: () => Date;
   /**
    * The service this bus belongs to: its sends, asks, answers and reads are then held to its grants in
@@ -197,7 +199,7 @@ export class Bus {
       });
     });
     const bus = new Bus(nc, jetstream(nc), jsm, opts);
-    if (opts.streams) await applyStreams(jsm, opts.prefix, opts.streams);
+    if (opts.streams) await applyStreams(jsm, opts.prefix, opts.streams, opts.replicas);
     return bus;
   }
 

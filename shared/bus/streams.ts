@@ -9,6 +9,7 @@ export async function applyStreams(
   jsm: JetStreamManager,
   prefix: string,
   decls: readonly StreamDecl[],
+  replicas = 1,
 ): Promise<void> {
   for (const d of decls) {
     const config = {
@@ -19,6 +20,7 @@ export async function applyStreams(
       max_age: nanos(d.maxAgeMs),
       duplicate_window: nanos(d.duplicateWindowMs),
       max_msgs: d.maxMsgs ?? -1,
+      num_replicas: replicas,
     };
     const existing = await jsm.streams.info(config.name).catch(() => null);
     if (!existing) {
@@ -33,7 +35,8 @@ export async function applyStreams(
       c.subjects.join(',') === config.subjects.join(',') &&
       c.max_age === config.max_age &&
       c.duplicate_window === config.duplicate_window &&
-      c.max_msgs === config.max_msgs;
+      c.max_msgs === config.max_msgs &&
+      c.num_replicas === config.num_replicas;
     if (!same) {
       const { retention: _r, storage: _s, ...mutable } = config;
       await jsm.streams.update(config.name, mutable);

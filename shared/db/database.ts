@@ -1,7 +1,7 @@
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
-import { UnavailableError } from '../errors.js';
+import { isDatabaseUnavailable, UnavailableError } from '../errors.js';
 
 // Ids are bigserial (int8); within 2^53 they are exact as JS numbers, which every schema here relies on.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
@@ -27,11 +27,23 @@ export function openDatabase(url: string, opts: { max?: number; applicationName?
   // Nor one checked out but between queries (a transaction PostgreSQL ended for idling, a restart):
   // the next query on it fails instead, and the pool drops it when it is released.
   pool.on('connect', (client) => client.on('error', () => undefined));
-  return {
-    pool,
-    db: drizzle(pool),
-    close: () => pool.end(),
-  };
+  const db = drizzle(pool);
+  // drizzle sends BEGIN before its own try/finally, so a BEGIN that fails on a connection that broke (a
+  // database restart) never gives its client back and the pool shrinks by one for good. Transactions
+  // take their client here instead, and a broken one is destroyed rather than returned.
+  db.transaction = (async (fn, config) => {
+    const client = await pool.connect();
+    let broken = false;
+    try {
+      return await drizzle(client).transaction(fn, config);
+    } catch (err) {
+      broken = isDatabaseUnavailable(err);
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }) as Db['transaction'];
+  return { pool, db, close: () => pool.end() };
 }
 
 /** Fails with one sentence when PostgreSQL cannot be reached. */

@@ -85,6 +85,7 @@ export async function hostService<S extends z.ZodObject>(
     streams: streams.filter((s) => streamsOf(def.name).includes(s.name)),
     service: def.name,
     tlsCa: config.NATS_TLS_CA,
+    replicas: config.CROWBAR_STREAM_REPLICAS,
   });
   let database: Database | null = null;
   let running: RunningService | null = null;

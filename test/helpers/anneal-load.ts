@@ -119,3 +119,17 @@ export async function missingNodes(databaseUrl: string, names: string[]): Promis
     await db.end();
   }
 }
+
+/**
+ * One line for `npm run bench -- faults` (bench/faults.ts reads it from the test's output): the fault,
+ * what the anneal came to, writes answered 2xx but missing (lost), destructive runs twice (duplicated).
+ */
+export function reportFault(
+  fault: string,
+  outcome: AnnealOutcome,
+  writes: { attempts: number; acked: number; missing: number },
+) {
+  console.log(
+    `FAULT ${JSON.stringify({ fault, ...outcome, writes: writes.attempts, acked: writes.acked, lost: writes.missing, duplicated: outcome.destructiveTwice })}`,
+  );
+}

@@ -1,0 +1,98 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { streamName } from '../shared/bus/streams.js';
+import { annealOutcome, missingNodes, prepareAnneal, reportFault, writeLoop } from './helpers/anneal-load.js';
+import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { until } from './helpers/inventory.js';
+import { type NatsCluster, startNatsCluster } from './helpers/nats-cluster.js';
+import { type Stack, startStack } from './helpers/stack.js';
+
+/**
+ * Beyond one machine (issue 18, plan T14): the services on a three-node NATS cluster with their streams
+ * at three replicas (CROWBAR_STREAM_REPLICAS=3). During an anneal of 220 noderoles the node the services
+ * were pointed at is killed with -9, and once it is back another one: the services fail over by
+ * themselves, every noderole ends ACTIVE or ERROR with a reason, no destructive role runs twice and no
+ * write answered 2xx is lost.
+ */
+const hosts = ['127.0.19.1', '127.0.19.2', '127.0.19.3'];
+let t: TestEnv;
+let s: Stack;
+let dir: string;
+let cluster: NatsCluster;
+
+const activeCount = async () =>
+  ((await s.call('GET', '/deployments/cluster/node_roles')).body.noderoles as { state: string }[]).filter(
+    (n) => n.state === 'active',
+  ).length;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'crowbar-natscluster-'));
+  cluster = await startNatsCluster(dir, hosts, 4251);
+  t = await createTestEnv();
+  s = await startStack(t, ['inventory', 'annealer', 'jig-runner', 'gateway'], {
+    // One seed is enough: the clients learn the other nodes from the cluster.
+    NATS_URL: cluster.urls[0]!,
+    CROWBAR_STREAM_REPLICAS: '3',
+    CROWBAR_ANNEAL_CAP: '4',
+    CROWBAR_ANNEAL_PASS_MS: '100',
+    CROWBAR_ANNEAL_SWEEP_MS: '500',
+    CROWBAR_PROBE_AFTER_RUN: 'false',
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await s?.stop();
+  await cluster?.stop();
+  await t?.cleanup();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+it('fails over when NATS nodes are killed with -9 one after the other', { timeout: 300_000 }, async () => {
+  const nc = await connect({ servers: cluster.urls[1]!, timeout: 3000 });
+  try {
+    const info = await (await jetstreamManager(nc)).streams.info(streamName(t.prefix, 'JIG'));
+    expect(info.config.num_replicas).toBe(3);
+  } finally {
+    await nc.close();
+  }
+  const { total } = await prepareAnneal(s, 'cluster', 20);
+  expect((await s.call('PUT', '/deployments/cluster/commit')).status).toBe(200);
+  await until('anneal under way', async () => (await activeCount()) >= 20, 60_000, 25);
+  const writes = writeLoop(s, 'cluster');
+  const atFirst = await activeCount();
+  await cluster.kill(0);
+  // Work goes on through the other two while the first is away.
+  await until(
+    'anneal going on without nats-1',
+    async () => (await activeCount()) >= atFirst + 20,
+    120_000,
+    100,
+  );
+  await cluster.start(0);
+  await cluster.ready(0);
+  const atSecond = await activeCount();
+  // The second kill must land while there is still work to do.
+  expect(atSecond).toBeLessThan(total);
+  await cluster.kill(1);
+  const outcome = await annealOutcome(t.databaseUrl, 'cluster', 180_000);
+  await writes.stop();
+  await cluster.start(1);
+  const missing = await missingNodes(t.databaseUrl, writes.acked);
+  reportFault('NATS cluster: two nodes kill -9 in turn', outcome, {
+    attempts: writes.attempts(),
+    acked: writes.acked.length,
+    missing: missing.length,
+  });
+  expect(outcome.states.active ?? 0, JSON.stringify(outcome.states)).toBe(
+    total - (outcome.states.error ?? 0),
+  );
+  expect(outcome.errorsWithoutReason).toBe(0);
+  expect(outcome.destructiveTwice).toBe(0);
+  expect(writes.acked.length).toBeGreaterThan(0);
+  expect(missing).toEqual([]);
+  expect((await s.call('POST', '/nodes', { name: 'after.cluster.crowbar.test' })).status).toBe(201);
+});
