@@ -149,8 +149,20 @@ export class Client {
     }
   }
 
-  /** A JSON request; any non-2xx answer is thrown as a CliError with its exit code. */
+  /**
+   * A JSON request; any non-2xx answer is thrown as a CliError with its exit code. A GET of a list
+   * follows its pages (`next`, passed back as `cursor`) and answers every row, unless the path asks for
+   * one page itself (`limit` or `cursor` in its query).
+   */
   async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+    const first = await this.once(method, path, body);
+    if (method !== 'GET' || /[?&](limit|cursor)=/.test(path)) return first as T;
+    return (await followPages(first, (cursor) =>
+      this.once('GET', `${path}${path.includes('?') ? '&' : '?'}cursor=${encodeURIComponent(cursor)}`),
+    )) as T;
+  }
+
+  private async once(method: string, path: string, body?: unknown): Promise<unknown> {
     const res = await this.open(method, path, body === undefined ? {} : { body });
     const text = await res.text();
     let parsed: unknown;
@@ -163,7 +175,7 @@ export class Client {
       );
     }
     // 409 from GET /anneal is its answer, not an error (reference §3.9: 409 = failed).
-    if (res.ok || (path === '/anneal' && res.status === 409)) return parsed as T;
+    if (res.ok || (path === '/anneal' && res.status === 409)) return parsed;
     throw this.failure(res.status, parsed, `${method} ${path}`);
   }
 
@@ -190,4 +202,29 @@ export class Client {
       status >= 500 ? exitCodes.server : exitCodes.refused,
     );
   }
+}
+
+/**
+ * A list answer (`{nodes: [...], next}`: one array field and a string cursor) with the rows of every
+ * page after it appended; anything else as it is.
+ */
+export async function followPages(
+  first: unknown,
+  page: (cursor: string) => Promise<unknown>,
+): Promise<unknown> {
+  const listKey = (v: unknown) => {
+    if (typeof v !== 'object' || v === null || typeof (v as { next?: unknown }).next !== 'string')
+      return null;
+    const arrays = Object.entries(v).filter(([, x]) => Array.isArray(x));
+    return arrays.length === 1 ? arrays[0]![0] : null;
+  };
+  const key = listKey(first);
+  if (!key) return first;
+  const rows = [...((first as Record<string, unknown[]>)[key] ?? [])];
+  let last = first as Record<string, unknown>;
+  while (typeof last.next === 'string' && listKey(last) === key) {
+    last = (await page(last.next)) as Record<string, unknown>;
+    rows.push(...((last[key] as unknown[] | undefined) ?? []));
+  }
+  return { ...last, [key]: rows, next: null };
 }

@@ -6,6 +6,7 @@ import { converge, convergeExit } from './converge.js';
 import { formatEvent } from './events.js';
 import { type Format, formats, render } from './output.js';
 import { readEvents } from './sse.js';
+import { addWebhookCommands } from './webhooks.js';
 
 /** What the CLI needs from its process; main.ts hands over the real ones, tests may not need to. */
 export interface CliDeps {
@@ -564,6 +565,7 @@ export function buildProgram(deps: CliDeps): Command {
         throw new CliError(`no completion for ${shell}: bash or zsh`, exitCodes.usage);
       deps.stdout.write(completionScript(program, shell ?? 'bash'));
     });
+  addWebhookCommands(program, { client, print, format: (cmd) => globals(cmd).format, stderr: deps.stderr });
   return program;
 }
 

@@ -83,14 +83,6 @@ export const annealerService: ServiceDef<typeof annealerConfig> = {
     const kickOn = async () => {
       kick();
     };
-    const noderoleEvents = [
-      inventoryEvents.noderoleProposed,
-      inventoryEvents.noderoleTodo,
-      inventoryEvents.noderoleBlocked,
-      inventoryEvents.noderoleTransition,
-      inventoryEvents.noderoleActive,
-      inventoryEvents.noderoleError,
-    ] as const;
     const consumers = await Promise.all([
       consume(bus, {
         decl: {
@@ -128,9 +120,14 @@ export const annealerService: ServiceDef<typeof annealerConfig> = {
         },
         log,
         handlers: [
-          ...noderoleEvents.map((d) => [d, kickOn] as const),
+          [inventoryEvents.noderoleProposed, kickOn],
+          [inventoryEvents.noderoleTodo, kickOn],
+          [inventoryEvents.noderoleBlocked, kickOn],
+          [inventoryEvents.noderoleTransition, kickOn],
+          [inventoryEvents.noderoleActive, kickOn],
+          [inventoryEvents.noderoleError, kickOn],
           [inventoryEvents.noderoleDeleted, kickOn],
-        ] as never,
+        ],
       }),
       consume(bus, {
         decl: {
@@ -169,7 +166,9 @@ export const annealerService: ServiceDef<typeof annealerConfig> = {
       }),
     ]);
     bus.serve(annealerMessages.beginRun, (req) => scheduler.begin(req));
-    bus.serve(annealerMessages.runs, async (req) => ({ runs: await scheduler.list(req.active) }));
+    bus.serve(annealerMessages.runs, async (req) =>
+      scheduler.list(req.active, req.limit, req.cursor === undefined ? undefined : Number(req.cursor)),
+    );
     const passTimer = setInterval(kick, config.CROWBAR_ANNEAL_PASS_MS);
     const sweepTimer = setInterval(() => {
       scheduler.sweep().then(

@@ -20,6 +20,7 @@ import { provisionerRoutes } from './routes/provisioner.js';
 import { registerRoutes } from './routes/register.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { uiRoutes, whoamiRoutes } from './routes/ui.js';
+import { type WebhookRouteDeps, webhookRoutes } from './routes/webhooks.js';
 
 export interface GatewayDeps {
   bus: Bus;
@@ -41,6 +42,8 @@ export interface GatewayDeps {
   accounts?: { store: GatewayStore; tokens: TokenCache };
   /** Node-facing routes, per source address; default 20/s with bursts of 100. */
   nodeApiRate?: RateLimit;
+  /** Webhooks (the gateway schema and their JetStream consumers); unset, `/webhooks` answers 503. */
+  webhooks?: WebhookRouteDeps;
 }
 
 /**
@@ -78,6 +81,7 @@ export function createApp(deps: GatewayDeps): Hono {
   );
   app.route('/api/v2', whoamiRoutes());
   app.route('/api/v2', tokenRoutes(deps.accounts));
+  app.route('/api/v2', webhookRoutes(deps.webhooks));
   app.route('/api/v2', healthRoutes(deps));
   app.route('/api/v2', inventoryRoutes(deps));
   app.route('/api/v2', ipamRoutes(deps));

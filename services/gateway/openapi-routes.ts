@@ -25,6 +25,7 @@ import {
   routerInput,
   serviceName,
 } from '../../shared/catalogue/index.js';
+import { webhookRouteDocs } from './openapi-webhooks.js';
 import { bootenvReport, selfReport } from './routes/aliveness.js';
 import { joinTokenRequest, registration } from './routes/register.js';
 import { auditPage, createdToken, tokenInput, tokenRow } from './routes/tokens.js';
@@ -89,7 +90,13 @@ const dataBody = ex(z.object({ data: jsonObject }), { data: { test: { greeting: 
 const valueBody = ex(z.object({ value: json }), { value: 'r1' });
 const attribParams = { id: 'id (or name, for nodes)', attrib: 'the attrib name, e.g. test-rack' };
 
+/** Every list's paging: keyset cursors, so a page never shifts when rows are added. */
+const pageQuery = {
+  limit: q(positive, "page size (default 500, at most 1000); the answer's `next` is null on the last page"),
+  cursor: q(z.string(), 'the `next` of the page before (opaque); left out, the first page'),
+};
 const noderoleQuery = {
+  ...pageQuery,
   node: q(idOrName, 'only noderoles on this node (id or name)'),
   deployment: q(idOrName, 'only noderoles in this deployment (id or name)'),
   role: q(z.string(), 'only noderoles of this role'),
@@ -110,7 +117,7 @@ const sseDoc = z.string().describe('text/event-stream: `id: <stream sequence>`, 
 
 export const routeDocs: Record<string, RouteDoc> = {
   // nodes
-  'GET /api/v2/nodes': { tag: nodes, summary: 'List nodes', response: inv('node.list') },
+  'GET /api/v2/nodes': { tag: nodes, summary: 'List nodes', query: pageQuery, response: inv('node.list') },
   'POST /api/v2/nodes': {
     tag: nodes,
     summary: 'Create a node',
@@ -140,6 +147,7 @@ export const routeDocs: Record<string, RouteDoc> = {
   'GET /api/v2/nodes/:id/node_roles': {
     tag: nodes,
     summary: "The node's noderoles",
+    query: pageQuery,
     response: inv('noderole.list'),
   },
   'GET /api/v2/nodes/:id/node_roles/:role': {
@@ -293,6 +301,7 @@ export const routeDocs: Record<string, RouteDoc> = {
   'GET /api/v2/deployments/:id/node_roles': {
     tag: deployments,
     summary: "The deployment's noderoles",
+    query: pageQuery,
     response: inv('noderole.list'),
   },
   'GET /api/v2/deployments/:id/deployment_roles': {
@@ -373,7 +382,10 @@ export const routeDocs: Record<string, RouteDoc> = {
   'GET /api/v2/runs': {
     tag: 'anneal',
     summary: 'Runs in flight',
-    query: { all: q(z.enum(['true', 'false']), '`true`: finished runs too, each with its reason') },
+    query: {
+      all: q(z.enum(['true', 'false']), '`true`: finished runs too, each with its reason'),
+      ...pageQuery,
+    },
     response: fromRpc(annealerMessages.runs),
   },
 
@@ -556,7 +568,8 @@ export const routeDocs: Record<string, RouteDoc> = {
       mac: q(z.string(), 'only this MAC'),
       network: q(z.string(), 'only this network'),
       node: q(positive, 'only this node id'),
-      after: q(z.string(), 'cursor: the `next` of the previous page'),
+      cursor: q(z.string(), 'the `next` of the previous page (`after` is its older name)'),
+      after: q(z.string(), 'the same as `cursor`'),
       limit: q(positive, 'page size (default 500, at most 5000)'),
     },
     response: fromRpc(dhcpMessages.leaseList),
@@ -855,4 +868,5 @@ export const routeDocs: Record<string, RouteDoc> = {
     contentType: 'text/html',
     response: ex(z.string(), '/* … */'),
   },
+  ...webhookRouteDocs,
 };

@@ -1,13 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import type { Bus } from '../../shared/bus/bus.js';
+import type { Clock } from '../../shared/clock.js';
 import { intFromEnv } from '../../shared/config.js';
+import type { Database } from '../../shared/db/database.js';
+import type { Logger } from '../../shared/log.js';
 import type { ServiceDef } from '../../shared/service/host.js';
 import { TokenCache } from './accounts.js';
 import { createApp } from './app.js';
 import { GatewayStore, tokenHash } from './db/store.js';
+import { WebhookStore } from './db/webhooks.js';
 import { EventStreams } from './routes/events.js';
 import { listen, loadTls } from './tls.js';
+import { WebhookConsumers, WebhookDispatcher } from './webhooks.js';
 
 const gatewayConfig = z.object({
   CROWBAR_HTTP_HOST: z.string().min(1).default('0.0.0.0'),
@@ -31,6 +37,12 @@ const gatewayConfig = z.object({
   CROWBAR_NODE_API_BURST: intFromEnv(1, 100_000).default(100),
   CROWBAR_SSE_HEARTBEAT_MS: intFromEnv(100, 600_000).default(15_000),
   CROWBAR_SSE_MAX_BUFFER: intFromEnv(4096, 1 << 30).default(1 << 20),
+  /** Webhooks: attempts at one event before it is `failing`, backoff from/to, receiver timeout, poll. */
+  CROWBAR_WEBHOOK_ATTEMPTS: intFromEnv(1, 1000).default(10),
+  CROWBAR_WEBHOOK_BACKOFF_MS: intFromEnv(1, 3_600_000).default(1000),
+  CROWBAR_WEBHOOK_BACKOFF_MAX_MS: intFromEnv(1, 3_600_000).default(60_000),
+  CROWBAR_WEBHOOK_TIMEOUT_MS: intFromEnv(100, 600_000).default(10_000),
+  CROWBAR_WEBHOOK_POLL_MS: intFromEnv(50, 600_000).default(1000),
   /** The web UI's build; the default is where infra/ui-build.mjs puts it. */
   CROWBAR_UI_DIR: z
     .string()
@@ -56,6 +68,9 @@ export const gatewayService: ServiceDef<typeof gatewayConfig> = {
     if (config.CROWBAR_READONLY_TOKEN)
       await store?.ensureToken('launcher-read-only', 'read-only', tokenHash(config.CROWBAR_READONLY_TOKEN));
     const streams = new EventStreams();
+    const webhooks = store
+      ? makeWebhooks(config, { bus, log, clock, version, database: database! })
+      : undefined;
     const app = createApp({
       bus,
       events: {
@@ -71,6 +86,7 @@ export const gatewayService: ServiceDef<typeof gatewayConfig> = {
       domain: config.CROWBAR_DNS_DOMAIN,
       uiDir: config.CROWBAR_UI_DIR,
       ...(store ? { accounts: { store, tokens: new TokenCache(store, clock) } } : {}),
+      ...(webhooks ? { webhooks } : {}),
       nodeApiRate: { perSecond: config.CROWBAR_NODE_API_RATE, burst: config.CROWBAR_NODE_API_BURST },
       self: async () => ({
         service: 'gateway',
@@ -84,6 +100,7 @@ export const gatewayService: ServiceDef<typeof gatewayConfig> = {
     });
     const server = await listen(app, { host: config.CROWBAR_HTTP_HOST, port: config.CROWBAR_HTTP_PORT, tls });
     const port = server.port;
+    webhooks?.dispatcher.start();
     const scheme = tls ? 'https' : 'http';
     if (tls && tls.notAfter.getTime() < clock.now().getTime())
       log.warn({ notAfter: tls.notAfter.toISOString() }, 'the TLS certificate has expired');
@@ -95,8 +112,10 @@ export const gatewayService: ServiceDef<typeof gatewayConfig> = {
       'gateway listening',
     );
     return {
-      detail: () => ({ port, scheme, eventStreams: streams.size }),
+      detail: () => ({ port, scheme, eventStreams: streams.size, webhooks: webhooks?.dispatcher.size ?? 0 }),
       stop: async () => {
+        // Deliveries in flight finish and are acknowledged while NATS is still there.
+        await webhooks?.dispatcher.stop();
         // Open event streams would keep the server from closing.
         streams.closeAll();
         await server.close();
@@ -104,3 +123,29 @@ export const gatewayService: ServiceDef<typeof gatewayConfig> = {
     };
   },
 };
+
+/** Webhook deliveries from this process (every gateway takes part; see webhooks.ts). */
+function makeWebhooks(
+  config: z.infer<typeof gatewayConfig>,
+  d: { bus: Bus; log: Logger; clock: Clock; version: string; database: Database },
+) {
+  const opts = {
+    attempts: config.CROWBAR_WEBHOOK_ATTEMPTS,
+    backoffMs: config.CROWBAR_WEBHOOK_BACKOFF_MS,
+    backoffMaxMs: config.CROWBAR_WEBHOOK_BACKOFF_MAX_MS,
+    timeoutMs: config.CROWBAR_WEBHOOK_TIMEOUT_MS,
+    pollMs: config.CROWBAR_WEBHOOK_POLL_MS,
+  };
+  const store = new WebhookStore(d.database);
+  const consumers = new WebhookConsumers(d.bus, opts);
+  const dispatcher = new WebhookDispatcher({
+    bus: d.bus,
+    store,
+    consumers,
+    opts,
+    log: d.log.child({ component: 'webhooks' }),
+    clock: d.clock,
+    userAgent: `crowbar-webhooks/${d.version}`,
+  });
+  return { store, consumers, dispatcher };
+}

@@ -106,7 +106,13 @@ const handlers: { [K in InventoryOp]: Handler<K> } = {
     return { node: id, credential: await rotateCredential(g, id) };
   },
   'node.get': async (g, a) => withState(await getNodeDetail(g, await nodeId(g, a.node))),
-  'node.list': async (g) => ({ nodes: (await listNodes(g)).map(withState) }),
+  'node.list': async (g, a) => {
+    const page = await listNodes(g, {
+      limit: a.limit,
+      ...(a.cursor !== undefined ? { after: Number(a.cursor) } : {}),
+    });
+    return { nodes: page.rows.map(withState), next: page.next };
+  },
   'node.delete': async (g, a) => {
     await deleteNode(g, await nodeId(g, a.node));
     return { deleted: true };
@@ -121,14 +127,20 @@ const handlers: { [K in InventoryOp]: Handler<K> } = {
     await commitNode(g, id);
     return withState(await getNodeDetail(g, id));
   },
-  'noderole.list': async (g, a) => ({
-    noderoles: await listNoderoles(g, {
-      ...(a.node !== undefined ? { nodeId: await nodeId(g, a.node) } : {}),
-      ...(a.deployment !== undefined ? { deploymentId: await deploymentId(g, a.deployment) } : {}),
-      ...(a.role !== undefined ? { role: a.role } : {}),
-      ...(a.state !== undefined ? { state: a.state } : {}),
-    }),
-  }),
+  'noderole.list': async (g, a) => {
+    const [cohort, id] = (a.cursor ?? '').split('.').map(Number);
+    const page = await listNoderoles(
+      g,
+      {
+        ...(a.node !== undefined ? { nodeId: await nodeId(g, a.node) } : {}),
+        ...(a.deployment !== undefined ? { deploymentId: await deploymentId(g, a.deployment) } : {}),
+        ...(a.role !== undefined ? { role: a.role } : {}),
+        ...(a.state !== undefined ? { state: a.state } : {}),
+      },
+      { limit: a.limit, ...(a.cursor !== undefined ? { after: { cohort: cohort!, id: id! } } : {}) },
+    );
+    return { noderoles: page.rows, next: page.next };
+  },
   'noderole.get': async (g, a) => {
     if (a.noderole !== undefined) return getNoderole(g, a.noderole);
     if (a.node === undefined || a.role === undefined)

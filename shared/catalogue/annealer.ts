@@ -113,8 +113,23 @@ export const annealerMessages = {
     'annealer',
     'run.list',
     1,
-    z.object({ active: z.boolean().default(true) }),
     z.object({
+      active: z.boolean().default(true),
+      /** Newest first, at most `limit` (default 500, at most 1000), older than `cursor` (a page's `next`). */
+      limit: z
+        .number()
+        .int()
+        .min(1, 'must be from 1 to 1000')
+        .max(1000, 'must be from 1 to 1000')
+        .default(500),
+      cursor: z
+        .string()
+        .regex(/^\d{1,15}$/, "must be the `next` of a previous page's answer")
+        .optional(),
+    }),
+    z.object({
+      /** The cursor of the next (older) page; null on the last. */
+      next: z.string().nullable().default(null),
       runs: z.array(
         z.object({
           id,
@@ -129,7 +144,7 @@ export const annealerMessages = {
         }),
       ),
     }),
-    { request: { active: true }, response: { runs: [] } },
+    { request: { active: true, limit: 100 }, response: { runs: [], next: null } },
   ),
 };
 

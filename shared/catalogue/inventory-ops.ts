@@ -32,6 +32,20 @@ const sshPublicKey = z
     /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/,
     'must be an OpenSSH public key line',
   );
+/**
+ * Paging of a list (keyset, so a page never shifts when rows are added): at most `limit` rows (default
+ * 500, at most 1000) after `cursor`, the `next` of the page before; the answer's `next` is null on the
+ * last page. Cursors are opaque to clients.
+ */
+export const pageLimit = { default: 500, max: 1000 } as const;
+const limit = z
+  .number()
+  .int()
+  .min(1, `must be from 1 to ${pageLimit.max}`)
+  .max(pageLimit.max, `must be from 1 to ${pageLimit.max}`)
+  .default(pageLimit.default);
+const cursor = (shape: RegExp) =>
+  z.string().max(40).regex(shape, "must be the `next` of a previous page's answer").optional();
 export const inventoryOps = {
   'node.create': z.object({
     name: nodeName,
@@ -67,15 +81,19 @@ export const inventoryOps = {
   /** A new credential for the node (the old one stops working); for registration, never a REST route. */
   'node.rotate_credential': z.object({ node: ref }),
   'node.get': z.object({ node: ref }),
-  'node.list': z.object({}),
+  /** In id order; `cursor` is the last id of the page before. */
+  'node.list': z.object({ limit, cursor: cursor(/^\d{1,15}$/) }),
   'node.delete': z.object({ node: ref }),
   'node.propose': z.object({ node: ref }),
   'node.commit': z.object({ node: ref }),
+  /** In cohort order (parents before children), then id; `cursor` is `<cohort>.<id>` of the last row. */
   'noderole.list': z.object({
     node: ref.optional(),
     deployment: ref.optional(),
     role: roleName.optional(),
     state: noderoleState.optional(),
+    limit,
+    cursor: cursor(/^\d{1,9}\.\d{1,15}$/),
   }),
   'noderole.get': z.object({ noderole: id.optional(), node: ref.optional(), role: roleName.optional() }),
   'noderole.create': z.object({
@@ -181,7 +199,7 @@ export const inventoryOpRpcs: { [K in InventoryOp]: InventoryOpRpc<K> } = {
   'node.update': operation('node.update', writes, { node: 3, description: 'rack 4', version: 2 }),
   'node.rotate_credential': operation('node.rotate_credential', writes, { node: 3 }),
   'node.get': operation('node.get', reads, { node: 'web1.lab.crowbar.test' }),
-  'node.list': operation('node.list', reads, {}),
+  'node.list': operation('node.list', reads, { limit: 500, cursor: '1200' }),
   'node.delete': operation('node.delete', writes, { node: 3 }),
   'node.propose': operation('node.propose', writes, { node: 3 }),
   'node.commit': operation('node.commit', writes, { node: 3 }),

@@ -218,6 +218,8 @@ export const attribWritten = z.looseObject({
   pending: z.boolean(),
 });
 const deleted = z.looseObject({ deleted: z.boolean() });
+/** A page of a list: `next` is the cursor of the page after it (pass it as `cursor`), null on the last. */
+const next = z.string().nullable();
 
 /** What each operation answers; `inventoryOpRpcs` pairs these with the requests of `inventoryOps`. */
 export const inventoryOpResponses = {
@@ -226,11 +228,11 @@ export const inventoryOpResponses = {
   /** Registration's (never a REST route): the node's new credential. */
   'node.rotate_credential': z.looseObject({ node: id, credential: z.string() }),
   'node.get': nodeDetail,
-  'node.list': z.looseObject({ nodes: z.array(nodeListItem) }),
+  'node.list': z.looseObject({ nodes: z.array(nodeListItem), next }),
   'node.delete': deleted,
   'node.propose': nodeDetail,
   'node.commit': nodeDetail,
-  'noderole.list': z.looseObject({ noderoles: z.array(noderoleRow) }),
+  'noderole.list': z.looseObject({ noderoles: z.array(noderoleRow), next }),
   'noderole.get': noderoleDetail,
   'noderole.create': noderoleDetail,
   'noderole.update': noderoleDetail,
@@ -269,11 +271,11 @@ export const inventoryOpResponseExamples: Examples = {
   'node.update': nodeExample,
   'node.rotate_credential': { node: 3, credential: 'z__t2r7mIsi_bM_CMZv7e1mvDOgfvocU' },
   'node.get': nodeExample,
-  'node.list': { nodes: [nodeExample] },
+  'node.list': { nodes: [nodeExample], next: '3' },
   'node.delete': { deleted: true },
   'node.propose': { ...nodeExample, states: ['proposed'], state: 'proposed' },
   'node.commit': nodeExample,
-  'noderole.list': { noderoles: [noderoleExample] },
+  'noderole.list': { noderoles: [noderoleExample], next: null },
   'noderole.get': noderoleExample,
   'noderole.create': noderoleExample,
   'noderole.update': { ...noderoleExample, proposedData: { test: { greeting: 'hi' } } },

@@ -1,4 +1,5 @@
 import {
+  bigint,
   bigserial,
   index,
   integer,
@@ -10,7 +11,7 @@ import {
 } from 'drizzle-orm/pg-core';
 
 /**
- * The gateway schema: operator tokens and the audit log, written only by gateways. Every gateway process
+ * The gateway schema: operator tokens, the audit log and webhooks, written only by gateways. Every gateway process
  * reads and writes it, so the processes themselves stay stateless and scale out.
  */
 export const gatewaySchema = pgSchema('gateway');
@@ -49,3 +50,28 @@ export const audit = gatewaySchema.table(
   },
   (t) => [index('audit_token').on(t.token, t.id), index('audit_at').on(t.at)],
 );
+
+/**
+ * Webhooks external tools register (`/api/v2/webhooks`). Each has a durable JetStream consumer on the
+ * EVENTS stream named `webhook-<id>`, shared by every gateway; this row holds what the consumer cannot:
+ * where to deliver, the signing secret, and whether deliveries are stopped after too many failures.
+ */
+export const webhooks = gatewaySchema.table('webhooks', {
+  id: serial('id').primaryKey(),
+  url: text('url').notNull(),
+  /** Comma-separated event type patterns, as the event stream's `filter`; `>` for every event. */
+  filter: text('filter').notNull(),
+  description: text('description').notNull().default(''),
+  /** Signs every delivery; shown once at creation. Kept in clear: the gateway needs it to sign. */
+  secret: text('secret').notNull(),
+  /** `active`, or `failing`: stopped at `failed_seq` after too many failed attempts, until resumed. */
+  state: text('state').$type<'active' | 'failing'>().notNull().default('active'),
+  /** Failed attempts at the event now being delivered (reset by a successful delivery). */
+  failures: integer('failures').notNull().default(0),
+  lastError: text('last_error'),
+  lastErrorAt: timestamp('last_error_at', { withTimezone: true }),
+  /** The stream sequence of the event the last failure was on; resuming starts there. */
+  failedSeq: bigint('failed_seq', { mode: 'number' }),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  createdBy: text('created_by'),
+});

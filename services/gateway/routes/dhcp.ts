@@ -25,10 +25,11 @@ export function dhcpRoutes(deps: GatewayDeps): Hono {
       ...(q.mac ? { mac: normaliseMac(q.mac) ?? q.mac } : {}),
       ...(q.network ? { network: q.network } : {}),
       ...(q.node ? { nodeId: positiveInt('node', q.node)! } : {}),
-      ...(q.after ? { after: q.after } : {}),
+      // `cursor` like every list; `after` (the last address of the page before) is its older name.
+      ...((q.cursor ?? q.after) ? { after: (q.cursor ?? q.after)! } : {}),
       ...(q.limit ? { limit: positiveInt('limit', q.limit)! } : {}),
     });
-    if (r.next) c.header('Link', `</api/v2/dhcp/leases?after=${r.next}>; rel="next"`);
+    if (r.next) c.header('Link', `</api/v2/dhcp/leases?cursor=${encodeURIComponent(r.next)}>; rel="next"`);
     return c.json(r);
   });
   app.get('/dhcp/reservations', async (c) => {

@@ -7,12 +7,30 @@ import {
   inventoryAnnealRpcs,
   inventoryOpRpcs,
 } from '../../../shared/catalogue/index.js';
+import { ValidationError } from '../../../shared/errors.js';
 import type { GatewayDeps } from '../app.js';
 import { jsonObject as body } from '../body.js';
 
 /** Checked here so bad input never leaves the gateway (a 422 naming the field); inventory checks again. */
 function checkRequest<S extends z.ZodType>(schema: S, args: unknown): asserts args is z.input<S> {
   parsePayload(schema, args, 'request');
+}
+
+/**
+ * A list's paging from the query: `limit` (a whole number; its range is the operation's to check) and
+ * `cursor` (the `next` of the page before). Left out, the first page of the default size.
+ */
+export function pageQuery(c: Context): { limit?: number; cursor?: string } {
+  const limit = c.req.query('limit');
+  const cursor = c.req.query('cursor');
+  if (limit !== undefined && !/^\d{1,9}$/.test(limit))
+    throw new ValidationError(`limit must be a whole number, got "${limit.slice(0, 20)}"`, {
+      field: 'limit',
+    });
+  return {
+    ...(limit !== undefined ? { limit: Number(limit) } : {}),
+    ...(cursor !== undefined ? { cursor } : {}),
+  };
 }
 
 /** Path ids may be numbers or names (reference §1.1). */
@@ -57,14 +75,14 @@ export function inventoryRoutes(deps: GatewayDeps): Hono {
   };
 
   // nodes
-  app.get('/nodes', (c) => call(c, 'node.list', {}));
+  app.get('/nodes', (c) => call(c, 'node.list', pageQuery(c)));
   app.post('/nodes', async (c) => call(c, 'node.create', await body(c), 201));
   app.get('/nodes/:id', (c) => call(c, 'node.get', { node: id(c) }));
   app.put('/nodes/:id', async (c) => call(c, 'node.update', { ...(await body(c)), node: id(c) }));
   app.delete('/nodes/:id', (c) => call(c, 'node.delete', { node: id(c) }));
   app.put('/nodes/:id/propose', (c) => call(c, 'node.propose', { node: id(c) }));
   app.put('/nodes/:id/commit', (c) => call(c, 'node.commit', { node: id(c) }));
-  app.get('/nodes/:id/node_roles', (c) => call(c, 'noderole.list', { node: id(c) }));
+  app.get('/nodes/:id/node_roles', (c) => call(c, 'noderole.list', { node: id(c), ...pageQuery(c) }));
   app.get('/nodes/:id/node_roles/:role', (c) =>
     call(c, 'noderole.get', { node: id(c), role: c.req.param('role') }),
   );
@@ -82,6 +100,7 @@ export function inventoryRoutes(deps: GatewayDeps): Hono {
       ...(q.deployment ? { deployment: ref(q.deployment) } : {}),
       ...(q.role ? { role: q.role } : {}),
       ...(q.state ? { state: q.state } : {}),
+      ...pageQuery(c),
     });
   });
   app.post('/node_roles', async (c) => call(c, 'noderole.create', await body(c), 201));
@@ -105,7 +124,9 @@ export function inventoryRoutes(deps: GatewayDeps): Hono {
   app.put('/deployments/:id/commit', (c) => call(c, 'deployment.commit', { deployment: id(c) }));
   app.get('/deployments/:id/graph', (c) => call(c, 'deployment.graph', { deployment: id(c) }));
   app.get('/deployments/:id/preview', (c) => call(c, 'deployment.preview', { deployment: id(c) }));
-  app.get('/deployments/:id/node_roles', (c) => call(c, 'noderole.list', { deployment: id(c) }));
+  app.get('/deployments/:id/node_roles', (c) =>
+    call(c, 'noderole.list', { deployment: id(c), ...pageQuery(c) }),
+  );
   app.get('/deployments/:id/deployment_roles', (c) => call(c, 'deployment_role.list', { deployment: id(c) }));
 
   // deployment_roles
@@ -127,8 +148,10 @@ export function inventoryRoutes(deps: GatewayDeps): Hono {
     const status = s.status === 'failed' ? 409 : s.status === 'finished' ? 200 : 202;
     return c.json({ message: s.status, counts: s.counts }, status);
   });
-  app.get('/runs', async (c) =>
-    c.json(await deps.bus.request(annealerMessages.runs, { active: c.req.query('all') !== 'true' })),
-  );
+  app.get('/runs', async (c) => {
+    const args = { active: c.req.query('all') !== 'true', ...pageQuery(c) };
+    checkRequest(annealerMessages.runs.request, args);
+    return c.json(await deps.bus.request(annealerMessages.runs, args));
+  });
   return app;
 }

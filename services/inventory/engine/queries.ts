@@ -23,18 +23,33 @@ export const noderoleColumns = sql`
 const noderoleFrom = sql`from inventory.noderoles nr join inventory.nodes n on n.id = nr.node_id
   join inventory.roles r on r.id = nr.role_id join inventory.deployments d on d.id = nr.deployment_id`;
 
+/** A page: one row more than asked for is read, so `next` is null exactly on the last page. */
+export interface Page {
+  limit: number;
+}
+function paged<R>(rows: R[], limit: number, cursorOf: (r: R) => string): { rows: R[]; next: string | null } {
+  if (rows.length <= limit) return { rows, next: null };
+  const page = rows.slice(0, limit);
+  return { rows: page, next: cursorOf(page.at(-1)!) };
+}
+
+/** Noderoles in cohort order, then id (keyset on both: a cohort is set at binding and never changes). */
 export async function listNoderoles(
   g: GraphTx,
   f: { nodeId?: number; deploymentId?: number; role?: string; state?: string },
+  page: Page & { after?: { cohort: number; id: number } },
 ) {
   const where = [sql`true`];
   if (f.nodeId !== undefined) where.push(sql`nr.node_id = ${f.nodeId}`);
   if (f.deploymentId !== undefined) where.push(sql`nr.deployment_id = ${f.deploymentId}`);
   if (f.role !== undefined) where.push(sql`r.name = ${f.role}`);
   if (f.state !== undefined) where.push(sql`nr.state = ${f.state}`);
-  return g.rows<RowOf<'noderole.list', 'noderoles'>>(
-    sql`select ${noderoleColumns} ${noderoleFrom} where ${sql.join(where, sql` and `)} order by nr.cohort, nr.id`,
+  if (page.after) where.push(sql`(nr.cohort, nr.id) > (${page.after.cohort}, ${page.after.id})`);
+  const rows = await g.rows<RowOf<'noderole.list', 'noderoles'>>(
+    sql`select ${noderoleColumns} ${noderoleFrom} where ${sql.join(where, sql` and `)}
+        order by nr.cohort, nr.id limit ${page.limit + 1}`,
   );
+  return paged(rows, page.limit, (r) => `${r.cohort}.${r.id}`);
 }
 
 export async function getNoderole(g: GraphTx, id: number) {
@@ -64,12 +79,15 @@ export async function getNodeDetail(g: GraphTx, id: number) {
   return n;
 }
 
-export async function listNodes(g: GraphTx) {
-  return g.rows<NodeListRow>(sql`
+/** Nodes in id order (keyset on id). */
+export async function listNodes(g: GraphTx, page: Page & { after?: number }) {
+  const rows = await g.rows<NodeListRow>(sql`
     select n.id, n.name, n.description, n.admin, n.system, n.alive, n.available, n.bootenv, n.deployment_id as "deploymentId",
            d.name as deployment,
            coalesce((select array_agg(nr.state) from inventory.noderoles nr where nr.node_id = n.id), '{}') as states
-    from inventory.nodes n join inventory.deployments d on d.id = n.deployment_id order by n.id`);
+    from inventory.nodes n join inventory.deployments d on d.id = n.deployment_id
+    ${page.after !== undefined ? sql`where n.id > ${page.after}` : sql``} order by n.id limit ${page.limit + 1}`);
+  return paged(rows, page.limit, (r) => String(r.id));
 }
 
 export async function getDeployment(g: GraphTx, id: number) {

@@ -43,7 +43,31 @@ export async function api<T = unknown>(
   return parsed as T;
 }
 
-export const get = <T>(path: string) => api<T>('GET', path);
+/**
+ * A GET; a list (`{nodes: [...], next}`) comes with the rows of all its pages (`next` passed back as
+ * `cursor`), unless the path asks for one page itself (`limit` or `cursor` in its query).
+ */
+export async function get<T>(path: string): Promise<T> {
+  const first = await api<T>('GET', path);
+  if (/[?&](limit|cursor)=/.test(path)) return first;
+  const key = listKey(first);
+  if (!key) return first;
+  let last = first as Record<string, unknown>;
+  const rows = [...(last[key] as unknown[])];
+  while (typeof last.next === 'string' && listKey(last) === key) {
+    const sep = path.includes('?') ? '&' : '?';
+    last = await api<Record<string, unknown>>('GET', `${path}${sep}cursor=${encodeURIComponent(last.next)}`);
+    rows.push(...((last[key] as unknown[] | undefined) ?? []));
+  }
+  return { ...last, [key]: rows, next: null } as T;
+}
+
+/** The one array field of a list answer that has a `next` cursor. */
+function listKey(v: unknown): string | null {
+  if (typeof v !== 'object' || v === null || typeof (v as { next?: unknown }).next !== 'string') return null;
+  const arrays = Object.entries(v).filter(([, x]) => Array.isArray(x));
+  return arrays.length === 1 ? arrays[0]![0] : null;
+}
 
 export type NoderoleState = 'error' | 'active' | 'todo' | 'transition' | 'blocked' | 'proposed';
 export const states: NoderoleState[] = ['error', 'transition', 'proposed', 'todo', 'blocked', 'active'];

@@ -49,7 +49,7 @@ export function NodePage({ id }: { id: string }) {
   const leases = useApi<{ leases: Lease[] }>(['dhcp', 'leases', id], `/dhcp/leases?node=${id}`);
   const boot = useApi<BootEvent[]>(['boot_events', id], `/nodes/${id}/boot_events`);
   const probe = useApi<ProbeHealth>(['probe', id], `/nodes/${id}/health`);
-  const runs = useApi<{ runs: Run[] }>(['runs', 'all'], '/runs?all=true');
+  const runs = useApi<{ runs: Run[] }>(['runs', 'all'], '/runs?all=true&limit=1000');
   const [open, setOpen] = useState<number | null>(null);
   const setAvailable = useMutation({
     mutationFn: (available: boolean) => api('PUT', `/nodes/${id}`, { available }),

@@ -4,7 +4,7 @@ import { ErrorBox, Loading, link, useApi, when } from '../ui.js';
 import { RunLog } from './node.js';
 
 export function RunsPage() {
-  const runs = useApi<{ runs: Run[] }>(['runs', 'all'], '/runs?all=true');
+  const runs = useApi<{ runs: Run[] }>(['runs', 'all'], '/runs?all=true&limit=1000');
   const [open, setOpen] = useState<number | null>(null);
   return (
     <>

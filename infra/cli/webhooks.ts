@@ -1,0 +1,68 @@
+import type { Command } from 'commander';
+import { CliError, type Client, exitCodes } from './client.js';
+
+/** What the webhook commands need from the program (program.ts hands them over). */
+export interface WebhookCommandDeps {
+  client: (cmd: Command) => Client;
+  /** Prints an answer in the chosen --format. */
+  print: (cmd: Command, value: unknown, kind?: string) => void;
+  /** The chosen --format. */
+  format: (cmd: Command) => string;
+  stderr: NodeJS.WritableStream;
+}
+
+/** The table shows what an operator looks at; --format json or yaml shows every field. */
+const tableColumns = ['id', 'url', 'filter', 'state', 'failures', 'pending', 'lastDeliveredSeq', 'lastError'];
+const project = (row: Record<string, unknown>) =>
+  Object.fromEntries(tableColumns.filter((k) => k in row).map((k) => [k, row[k]]));
+
+const id = (raw: string) => {
+  if (!/^\d+$/.test(raw)) throw new CliError(`a webhook id is a number, got "${raw}"`, exitCodes.usage);
+  return raw;
+};
+
+/** `crowbar webhooks list|create <url> [--filter …]|show <id>|destroy <id>|resume <id>`. */
+export function addWebhookCommands(program: Command, deps: WebhookCommandDeps): void {
+  const g = program
+    .command('webhooks')
+    .description('webhooks: signed HTTP POSTs of the events an external tool registers for');
+  const show = (cmd: Command, value: Record<string, unknown>) =>
+    deps.print(cmd, deps.format(cmd) === 'table' ? project(value) : value);
+  g.command('list')
+    .description('list webhooks with their state, failures and events pending')
+    .action(async (_o: unknown, cmd: Command) => {
+      const r = await deps.client(cmd).call<{ webhooks: Record<string, unknown>[] }>('GET', '/webhooks');
+      deps.print(cmd, deps.format(cmd) === 'table' ? { webhooks: r.webhooks.map(project) } : r, 'webhooks');
+    });
+  g.command('create <url>')
+    .description('register a webhook (prints its signing secret once)')
+    .option(
+      '--filter <patterns>',
+      'event types, comma-separated: noderole.*, node.changed, dhcp.> … (default: all)',
+    )
+    .option('--description <text>', 'what it is for')
+    .action(async (url: string, o: { filter?: string; description?: string }, cmd: Command) => {
+      const r = await deps.client(cmd).call<Record<string, unknown>>('POST', '/webhooks', {
+        url,
+        ...(o.filter !== undefined ? { filter: o.filter } : {}),
+        ...(o.description !== undefined ? { description: o.description } : {}),
+      });
+      deps.print(cmd, deps.format(cmd) === 'table' ? { ...project(r), secret: r.secret } : r);
+      if (deps.format(cmd) === 'table') deps.stderr.write('The secret is shown this once; keep it.\n');
+    });
+  g.command('show <id>')
+    .description('show one: its state, last error, events pending and the last one delivered')
+    .action(async (raw: string, _o: unknown, cmd: Command) =>
+      deps.print(cmd, await deps.client(cmd).call('GET', `/webhooks/${id(raw)}`)),
+    );
+  g.command('destroy <id>')
+    .description('delete a webhook (deliveries stop)')
+    .action(async (raw: string, _o: unknown, cmd: Command) =>
+      show(cmd, await deps.client(cmd).call('DELETE', `/webhooks/${id(raw)}`)),
+    );
+  g.command('resume <id>')
+    .description('deliver again after it failed, from the event that failed')
+    .action(async (raw: string, _o: unknown, cmd: Command) =>
+      show(cmd, await deps.client(cmd).call('PUT', `/webhooks/${id(raw)}/resume`)),
+    );
+}

@@ -1,0 +1,381 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type NatsServerHandle, startNatsServer } from '../infra/nats.js';
+import { natsAuthorization, natsCredentials, natsUrlFor } from '../infra/nats-auth.js';
+import { pickPort } from '../infra/ports.js';
+import { gatewayService } from '../services/gateway/service.js';
+import { Bus } from '../shared/bus/bus.js';
+import { streamName } from '../shared/bus/streams.js';
+import { inventoryEvents, system } from '../shared/catalogue/index.js';
+import { createLogger } from '../shared/log.js';
+import { type HostedService, hostService } from '../shared/service/host.js';
+import { runCrowbar } from './helpers/cli.js';
+import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { until } from './helpers/inventory.js';
+import { type Stack, startStack, testAdminToken, testReadOnlyToken } from './helpers/stack.js';
+import { type Received, signatureProblem, WebhookReceiver } from './helpers/webhook-receiver.js';
+
+/**
+ * Webhooks (issue 17) against a real stack — inventory and the gateway, on a nats-server of this file's
+ * own that gives each service the user `npm start` gives it (permissions from shared/catalogue/access.ts),
+ * so the webhooks' consumers run with the gateway's real permissions — and real HTTP receivers on
+ * 127.0.0.1. Backoff is short here (20 ms doubling to 200 ms) and a webhook fails after 4 attempts.
+ */
+let t: TestEnv;
+let s: Stack;
+let dir: string;
+let nats: NatsServerHandle;
+let bus: Bus;
+const receivers: WebhookReceiver[] = [];
+const extraGateways: HostedService[] = [];
+const webhookEnv = {
+  CROWBAR_WEBHOOK_ATTEMPTS: '4',
+  CROWBAR_WEBHOOK_BACKOFF_MS: '20',
+  CROWBAR_WEBHOOK_BACKOFF_MAX_MS: '200',
+  CROWBAR_WEBHOOK_TIMEOUT_MS: '2000',
+  CROWBAR_WEBHOOK_POLL_MS: '200',
+};
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'crowbar-webhooks-'));
+  t = await createTestEnv();
+  const creds = natsCredentials(join(dir, 'credentials.json'));
+  nats = await startNatsServer({
+    dir: join(dir, 'nats'),
+    port: await pickPort(4680),
+    log: () => undefined,
+    authorization: natsAuthorization(creds, t.prefix),
+  });
+  t.env.NATS_URL = natsUrlFor(nats.url, 'admin', creds);
+  s = await startStack(t, ['inventory', 'gateway'], webhookEnv, (name) => ({
+    NATS_URL: natsUrlFor(nats.url, name, creds),
+  }));
+  bus = await Bus.connect({
+    url: natsUrlFor(nats.url, 'admin', creds),
+    prefix: t.prefix,
+    source: 'test',
+    log: createLogger('t', { level: 'silent' }),
+  });
+}, 120_000);
+
+afterAll(async () => {
+  for (const g of extraGateways) await g.stop();
+  await s?.stop();
+  await bus?.close();
+  for (const r of receivers) await r.close();
+  await nats?.stop();
+  await t?.cleanup().catch(() => undefined);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** The gateway's URL now (a restarted gateway listens on another port). */
+const api = () => `http://127.0.0.1:${s.services.get('gateway')!.detail().port}/api/v2`;
+async function call(method: string, path: string, body?: unknown, token = testAdminToken) {
+  const r = await fetch(`${api()}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+  });
+  return { status: r.status, body: (await r.json()) as any };
+}
+const receiver = async () => {
+  const r = await WebhookReceiver.start();
+  receivers.push(r);
+  return r;
+};
+async function createHook(url: string, filter?: string): Promise<{ id: number; secret: string }> {
+  const r = await call('POST', '/webhooks', { url, ...(filter ? { filter } : {}) });
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  expect(r.body.secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+  return r.body;
+}
+let marker = 0;
+/** Publishes a node.changed event that says `reason`, as inventory's outbox would. */
+const publish = (reason: string) =>
+  bus.publish(inventoryEvents.nodeChanged, {
+    node: { ...inventoryEvents.nodeChanged.example.node, id: 1 + (marker++ % 50) },
+    changed: ['alive'],
+    reason,
+  });
+const reasonOf = (r: Received) => (JSON.parse(r.body) as { data: { reason?: string } }).data.reason;
+/** The reasons of the accepted deliveries that start with `tag`, in arrival order. */
+const reasons = (r: WebhookReceiver, tag: string) =>
+  r
+    .accepted()
+    .map(reasonOf)
+    .filter((x): x is string => x?.startsWith(tag) ?? false);
+const increasing = (xs: number[]) => xs.every((x, i) => i === 0 || x > xs[i - 1]!);
+
+describe('webhooks: registering', () => {
+  it('refuses bad input with a 422 naming the field, and writes from the read-only token', async () => {
+    for (const [body, field] of [
+      [{ url: 'ftp://tools.example.com/x' }, 'url'],
+      [{ url: 'not a url' }, 'url'],
+      [{ url: 'javascript:alert(1)' }, 'url'],
+      [{}, 'url'],
+      [{ url: 'http://127.0.0.1:9/x', filter: 'node..changed' }, 'filter'],
+      [{ url: 'http://127.0.0.1:9/x', filter: 'no de' }, 'filter'],
+      [{ url: 'http://127.0.0.1:9/x', secret: 'mine' }, 'secret'],
+      [{ url: 'http://127.0.0.1:9/x', filter: 7 }, 'filter'],
+    ] as const) {
+      const r = await call('POST', '/webhooks', body);
+      expect(r.status, JSON.stringify(body)).toBe(422);
+      expect(r.body.field, JSON.stringify(r.body)).toBe(field);
+      expect(r.body.message).toContain(field);
+    }
+    expect((await call('POST', '/webhooks', '[1]')).body.field).toBe('body');
+    const ro = await call('POST', '/webhooks', { url: 'http://127.0.0.1:9/x' }, testReadOnlyToken);
+    expect(ro.status).toBe(403);
+    expect((await call('GET', '/webhooks', undefined, testReadOnlyToken)).body.webhooks).toEqual([]);
+    expect((await call('GET', '/webhooks/x1')).body.field).toBe('id');
+    expect((await call('GET', '/webhooks/999')).status).toBe(404);
+    expect((await call('PUT', '/webhooks/999/resume')).status).toBe(404);
+    expect((await call('DELETE', '/webhooks/999')).status).toBe(404);
+  });
+});
+
+describe('webhooks: delivery', () => {
+  it('delivers real events signed, in stream order, filtered; the secret shows once', {
+    timeout: 60_000,
+  }, async () => {
+    const nodes = await receiver();
+    const deps = await receiver();
+    const both = await receiver();
+    const a = await createHook(nodes.url, 'node.created');
+    const b = await createHook(deps.url, 'deployment.*');
+    const c = await createHook(both.url, 'node.created,deployment.created');
+    expect((await call('GET', `/webhooks/${a.id}`)).body).not.toHaveProperty('secret');
+    const names = Array.from({ length: 12 }, (_, i) => `n${i}.hooks.crowbar.test`);
+    for (const name of names) expect((await call('POST', '/nodes', { name })).status).toBe(201);
+    await call('PUT', `/nodes/${names[0]}`, { description: 'changed' });
+    expect((await call('POST', '/deployments', { name: 'hooks' })).status).toBe(201);
+
+    const created = (r: WebhookReceiver) =>
+      r
+        .accepted()
+        .filter((x) => x.type === 'node.created.v1' && names.includes(JSON.parse(x.body).data.node.name));
+    await until('every node.created reached the node hook', () => created(nodes).length === names.length);
+    await until('deployment.created reached the deployment hook', () =>
+      deps.accepted().some((x) => x.type === 'deployment.created.v1'),
+    );
+    await until('the two-pattern hook got both', () =>
+      both.accepted().some((x) => x.type === 'deployment.created.v1'),
+    );
+    for (const [r, hook] of [
+      [nodes, a],
+      [deps, b],
+      [both, c],
+    ] as const) {
+      for (const x of r.got) {
+        expect(signatureProblem(hook.secret, x)).toBeNull();
+        expect(x.headers['x-crowbar-delivery']).toBe(`${hook.id}-${x.seq}`);
+        expect(x.headers['webhook-id']).toBe(`${hook.id}-${x.seq}`);
+        expect(x.headers['content-type']).toBe('application/json');
+        expect(JSON.parse(x.body).type).toBe(x.type);
+      }
+      expect(signatureProblem(a.secret === hook.secret ? b.secret : a.secret, r.got[0]!)).not.toBeNull();
+      expect(increasing(r.got.map((x) => x.seq))).toBe(true);
+      expect(r.got.every((x) => x.status === 200)).toBe(true);
+    }
+    // Each hook saw only what its filter lets through; the deployment event came after the nodes', so
+    // the hooks had already passed every node event by the time it arrived.
+    expect(new Set(nodes.got.map((x) => x.type))).toEqual(new Set(['node.created.v1']));
+    expect(deps.got.every((x) => x.type.startsWith('deployment.'))).toBe(true);
+    expect(new Set(both.got.map((x) => x.type))).toEqual(
+      new Set(['node.created.v1', 'deployment.created.v1']),
+    );
+    expect(created(both).map((x) => x.seq)).toEqual(created(nodes).map((x) => x.seq));
+    const shown = (await call('GET', `/webhooks/${a.id}`)).body;
+    expect(shown).toMatchObject({ state: 'active', failures: 0, pending: 0, filter: 'node.created' });
+    expect(shown.lastDeliveredSeq).toBe(nodes.got.at(-1)!.seq);
+    for (const h of [a, b, c]) expect((await call('DELETE', `/webhooks/${h.id}`)).status).toBe(200);
+  });
+
+  it('retries a receiver that fails (an error status, a cut connection, refused) until it takes each event once', {
+    timeout: 60_000,
+  }, async () => {
+    const r = await receiver();
+    // 500, then a cut connection, then 200; the same again for the third event.
+    r.respond = (n) => (n === 1 || n === 5 ? 500 : n === 2 || n === 6 ? 'cut' : 200);
+    const hook = await createHook(r.url, 'node.changed');
+    for (let i = 0; i < 5; i++) await publish(`flaky-${i}`);
+    await until('five events taken', () => reasons(r, 'flaky-').length === 5);
+    expect(reasons(r, 'flaky-')).toEqual(['flaky-0', 'flaky-1', 'flaky-2', 'flaky-3', 'flaky-4']);
+    expect(r.got.map((x) => x.status)).toEqual([500, 0, 200, 200, 500, 0, 200, 200, 200]);
+    // Every attempt at one event carries the same delivery id, and its attempt number.
+    expect(r.got.slice(0, 3).map((x) => x.headers['x-crowbar-delivery'])).toEqual(
+      Array(3).fill(`${hook.id}-${r.got[0]!.seq}`),
+    );
+    expect(r.got.slice(0, 3).map((x) => x.headers['x-crowbar-attempt'])).toEqual(['1', '2', '3']);
+    const shown = (await call('GET', `/webhooks/${hook.id}`)).body;
+    expect(shown).toMatchObject({ state: 'active', failures: 0 });
+    expect(shown.lastError).toMatch(/closed|socket|reset/i);
+
+    // Down (nothing listening), then back on the same port.
+    await r.close();
+    for (let i = 0; i < 3; i++) await publish(`down-${i}`);
+    await until('refused attempts recorded', async () => {
+      const w = (await call('GET', `/webhooks/${hook.id}`)).body;
+      return w.failures >= 2 && w.lastError === 'connection refused';
+    });
+    await r.listen();
+    await until('the three taken after it came back', () => reasons(r, 'down-').length === 3);
+    expect(reasons(r, 'down-')).toEqual(['down-0', 'down-1', 'down-2']);
+    expect((await call('GET', `/webhooks/${hook.id}`)).body.failures).toBe(0);
+    await call('DELETE', `/webhooks/${hook.id}`);
+  });
+
+  it('marks a webhook failing after the bound, keeps the others going, and resumes from the failed event', {
+    timeout: 60_000,
+  }, async () => {
+    const bad = await receiver();
+    const good = await receiver();
+    bad.respond = () => 503;
+    const failing = await createHook(bad.url, 'node.changed');
+    const healthy = await createHook(good.url, 'node.changed');
+    for (let i = 0; i < 3; i++) await publish(`bound-${i}`);
+    const w = await until('the webhook is failing', async () => {
+      const x = (await call('GET', `/webhooks/${failing.id}`)).body;
+      return x.state === 'failing' && x.pending === null ? x : null;
+    });
+    expect(w).toMatchObject({ failures: 4, lastError: 'HTTP 503: not now', pending: null });
+    expect(w.failedSeq).toBe(bad.got[0]!.seq);
+    expect(bad.got.map((x) => x.seq)).toEqual(Array(4).fill(w.failedSeq));
+    await until('the healthy webhook got all three', () => reasons(good, 'bound-').length === 3);
+    // While it fails, events wait in the stream for it.
+    for (let i = 3; i < 5; i++) await publish(`bound-${i}`);
+    await until('the healthy webhook got five', () => reasons(good, 'bound-').length === 5);
+    expect(bad.got).toHaveLength(4);
+    expect((await call('PUT', `/webhooks/${failing.id}/resume`, undefined, testReadOnlyToken)).status).toBe(
+      403,
+    );
+
+    bad.respond = () => 204;
+    const resumed = await call('PUT', `/webhooks/${failing.id}/resume`);
+    expect(resumed.status).toBe(200);
+    expect(resumed.body).toMatchObject({ state: 'active', failures: 0 });
+    const want = ['bound-0', 'bound-1', 'bound-2', 'bound-3', 'bound-4'];
+    await until('every event after the resume', () => reasons(bad, 'bound-').length === 5);
+    expect(reasons(bad, 'bound-')).toEqual(want);
+    expect(reasons(good, 'bound-')).toEqual(want);
+    expect(increasing(bad.accepted().map((x) => x.seq))).toBe(true);
+    for (const h of [failing, healthy]) await call('DELETE', `/webhooks/${h.id}`);
+  });
+
+  it('stops delivering once deleted: the consumer is gone too', async () => {
+    const r = await receiver();
+    const hook = await createHook(r.url, 'node.changed');
+    await publish('before-delete');
+    await until('delivered', () => reasons(r, 'before-delete').length === 1);
+    const deleted = await call('DELETE', `/webhooks/${hook.id}`);
+    expect(deleted.body).toMatchObject({ id: hook.id, url: r.url });
+    expect((await call('GET', `/webhooks/${hook.id}`)).status).toBe(404);
+    await expect(
+      bus.jsm.consumers.info(streamName(t.prefix, 'EVENTS'), `webhook-${hook.id}`),
+    ).rejects.toThrow(/not found/i);
+    // A later event reaches a live webhook, never the deleted one.
+    const live = await receiver();
+    const other = await createHook(live.url, 'node.changed');
+    await publish('after-delete');
+    await until('the live one got it', () => reasons(live, 'after-delete').length === 1);
+    expect(reasons(r, 'after-delete')).toEqual([]);
+    await call('DELETE', `/webhooks/${other.id}`);
+  });
+});
+
+describe('webhooks: gateways', () => {
+  it('two gateways deliver each event once, in order; one stopping mid-stream loses nothing', {
+    timeout: 90_000,
+  }, async () => {
+    const second = await hostService(gatewayService, {
+      env: {
+        ...t.env,
+        ...webhookEnv,
+        NATS_URL: natsUrlFor(nats.url, 'gateway', natsCredentials(join(dir, 'credentials.json'))),
+        CROWBAR_HTTP_HOST: '127.0.0.1',
+        CROWBAR_HTTP_PORT: '0',
+        CROWBAR_ADMIN_TOKEN: testAdminToken,
+      },
+    });
+    extraGateways.push(second);
+    const r = await receiver();
+    // Some work per delivery, so the stop lands while deliveries are still to come.
+    r.delayMs = 20;
+    const hook = await createHook(r.url, 'node.changed');
+    await until('both gateways run the webhook', () => second.detail().webhooks === 1);
+    for (let i = 0; i < 40; i++) await publish(`two-${i}`);
+    await until('some delivered', () => reasons(r, 'two-').length >= 10);
+    await second.stop();
+    expect(reasons(r, 'two-').length).toBeLessThan(40);
+    for (let i = 40; i < 80; i++) await publish(`two-${i}`);
+    await until('all eighty delivered', () => reasons(r, 'two-').length === 80, 30_000);
+    expect(reasons(r, 'two-')).toEqual(Array.from({ length: 80 }, (_, i) => `two-${i}`));
+    expect(r.got.every((x) => x.status === 200)).toBe(true);
+    await call('DELETE', `/webhooks/${hook.id}`);
+  });
+
+  it('a gateway restarted mid-stream delivers every event published while it was down, once', {
+    timeout: 90_000,
+  }, async () => {
+    const r = await receiver();
+    r.delayMs = 20;
+    const hook = await createHook(r.url, 'node.changed');
+    for (let i = 0; i < 30; i++) await publish(`restart-${i}`);
+    await until('some delivered', () => reasons(r, 'restart-').length >= 5);
+    await s.stopService('gateway');
+    const atStop = r.got.length;
+    expect(atStop).toBeLessThan(30);
+    for (let i = 30; i < 60; i++) await publish(`restart-${i}`);
+    expect(r.got.length).toBe(atStop);
+    await s.startService('gateway');
+    await until('all sixty delivered', () => reasons(r, 'restart-').length === 60, 30_000);
+    expect(reasons(r, 'restart-')).toEqual(Array.from({ length: 60 }, (_, i) => `restart-${i}`));
+    expect(new Set(r.got.map((x) => x.seq)).size).toBe(r.got.length);
+    await call('DELETE', `/webhooks/${hook.id}`);
+  });
+
+  it('the CLI lists, creates, shows, resumes and destroys webhooks', { timeout: 60_000 }, async () => {
+    const r = await receiver();
+    const created = await cli(['webhooks', 'create', r.url, '--filter', 'service.*', '--format', 'json']);
+    expect(created.secret).toMatch(/^whsec_/);
+    const list = await cli(['webhooks', 'list', '--format', 'json']);
+    expect(list.webhooks.map((w: { id: number }) => w.id)).toContain(created.id);
+    expect(list.webhooks.every((w: object) => !('secret' in w))).toBe(true);
+    await bus.publish(system.serviceStarted, system.serviceStarted.example);
+    await until('delivered', () => r.accepted().length === 1);
+    const shown = await cli(['webhooks', 'show', String(created.id), '--format', 'json']);
+    expect(shown).toMatchObject({ id: created.id, state: 'active', filter: 'service.*' });
+    expect((await cli(['webhooks', 'resume', String(created.id), '--format', 'json'])).state).toBe('active');
+    const table = await run(['webhooks', 'list']);
+    expect(table.stdout).toContain(r.url);
+    expect((await cli(['webhooks', 'destroy', String(created.id), '--format', 'json'])).id).toBe(created.id);
+    const bad = await run(['webhooks', 'create', 'gopher://x']);
+    expect([bad.code, bad.stderr.trim()]).toEqual([
+      4,
+      'crowbar: invalid webhook: url: must be an http:// or https:// URL (field url).',
+    ]);
+  });
+
+  it('ran with the NATS permissions npm start gives the gateway: nothing refused', () => {
+    const log = readFileSync(join(dir, 'nats', 'nats-server.log'), 'utf8');
+    expect(log.match(/(Publish|Subscription) Violation[^\n]*/g) ?? []).toEqual([]);
+  });
+});
+
+const run = (args: string[]) =>
+  runCrowbar(args, {
+    HOME: dir,
+    CROWBAR_CONFIG: join(dir, 'cli.json'),
+    CROWBAR_ENDPOINT: api().replace(/\/api\/v2$/, ''),
+    CROWBAR_KEY: testAdminToken,
+  });
+async function cli(args: string[]) {
+  const r = await run(args);
+  expect([r.code, r.stderr]).toEqual([0, '']);
+  return JSON.parse(r.stdout);
+}
