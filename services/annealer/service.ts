@@ -1,13 +1,14 @@
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { consume } from '../../shared/bus/consume.js';
-import { annealerMessages, inventoryEvents } from '../../shared/catalogue/index.js';
+import { annealerMessages } from '../../shared/catalogue/index.js';
 import { intFromEnv } from '../../shared/config.js';
 import { startOutboxRelay } from '../../shared/db/outbox.js';
 import { createFaults } from '../../shared/fault.js';
+import type { Logger } from '../../shared/log.js';
 import type { ServiceDef } from '../../shared/service/host.js';
 import { outbox } from './db/schema.js';
-import { createScheduler } from './scheduler.js';
+import { startConsumers } from './handlers.js';
+import { createScheduler, type Scheduler } from './scheduler.js';
 
 const annealerConfig = z.object({
   /** Global cap on runs in flight (DESIGN §4, #13), enforced by the scheduler. */
@@ -27,6 +28,46 @@ const annealerConfig = z.object({
   /** Ack wait of the annealer's command queue: how soon a result taken by an annealer that died goes to another. */
   CROWBAR_ANNEAL_ACK_WAIT_MS: intFromEnv(1000, 600_000).default(30_000),
 });
+
+/**
+ * Scheduling passes one at a time: a kick while a pass runs asks for one more after it, so a burst of
+ * events costs at most two passes.
+ */
+function passLoop(scheduler: Scheduler, log: Logger) {
+  let stopped = false;
+  let running: Promise<void> | null = null;
+  let again = false;
+  const kick = () => {
+    if (stopped) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        try {
+          await scheduler.pass();
+        } catch (err) {
+          log.warn({ err }, 'anneal pass failed; will retry');
+        }
+      } while (again && !stopped);
+    })().finally(() => {
+      running = null;
+    });
+  };
+  return {
+    kick,
+    /** No pass starts after this. */
+    stop: () => {
+      stopped = true;
+    },
+    /** Resolves when the pass under way (if any) has ended. */
+    idle: async () => {
+      await running;
+    },
+  };
+}
 
 export const annealerService: ServiceDef<typeof annealerConfig> = {
   name: 'annealer',
@@ -57,135 +98,35 @@ export const annealerService: ServiceDef<typeof annealerConfig> = {
       outbox: { table: outbox, flush: () => void relay.flush() },
       faults,
     });
-    let stopped = false;
-    let running: Promise<void> | null = null;
-    let again = false;
-    const kick = () => {
-      if (stopped) return;
-      if (running) {
-        again = true;
-        return;
-      }
-      running = (async () => {
-        do {
-          again = false;
-          try {
-            await scheduler.pass();
-          } catch (err) {
-            log.warn({ err }, 'anneal pass failed; will retry');
-          }
-        } while (again && !stopped);
-      })().finally(() => {
-        running = null;
-      });
-    };
-
-    const kickOn = async () => {
-      kick();
-    };
-    const consumers = await Promise.all([
-      consume(bus, {
-        decl: {
-          stream: 'ANNEALER',
-          durable: 'annealer',
-          ackWaitMs: config.CROWBAR_ANNEAL_ACK_WAIT_MS,
-          maxDeliver: 10,
-        },
-        log,
-        // Results of up to the whole cap at once: each waits mostly on inventory, not on this process.
-        concurrency: Math.max(32, config.CROWBAR_ANNEAL_CAP),
-        handlers: [
-          [
-            annealerMessages.runFinished,
-            async (m) => {
-              await scheduler.finished(m);
-              kick();
-            },
-          ],
-          [
-            annealerMessages.enqueue,
-            async (m) => {
-              await scheduler.enqueue(m.noderoleId, m.reason);
-              kick();
-            },
-          ],
-        ],
-      }),
-      consume(bus, {
-        decl: {
-          stream: 'EVENTS',
-          durable: 'annealer-noderoles',
-          ackWaitMs: 30_000,
-          maxDeliver: 5,
-        },
-        log,
-        handlers: [
-          [inventoryEvents.noderoleProposed, kickOn],
-          [inventoryEvents.noderoleTodo, kickOn],
-          [inventoryEvents.noderoleBlocked, kickOn],
-          [inventoryEvents.noderoleTransition, kickOn],
-          [inventoryEvents.noderoleActive, kickOn],
-          [inventoryEvents.noderoleError, kickOn],
-          [inventoryEvents.noderoleDeleted, kickOn],
-        ],
-      }),
-      consume(bus, {
-        decl: {
-          stream: 'EVENTS',
-          durable: 'annealer-nodes',
-          ackWaitMs: 30_000,
-          maxDeliver: 5,
-        },
-        log,
-        handlers: [
-          [inventoryEvents.nodeCreated, kickOn],
-          [
-            inventoryEvents.nodeChanged,
-            async (m) => {
-              if (m.changed.includes('alive') && !m.node.alive) await scheduler.nodeDied(m.node.id);
-              kick();
-            },
-          ],
-          [inventoryEvents.nodeDeleted, async (m) => scheduler.nodeDied(m.node.id)],
-        ],
-      }),
-      consume(bus, {
-        decl: {
-          stream: 'EVENTS',
-          durable: 'annealer-deployments',
-          ackWaitMs: 30_000,
-          maxDeliver: 5,
-        },
-        log,
-        handlers: [
-          [inventoryEvents.deploymentCreated, kickOn],
-          [inventoryEvents.deploymentCommitted, kickOn],
-          [inventoryEvents.deploymentProposed, kickOn],
-          [inventoryEvents.deploymentDeleted, kickOn],
-        ],
-      }),
-    ]);
+    const loop = passLoop(scheduler, log);
+    const consumers = await startConsumers({
+      bus,
+      log,
+      scheduler,
+      kick: loop.kick,
+      opts: { ackWaitMs: config.CROWBAR_ANNEAL_ACK_WAIT_MS, cap: config.CROWBAR_ANNEAL_CAP },
+    });
     bus.serve(annealerMessages.beginRun, (req) => scheduler.begin(req));
     bus.serve(annealerMessages.runs, async (req) =>
       scheduler.list(req.active, req.limit, req.cursor === undefined ? undefined : Number(req.cursor)),
     );
-    const passTimer = setInterval(kick, config.CROWBAR_ANNEAL_PASS_MS);
+    const passTimer = setInterval(loop.kick, config.CROWBAR_ANNEAL_PASS_MS);
     const sweepTimer = setInterval(() => {
       scheduler.sweep().then(
-        (n) => n > 0 && kick(),
+        (n) => n > 0 && loop.kick(),
         (err: unknown) => log.warn({ err }, 'sweep failed'),
       );
     }, config.CROWBAR_ANNEAL_SWEEP_MS);
-    kick();
+    loop.kick();
 
     return {
       detail: () => ({ cap: config.CROWBAR_ANNEAL_CAP }),
       async stop() {
-        stopped = true;
+        loop.stop();
         clearInterval(passTimer);
         clearInterval(sweepTimer);
         for (const c of consumers) await c.stop();
-        await running;
+        await loop.idle();
         await scheduler.idle(true);
         await relay.stop();
       },
