@@ -186,7 +186,9 @@ describe('provisioner HTTP', () => {
       'debian-12-install',
       'debian-12-preseed-install',
       'local',
+      'rocky-9-install',
       'sledgehammer',
+      'ubuntu-24.04-install',
     ]);
   });
 });

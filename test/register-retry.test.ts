@@ -11,7 +11,8 @@ import { type Stack, startStack } from './helpers/stack.js';
 /**
  * A registration that cannot finish (here network-ipam has not defined network-admin yet; in a boot
  * storm, a busy inventory) answers 503 instead of leaving a node without its address role, and the
- * machine's retry binds what is missing: the node ends with its roles, each once.
+ * machine's retry creates it: the node and its roles are made in one transaction. A node that exists
+ * without them (made by an older version, or through the API) gets what it lacks when it registers.
  */
 const secret = 'test-discovery-secret-0123456789';
 let t: TestEnv;
@@ -34,7 +35,7 @@ afterAll(async () => {
 });
 
 describe('registration retried after a partial failure', () => {
-  it('answers 503 while network-admin cannot be bound, and the retry completes the node', async () => {
+  it('answers 503 while network-admin cannot be bound, stores nothing, and the retry creates the node with its roles', async () => {
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'k')]);
     const hostKey = readFileSync(join(dir, 'k.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
     const mac = '52:54:00:bc:00:01';
@@ -51,6 +52,8 @@ describe('registration retried after a partial failure', () => {
     expect(first.status).toBe(503);
     expect(first.body.message).toMatch(/network-admin/);
     const name = `d${mac.replaceAll(':', '-')}.crowbar.internal`;
+    // The node and its roles are one transaction: no node an operator could commit without them.
+    expect((await stack.call('GET', `/nodes/${name}`)).status).toBe(404);
     await stack.startService('network-ipam');
     await until(
       'network-admin defined',
@@ -58,11 +61,32 @@ describe('registration retried after a partial failure', () => {
       30_000,
     );
     const again = await register();
-    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    expect(again.status, JSON.stringify(again.body)).toBe(201);
     const roles = (await stack.call('GET', `/nodes/${name}/node_roles`)).body.noderoles.map(
       (r: { role: string }) => r.role,
     );
     expect(roles.filter((r: string) => r === 'network-admin')).toHaveLength(1);
     expect(roles.filter((r: string) => r === 'crowbar-managed-node')).toHaveLength(1);
+  }, 60_000);
+
+  it('a known node without its boot roles gets them when it registers', async () => {
+    const mac = '52:54:00:bc:00:02';
+    const name = `d${mac.replaceAll(':', '-')}.crowbar.internal`;
+    expect((await stack.call('POST', '/nodes', { name, mac })).status).toBe(201);
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'k2')]);
+    const hostKey = readFileSync(join(dir, 'k2.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
+    const r = await fetch(`${stack.api}/node-api/register`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${mintDiscoveryToken(secret, { expires: Math.floor(Date.now() / 1000) + 600, nodeId: null })}`,
+      },
+      body: JSON.stringify({ macs: [mac], bootMac: mac, hostKey, facts: { cpus: 1 } }),
+    });
+    expect(r.status, await r.clone().text()).toBe(200);
+    const roles = (await stack.call('GET', `/nodes/${name}/node_roles`)).body.noderoles.map(
+      (x: { role: string }) => x.role,
+    );
+    expect(roles).toEqual(expect.arrayContaining(['network-admin', 'crowbar-managed-node']));
   }, 60_000);
 });

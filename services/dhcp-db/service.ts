@@ -9,6 +9,7 @@ import {
   dnsMessages,
   provisionerMessages,
 } from '../../shared/catalogue/index.js';
+import type { Database } from '../../shared/db/database.js';
 import { startOutboxRelay } from '../../shared/db/outbox.js';
 import type { Logger } from '../../shared/log.js';
 import type { ServiceDef } from '../../shared/service/host.js';
@@ -20,7 +21,7 @@ import { readOwners, startConsumers } from './handlers.js';
 import { createLeaseWriter } from './leases.js';
 import { createProjection } from './projection.js';
 import { serveRpcs } from './rpcs.js';
-import { createEngine } from './server/engine.js';
+import { createEngine, type EngineSettings } from './server/engine.js';
 import { LeaseTable } from './server/lease-table.js';
 import { startServer } from './server/server.js';
 import { nativeLoadProblem } from './server/socket.js';
@@ -40,26 +41,7 @@ export const dhcpDbService: ServiceDef<typeof dhcpConfig> = {
     const now = () => clock.now().getTime();
     let server: ReturnType<typeof startServer> | null = null;
     const projection = createProjection({ database, instance, log, changed: () => server?.reconcile() });
-
-    // Other instances' projection writes: reload (coalesced) so every instance serves the same view.
-    let listener: PoolClient | null = null;
-    let reloading: Promise<void> | null = null;
-    const reloadSoon = () => {
-      reloading ??= new Promise<void>((r) => setTimeout(r, 50))
-        .then(() => projection.reload())
-        .catch((err: unknown) => log.warn({ err }, 'dhcp projection reload failed'))
-        .finally(() => {
-          reloading = null;
-        });
-    };
-    try {
-      listener = await database.pool.connect();
-      listener.on('notification', (n) => n.payload !== instance && reloadSoon());
-      listener.on('error', (err) => log.warn({ err }, 'dhcp reload listener lost'));
-      await listener.query(`listen ${store.projectionChannel}`);
-    } catch (err) {
-      log.warn({ err }, 'cannot LISTEN for projection changes; this instance only sees its own writes');
-    }
+    const peers = await listenForPeerWrites(database, instance, projection, log);
     await projection.reload();
 
     const table = new LeaseTable(now);
@@ -77,7 +59,6 @@ export const dhcpDbService: ServiceDef<typeof dhcpConfig> = {
     });
     const boot = bootMapSource(bus, config, log);
     const dns = dnsSource(bus, log);
-    const offered = offeredEvents(bus, now);
     const engine = createEngine({
       view: projection.view,
       leases: table,
@@ -86,23 +67,18 @@ export const dhcpDbService: ServiceDef<typeof dhcpConfig> = {
       release: writer.release,
       bootMap: boot.current,
       dns: dns.current,
-      offered,
-      settings: {
-        offerHoldMs: config.CROWBAR_DHCP_OFFER_HOLD_S * 1000,
-        declineHoldMs: config.CROWBAR_DHCP_DECLINE_HOLD_S * 1000,
-        discoveryBootenv: config.CROWBAR_DHCP_DISCOVERY_BOOTENV,
-        mtu: config.CROWBAR_DHCP_MTU ?? null,
-        ntp: config.CROWBAR_DHCP_NTP_SERVERS.map((a) => ipToInt(a)!),
-      },
+      offered: offeredEvents(bus, now),
+      settings: engineSettings(config),
       now,
     });
-    server = startServer({
+    const running = startServer({
       engine,
       view: projection.view,
       interfaces: config.CROWBAR_DHCP_INTERFACES ?? null,
       port: config.CROWBAR_DHCP_PORT,
       log,
     });
+    server = running;
     relay = startOutboxRelay({ database, table: outbox, channel: store.outboxChannel, bus, log });
     const inputs = await startConsumers(bus, projection, log);
     const bootConsumer = await consume(bus, {
@@ -111,43 +87,10 @@ export const dhcpDbService: ServiceDef<typeof dhcpConfig> = {
       concurrency: 1,
       handlers: [[provisionerMessages.bootMapChanged, async (d) => boot.offer(d.map, 'provisioner')]],
     });
+    const resync = startResync(bus, projection, config, log);
+    const expiry = startExpiry(writer, config, log);
 
-    let resyncTimer: NodeJS.Timeout | null = null;
-    let stopped = false;
-    const resync = async () => {
-      const { time, all } = await readOwners(bus, log);
-      await projection.resync(all, time);
-    };
-    const scheduleResync = (ms: number) => {
-      if (stopped) return;
-      resyncTimer = setTimeout(() => {
-        resync()
-          .catch((err: unknown) => log.warn({ err }, 'dhcp re-sync failed'))
-          .finally(() => scheduleResync(config.CROWBAR_DHCP_RESYNC_MS));
-      }, ms);
-    };
-    scheduleResync(0);
-    let expiring = false;
-    const expiry = setInterval(() => {
-      if (expiring) return;
-      expiring = true;
-      writer
-        .expire()
-        .catch((err: unknown) => log.warn({ err }, 'dhcp lease expiry failed'))
-        .finally(() => {
-          expiring = false;
-        });
-    }, config.CROWBAR_DHCP_EXPIRY_MS);
-
-    const stats = () => ({
-      received: server!.stats.received,
-      replied: { ...server!.stats.replied },
-      dropped: { ...server!.stats.dropped },
-      leases: table.counts(),
-      interfaces: server!.interfaces(),
-      bootMap: { source: boot.source(), version: boot.current().version },
-      dns: { servers: dns.current().servers.map(intToIp), domain: dns.current().domain },
-    });
+    const stats = () => serverStats(running, table, boot, dns);
     const subs = serveRpcs({ bus, database, projection, writer, log, stats, convergeMs: 30_000 });
     log.info(
       { interfaces: config.CROWBAR_DHCP_INTERFACES ?? 'admin networks', port: config.CROWBAR_DHCP_PORT },
@@ -157,25 +100,127 @@ export const dhcpDbService: ServiceDef<typeof dhcpConfig> = {
     return {
       detail: () => ({ ...stats(), consumers: inputs.stats(), projectionVersion: projection.version() }),
       async stop() {
-        stopped = true;
-        if (resyncTimer) clearTimeout(resyncTimer);
-        clearInterval(expiry);
+        resync.stop();
+        expiry.stop();
         for (const s of subs) s.unsubscribe();
-        server!.stop();
+        running.stop();
         boot.stop();
         dns.stop();
         await bootConsumer.stop();
         await inputs.stop();
-        await reloading;
-        if (listener) {
-          await listener.query(`unlisten ${store.projectionChannel}`).catch(() => undefined);
-          listener.release();
-        }
+        await peers.stop();
         await relay?.stop();
       },
     };
   },
 };
+
+type Projection = ReturnType<typeof createProjection>;
+
+/** Other instances' projection writes: reload (coalesced) so every instance serves the same view. */
+async function listenForPeerWrites(
+  database: Database,
+  instance: string,
+  projection: Projection,
+  log: Logger,
+) {
+  let listener: PoolClient | null = null;
+  let reloading: Promise<void> | null = null;
+  const reloadSoon = () => {
+    reloading ??= new Promise<void>((r) => setTimeout(r, 50))
+      .then(() => projection.reload())
+      .catch((err: unknown) => log.warn({ err }, 'dhcp projection reload failed'))
+      .finally(() => {
+        reloading = null;
+      });
+  };
+  try {
+    listener = await database.pool.connect();
+    listener.on('notification', (n) => n.payload !== instance && reloadSoon());
+    listener.on('error', (err) => log.warn({ err }, 'dhcp reload listener lost'));
+    await listener.query(`listen ${store.projectionChannel}`);
+  } catch (err) {
+    log.warn({ err }, 'cannot LISTEN for projection changes; this instance only sees its own writes');
+  }
+  return {
+    /** Waits for a reload under way, then gives the connection back. */
+    async stop() {
+      await reloading;
+      if (listener) {
+        await listener.query(`unlisten ${store.projectionChannel}`).catch(() => undefined);
+        listener.release();
+      }
+    },
+  };
+}
+
+function engineSettings(config: DhcpConfig): EngineSettings {
+  return {
+    offerHoldMs: config.CROWBAR_DHCP_OFFER_HOLD_S * 1000,
+    declineHoldMs: config.CROWBAR_DHCP_DECLINE_HOLD_S * 1000,
+    discoveryBootenv: config.CROWBAR_DHCP_DISCOVERY_BOOTENV,
+    mtu: config.CROWBAR_DHCP_MTU ?? null,
+    ntp: config.CROWBAR_DHCP_NTP_SERVERS.map((a) => ipToInt(a)!),
+  };
+}
+
+/** Re-reads every owner's records now, then every CROWBAR_DHCP_RESYNC_MS, each run after the last ends. */
+function startResync(bus: Bus, projection: Projection, config: DhcpConfig, log: Logger) {
+  let timer: NodeJS.Timeout | null = null;
+  let stopped = false;
+  const resync = async () => {
+    const { time, all } = await readOwners(bus, log);
+    await projection.resync(all, time);
+  };
+  const schedule = (ms: number) => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      resync()
+        .catch((err: unknown) => log.warn({ err }, 'dhcp re-sync failed'))
+        .finally(() => schedule(config.CROWBAR_DHCP_RESYNC_MS));
+    }, ms);
+  };
+  schedule(0);
+  return {
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+  };
+}
+
+/** Expires leases every CROWBAR_DHCP_EXPIRY_MS; a tick while the last run is still going is skipped. */
+function startExpiry(writer: ReturnType<typeof createLeaseWriter>, config: DhcpConfig, log: Logger) {
+  let expiring = false;
+  const timer = setInterval(() => {
+    if (expiring) return;
+    expiring = true;
+    writer
+      .expire()
+      .catch((err: unknown) => log.warn({ err }, 'dhcp lease expiry failed'))
+      .finally(() => {
+        expiring = false;
+      });
+  }, config.CROWBAR_DHCP_EXPIRY_MS);
+  return { stop: () => clearInterval(timer) };
+}
+
+function serverStats(
+  server: ReturnType<typeof startServer>,
+  table: LeaseTable,
+  boot: ReturnType<typeof bootMapSource>,
+  dns: ReturnType<typeof dnsSource>,
+) {
+  return {
+    received: server.stats.received,
+    replied: { ...server.stats.replied },
+    dropped: { ...server.stats.dropped },
+    leases: table.counts(),
+    interfaces: server.interfaces(),
+    bootMap: { source: boot.source(), version: boot.current().version },
+    dns: { servers: dns.current().servers.map(intToIp), domain: dns.current().domain },
+  };
+}
 
 /** The boot map: the configured default until the provisioner answers or announces a newer one. */
 function bootMapSource(bus: Bus, config: DhcpConfig, log: Logger) {

@@ -91,8 +91,10 @@ async function deleteNoderole(g: GraphTx, id: number) {
 }
 
 const handlers: { [K in InventoryOp]: Handler<K> } = {
-  'node.create': async (g, a) => {
+  'node.create': async (g, { roles = [], ...a }) => {
     const { id, credential } = await createNode(g, a);
+    const { deploymentId } = await getNodeDetail(g, id);
+    for (const role of roles) await bind(g, role, id, deploymentId);
     return { ...withState(await getNodeDetail(g, id)), credential };
   },
   'node.update': async (g, a) => {

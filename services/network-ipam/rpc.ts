@@ -35,41 +35,30 @@ import {
   routerAddress,
 } from './ranges.js';
 
+type Serve = ReturnType<typeof guardedServe>;
+type Events = Parameters<Parameters<typeof inTx>[1]>[1];
+
 /** Answers every RPC network-ipam owns. Handlers validate nothing themselves: the bus parsed the request. */
 export function serveRpcs(ctx: Ctx): Subscription[] {
-  const { database } = ctx;
-  const bus = { serve: guardedServe(ctx) };
-  const db = database.db;
-  const changed = (tx: Tx, full: NetworkFull, events: Parameters<Parameters<typeof inTx>[1]>[1]) =>
-    getNetwork(tx, full.net.id).then((after) => {
-      events.add(ipamMessages.networkChanged, { network: summaryOf(after) });
-      return after;
-    });
-  const rangeOf = async (tx: Q, ref: number | string, network: number | string | undefined) => {
-    if (typeof ref === 'number' || /^\d+$/.test(ref)) {
-      const nets = await listNetworks(tx);
-      const full = nets.find((f) => f.ranges.some((r) => r.id === Number(ref)));
-      if (!full) throw new NotFoundError(`range ${ref} not found`, { field: 'range' });
-      return { full, range: full.ranges.find((r) => r.id === Number(ref))! };
-    }
-    if (network === undefined)
-      throw new ValidationError('a range named by name needs its network', { field: 'network' });
-    const full = await getNetwork(tx, network);
-    return { full, range: requireRange(full, ref) };
-  };
-  const routerOf = async (tx: Q, id: number) => {
-    const [row] = await tx.select().from(routers).where(eq(routers.id, id));
-    if (!row) throw new NotFoundError(`router ${id} not found`, { field: 'router' });
-    return { full: await getNetwork(tx, row.networkId), row };
-  };
-
+  const serve = guardedServe(ctx);
   return [
-    bus.serve(ipamRpcs.networkCreate, (q) => createNetwork(ctx, q)),
-    bus.serve(ipamRpcs.networkGet, async (q) => detailOf(await getNetwork(db, q.network))),
-    bus.serve(ipamRpcs.networkList, async (q) => ({ networks: (await listNetworks(db, q)).map(detailOf) })),
-    bus.serve(ipamRpcs.networkUpdate, (q) => updateNetwork(ctx, q.network, q.changes)),
-    bus.serve(ipamRpcs.networkDelete, (q) => deleteNetwork(ctx, q.network)),
-    bus.serve(ipamRpcs.networkLookup, async (q) => {
+    ...networkRpcs(ctx, serve),
+    ...rangeRpcs(ctx, serve),
+    ...routerRpcs(ctx, serve),
+    ...allocationRpcs(ctx, serve),
+    serve(roleRun['network-ipam'], async (q) => runNetworkRole(ctx, q)),
+  ];
+}
+
+function networkRpcs(ctx: Ctx, serve: Serve): Subscription[] {
+  const db = ctx.database.db;
+  return [
+    serve(ipamRpcs.networkCreate, (q) => createNetwork(ctx, q)),
+    serve(ipamRpcs.networkGet, async (q) => detailOf(await getNetwork(db, q.network))),
+    serve(ipamRpcs.networkList, async (q) => ({ networks: (await listNetworks(db, q)).map(detailOf) })),
+    serve(ipamRpcs.networkUpdate, (q) => updateNetwork(ctx, q.network, q.changes)),
+    serve(ipamRpcs.networkDelete, (q) => deleteNetwork(ctx, q.network)),
+    serve(ipamRpcs.networkLookup, async (q) => {
       const ip = parseIp(q.ip);
       if (!ip) throw new ValidationError(`ip "${q.ip}" is not an IP address`, { field: 'ip' });
       const nets = await listNetworks(db);
@@ -90,11 +79,17 @@ export function serveRpcs(ctx: Ctx): Subscription[] {
         });
       return detailOf(hit);
     }),
-    bus.serve(ipamRpcs.ulaPrefix, async () => {
+    serve(ipamRpcs.ulaPrefix, async () => {
       const id = await globalId(db);
       return { globalId: id, prefix: ulaPrefix48(id) };
     }),
-    bus.serve(ipamRpcs.rangeCreate, (q) =>
+  ];
+}
+
+function rangeRpcs(ctx: Ctx, serve: Serve): Subscription[] {
+  const db = ctx.database.db;
+  return [
+    serve(ipamRpcs.rangeCreate, (q) =>
       inTx(ctx, async (tx, events) => {
         const full = await getNetwork(tx, q.network, true);
         if (q.range.name === 'host-v6' && full.net.v6prefix)
@@ -104,15 +99,15 @@ export function serveRpcs(ctx: Ctx): Subscription[] {
         return rangeDetailOf(row, full.net.name);
       }),
     ),
-    bus.serve(ipamRpcs.rangeGet, async (q) => {
+    serve(ipamRpcs.rangeGet, async (q) => {
       const { full, range } = await rangeOf(db, q.range, q.network);
       return rangeDetailOf(range, full.net.name);
     }),
-    bus.serve(ipamRpcs.rangeList, async (q) => {
+    serve(ipamRpcs.rangeList, async (q) => {
       const nets = q.network === undefined ? await listNetworks(db) : [await getNetwork(db, q.network)];
       return { ranges: nets.flatMap((f) => f.ranges.map((r) => rangeDetailOf(r, f.net.name))) };
     }),
-    bus.serve(ipamRpcs.rangeUpdate, (q) =>
+    serve(ipamRpcs.rangeUpdate, (q) =>
       inTx(ctx, async (tx, events) => {
         const { full, range } = await rangeOf(tx, q.range, q.network);
         const row = await changeRange(tx, full, range, q.changes);
@@ -120,7 +115,7 @@ export function serveRpcs(ctx: Ctx): Subscription[] {
         return rangeDetailOf(row, full.net.name);
       }),
     ),
-    bus.serve(ipamRpcs.rangeDelete, (q) =>
+    serve(ipamRpcs.rangeDelete, (q) =>
       inTx(ctx, async (tx, events) => {
         const { full, range } = await rangeOf(tx, q.range, q.network);
         await removeRange(tx, full, range, events);
@@ -128,7 +123,13 @@ export function serveRpcs(ctx: Ctx): Subscription[] {
         return rangeDetailOf(range, full.net.name);
       }),
     ),
-    bus.serve(ipamRpcs.routerCreate, (q) =>
+  ];
+}
+
+function routerRpcs(ctx: Ctx, serve: Serve): Subscription[] {
+  const db = ctx.database.db;
+  return [
+    serve(ipamRpcs.routerCreate, (q) =>
       inTx(ctx, async (tx, events) => {
         const full = await getNetwork(tx, q.network, true);
         const row = await insertRouter(tx, full, q.router);
@@ -136,15 +137,15 @@ export function serveRpcs(ctx: Ctx): Subscription[] {
         return routerDetailOf(row, full.net.name);
       }),
     ),
-    bus.serve(ipamRpcs.routerGet, async (q) => {
+    serve(ipamRpcs.routerGet, async (q) => {
       const { full, row } = await routerOf(db, q.router);
       return routerDetailOf(row, full.net.name);
     }),
-    bus.serve(ipamRpcs.routerList, async (q) => {
+    serve(ipamRpcs.routerList, async (q) => {
       const nets = q.network === undefined ? await listNetworks(db) : [await getNetwork(db, q.network)];
       return { routers: nets.flatMap((f) => f.routers.map((r) => routerDetailOf(r, f.net.name))) };
     }),
-    bus.serve(ipamRpcs.routerUpdate, (q) =>
+    serve(ipamRpcs.routerUpdate, (q) =>
       inTx(ctx, async (tx, events) => {
         const { full, row } = await routerOf(tx, q.router);
         const addr =
@@ -165,7 +166,7 @@ export function serveRpcs(ctx: Ctx): Subscription[] {
         return routerDetailOf(upd!, full.net.name);
       }),
     ),
-    bus.serve(ipamRpcs.routerDelete, (q) =>
+    serve(ipamRpcs.routerDelete, (q) =>
       inTx(ctx, async (tx, events) => {
         const { full, row } = await routerOf(tx, q.router);
         await tx.delete(routers).where(eq(routers.id, row.id));
@@ -173,16 +174,23 @@ export function serveRpcs(ctx: Ctx): Subscription[] {
         return routerDetailOf(row, full.net.name);
       }),
     ),
-    bus.serve(ipamRpcs.allocate, async (q) => ({
+  ];
+}
+
+function allocationRpcs(ctx: Ctx, serve: Serve): Subscription[] {
+  const { database } = ctx;
+  const db = database.db;
+  return [
+    serve(ipamRpcs.allocate, async (q) => ({
       allocations: await allocate(ctx, { ...q, bind: true }),
     })),
-    bus.serve(ipamRpcs.allocationGet, async (q) => {
+    serve(ipamRpcs.allocationGet, async (q) => {
       const a = await allocationById(db, q.id);
       if (!a) throw new NotFoundError(`allocation ${q.id} not found`, { field: 'id' });
       return a;
     }),
-    bus.serve(ipamRpcs.allocationRelease, (q) => release(ctx, q.id)),
-    bus.serve(ipamRpcs.allocationFind, async (q) => {
+    serve(ipamRpcs.allocationRelease, (q) => release(ctx, q.id)),
+    serve(ipamRpcs.allocationFind, async (q) => {
       let nodeIds: number[] | undefined;
       if (q.node === 'admin') {
         const res = await database.pool.query<{ id: number }>(
@@ -197,18 +205,44 @@ export function serveRpcs(ctx: Ctx): Subscription[] {
       const networkId = q.network === undefined ? undefined : (await getNetwork(db, q.network)).net.id;
       return { allocations: await findAllocations(db, { nodeIds, networkId, category: q.category }) };
     }),
-    bus.serve(ipamMessages.nodeAddresses, async (q) => ({
+    serve(ipamMessages.nodeAddresses, async (q) => ({
       allocations: await findAllocations(db, {
         nodeIds: [q.nodeId],
         category: q.category,
         networkId: q.network === undefined ? undefined : (await getNetwork(db, q.network)).net.id,
       }),
     })),
-    bus.serve(ipamMessages.listAllocations, async (q) => ({
+    serve(ipamMessages.listAllocations, async (q) => ({
       allocations: await findAllocations(db, { afterId: q.afterId, limit: q.limit }),
     })),
-    bus.serve(roleRun['network-ipam'], async (q) => runNetworkRole(ctx, q)),
   ];
+}
+
+/** The network again after a change, announced as `network.changed` with the transaction's events. */
+async function changed(tx: Tx, full: NetworkFull, events: Events) {
+  const after = await getNetwork(tx, full.net.id);
+  events.add(ipamMessages.networkChanged, { network: summaryOf(after) });
+  return after;
+}
+
+/** A range by id, or by name within its network. */
+async function rangeOf(tx: Q, ref: number | string, network: number | string | undefined) {
+  if (typeof ref === 'number' || /^\d+$/.test(ref)) {
+    const nets = await listNetworks(tx);
+    const full = nets.find((f) => f.ranges.some((r) => r.id === Number(ref)));
+    if (!full) throw new NotFoundError(`range ${ref} not found`, { field: 'range' });
+    return { full, range: full.ranges.find((r) => r.id === Number(ref))! };
+  }
+  if (network === undefined)
+    throw new ValidationError('a range named by name needs its network', { field: 'network' });
+  const full = await getNetwork(tx, network);
+  return { full, range: requireRange(full, ref) };
+}
+
+async function routerOf(tx: Q, id: number) {
+  const [row] = await tx.select().from(routers).where(eq(routers.id, id));
+  if (!row) throw new NotFoundError(`router ${id} not found`, { field: 'router' });
+  return { full: await getNetwork(tx, row.networkId), row };
 }
 
 /** PostgreSQL classes meaning "try again later": connection trouble, out of resources, shutting down. */

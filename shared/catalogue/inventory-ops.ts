@@ -63,6 +63,11 @@ export const inventoryOps = {
       .string()
       .regex(/^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$/, 'must be a MAC address like 52:54:00:12:34:56')
       .optional(),
+    /**
+     * Roles bound to the new node in the same transaction, so that nobody ever sees (or commits) the
+     * node without them: when one cannot be bound, the node is not created either.
+     */
+    roles: z.array(roleName).max(16).optional(),
   }),
   'node.update': z.object({
     node: ref,

@@ -22,26 +22,16 @@ import { jsonObject as body } from '../body.js';
 export function ipamRoutes(deps: GatewayDeps): Hono {
   const app = new Hono();
   const ask = deps.bus.request.bind(deps.bus);
+  networkRoutes(app, ask);
+  rangeRoutes(app, ask);
+  routerRoutes(app, ask);
+  allocationRoutes(app, ask);
+  return app;
+}
 
-  const ref = (v: string) => (/^\d+$/.test(v) ? Number(v) : v);
-  const num = (v: string, field: string) => {
-    if (!/^\d{1,9}$/.test(v) || Number(v) < 1)
-      throw new ValidationError(`${field} must be a positive id`, { field });
-    return Number(v);
-  };
-  const category = (c: Context) => {
-    const v = c.req.query('category');
-    return v === undefined ? undefined : parsePayload(networkCategory, v, 'category query');
-  };
-  /** Takes `network` out of a body, so the rest can be checked against the resource schema. */
-  const split = (b: Record<string, unknown>) => {
-    const { network, ...rest } = b;
-    if (typeof network !== 'string' && typeof network !== 'number')
-      throw new ValidationError('network (id or name) is required', { field: 'network' });
-    return { network: typeof network === 'string' ? ref(network) : network, rest };
-  };
+type Ask = GatewayDeps['bus']['request'];
 
-  // networks
+function networkRoutes(app: Hono, ask: Ask) {
   app.get('/networks', async (c) => {
     const dep = c.req.query('deployment');
     return c.json(
@@ -88,12 +78,10 @@ export function ipamRoutes(deps: GatewayDeps): Hono {
     ),
   );
   app.get('/network_ula', async (c) => c.json(await ask(ipamRpcs.ulaPrefix, {})));
+}
 
-  // network_ranges (by id, or by name with ?network=)
-  const rangeRef = (c: Context) => {
-    const net = c.req.query('network');
-    return { range: ref(c.req.param('id')!), ...(net ? { network: ref(net) } : {}) };
-  };
+/** network_ranges, by id or by name with ?network=. */
+function rangeRoutes(app: Hono, ask: Ask) {
   app.get('/network_ranges', async (c) => {
     const net = c.req.query('network');
     return c.json(await ask(ipamRpcs.rangeList, net ? { network: ref(net) } : {}));
@@ -118,8 +106,9 @@ export function ipamRoutes(deps: GatewayDeps): Hono {
   app.put('/network_ranges/:id', updateRange);
   app.patch('/network_ranges/:id', updateRange);
   app.delete('/network_ranges/:id', async (c) => c.json(await ask(ipamRpcs.rangeDelete, rangeRef(c))));
+}
 
-  // network_routers
+function routerRoutes(app: Hono, ask: Ask) {
   app.get('/network_routers', async (c) => {
     const net = c.req.query('network');
     return c.json(await ask(ipamRpcs.routerList, net ? { network: ref(net) } : {}));
@@ -144,8 +133,10 @@ export function ipamRoutes(deps: GatewayDeps): Hono {
   app.delete('/network_routers/:id', async (c) =>
     c.json(await ask(ipamRpcs.routerDelete, { router: num(c.req.param('id'), 'id') })),
   );
+}
 
-  // network_allocations
+/** network_allocations, and a node's addresses. */
+function allocationRoutes(app: Hono, ask: Ask) {
   app.get('/network_allocations', async (c) => {
     const node = c.req.query('node');
     const net = c.req.query('network');
@@ -177,7 +168,32 @@ export function ipamRoutes(deps: GatewayDeps): Hono {
       }),
     );
   });
-  return app;
+}
+
+const ref = (v: string) => (/^\d+$/.test(v) ? Number(v) : v);
+
+function num(v: string, field: string) {
+  if (!/^\d{1,9}$/.test(v) || Number(v) < 1)
+    throw new ValidationError(`${field} must be a positive id`, { field });
+  return Number(v);
+}
+
+function category(c: Context) {
+  const v = c.req.query('category');
+  return v === undefined ? undefined : parsePayload(networkCategory, v, 'category query');
+}
+
+/** Takes `network` out of a body, so the rest can be checked against the resource schema. */
+function split(b: Record<string, unknown>) {
+  const { network, ...rest } = b;
+  if (typeof network !== 'string' && typeof network !== 'number')
+    throw new ValidationError('network (id or name) is required', { field: 'network' });
+  return { network: typeof network === 'string' ? ref(network) : network, rest };
+}
+
+function rangeRef(c: Context) {
+  const net = c.req.query('network');
+  return { range: ref(c.req.param('id')!), ...(net ? { network: ref(net) } : {}) };
 }
 
 const idOrName = z.union([z.number().int().positive(), z.string().min(1).max(255)]);

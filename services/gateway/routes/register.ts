@@ -80,183 +80,18 @@ const maxBody = 256 * 1024;
  * host key pinned, facts kept as its discovery data); the same MAC again is the same node. A known
  * node's host key changes only with that node's own token or credential.
  */
-export function registerRoutes(
-  deps: GatewayDeps & { discoverySecret: string | undefined; domain: string },
-): Hono {
+export function registerRoutes(deps: RegisterDeps): Hono {
   const app = new Hono();
-  const op = <K extends InventoryOp>(c: Context, name: K, args: InventoryOpRequest<K>) =>
-    deps.bus.request(inventoryOpRpcs[name], args, {
-      timeoutMs: 30_000,
-      correlationId: c.req.header('x-correlation-id') ?? crypto.randomUUID(),
-    });
-
-  /**
-   * The node's admin-network addresses, waited for up to 5 s (network-admin allocates them as it is
-   * bound): an agent whose DHCP address is not among them renews at once and moves to its reservation.
-   */
-  const adminAddresses = async (nodeId: number): Promise<string[]> => {
-    const end = Date.now() + 5000;
-    for (;;) {
-      const r = await deps.bus
-        .request(ipamMessages.nodeAddresses, { nodeId, category: 'admin' }, { timeoutMs: 2000 })
-        .catch(() => ({ allocations: [] }));
-      const v4 = r.allocations.filter((a) => a.family === 'ipv4').map((a) => a.address);
-      if (v4.length || Date.now() > end) return r.allocations.map((a) => a.address);
-      await new Promise((res) => setTimeout(res, 200));
-    }
-  };
-
-  /**
-   * The roles a registered machine needs: the discovery graph (reference §7 step 3) — or, joined,
-   * crowbar-joined-node, which provides installed- and managed-node — and network-admin for its host
-   * address. Idempotent. When one cannot be bound yet the registration answers 503, so the machine asks
-   * again (its agent backs off) and the retry binds it, instead of a node left without an address.
-   */
-  const bindBootRoles = async (c: Context, node: number, joining: boolean) => {
-    const { noderoles } = await op(c, 'noderole.list', { node });
-    const has = new Set(noderoles.map((r) => r.role));
-    const want = [
-      ...(has.has('crowbar-managed-node') || has.has('crowbar-joined-node')
-        ? []
-        : [joining ? 'crowbar-joined-node' : 'crowbar-managed-node']),
-      ...(has.has('network-admin') ? [] : ['network-admin']),
-    ];
-    for (const role of want)
-      await op(c, 'noderole.create', { node, role }).catch((err: unknown) => {
-        if (!(err instanceof CrowbarError) || err instanceof UnavailableError) throw err;
-        deps.log.warn({ node, role, err: err.message }, 'registered node not bound to its role yet');
-        throw new UnavailableError(
-          `node ${node} could not be bound to ${role} yet (${err.message}); register again`,
-        );
-      });
-  };
-
   app.post('/node-api/register', async (c) => {
-    const header = c.req.header('authorization') ?? '';
-    const secret = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
-    if (!secret) throw new UnauthorizedError('missing discovery token (Authorization: Bearer <token>)');
-    const text = await c.req.text();
-    if (text.length > maxBody)
-      throw new ValidationError(`registration body over ${maxBody} bytes`, { field: 'body' });
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      throw new ValidationError('registration body is not JSON', { field: 'body' });
-    }
-    const reg = parsePayload(registration, json, 'registration');
-    if (!reg.macs.includes(reg.bootMac))
-      throw new ValidationError('bootMac must be one of macs', { field: 'bootMac' });
-
-    // Who is asking: an anonymous or node-scoped discovery token, or a node's own credential.
-    let scopedTo: number | null = null;
-    let joining = false;
-    if (isMachineToken(secret)) {
-      if (!deps.discoverySecret)
-        throw new UnauthorizedError('registration is not set up (no CROWBAR_DISCOVERY_SECRET)');
-      const t = checkDiscoveryToken(
-        deps.discoverySecret,
-        secret,
-        Math.floor(deps.clock.now().getTime() / 1000),
-      );
-      if (!t.ok)
-        throw new UnauthorizedError(
-          `${secret.startsWith('cbj1.') ? 'join' : 'discovery'} token refused: ${t.reason}`,
-        );
-      scopedTo = t.claims.nodeId;
-      joining = t.kind === 'join';
-    } else {
-      if (reg.node === undefined || secret.length > 200)
-        throw new UnauthorizedError('invalid discovery token or node credential');
-      const v = await deps.bus
-        .request(inventoryRpcs.verifyNodeCredential, { node: reg.node, secret })
-        .catch(() => null);
-      if (!v?.valid || v.nodeId !== reg.node) throw new UnauthorizedError('invalid node credential');
-      scopedTo = reg.node;
-    }
-
+    const secret = bearer(c);
+    const reg = await readRegistration(c);
+    const caller = await authenticate(deps, secret, reg);
     const { nodes } = await deps.bus.request(inventoryRpcs.listNodes, {});
     const known = (nodes as NodeSummary[]).find(
       (n) => n.id === reg.node || n.macs.some((m) => reg.macs.includes(m.toLowerCase())),
     );
-    const discovery = {
-      facts: reg.facts,
-      macs: reg.macs,
-      bootMac: reg.bootMac,
-      address: reg.address ?? null,
-    };
-    if (!known) {
-      if (reg.node !== undefined)
-        throw new ValidationError(`node ${reg.node} does not exist`, { field: 'node' });
-      // A joined machine keeps its own name (when it is a full one) and its address (the admin
-      // network's hint, reference §7: "registered manually … hint admin IP").
-      const ownName = joining && reg.name && fqdn.safeParse(reg.name).success ? reg.name : null;
-      const name = ownName ?? `d${reg.bootMac.replaceAll(':', '-')}.${deps.domain}`;
-      const v4 = reg.address?.split('/')[0];
-      const created = await op(c, 'node.create', {
-        name,
-        mac: reg.bootMac,
-        alive: false,
-        available: false,
-        bootenv: joining ? 'local' : 'sledgehammer',
-        sshHostKey: reg.hostKey,
-        discovery,
-        ...(joining && v4 && /^\d+\.\d+\.\d+\.\d+$/.test(v4) ? { hint: { 'admin-v4addr': v4 } } : {}),
-      });
-      const { id } = created;
-      // The discovery graph (reference §7 step 3), or for a joined machine crowbar-joined-node (it
-      // provides installed- and managed-node); the admin network role gives it a host address.
-      await bindBootRoles(c, id, joining);
-      deps.log.info(
-        { node: id, name, mac: reg.bootMac, address: reg.address ?? null, joined: joining },
-        joining ? 'machine joined' : 'machine registered',
-      );
-      return c.json(
-        {
-          node: { id, name },
-          credential: created.credential,
-          bootenv: joining ? 'local' : 'sledgehammer',
-          addresses: await adminAddresses(id),
-        },
-        201,
-      );
-    }
-
-    if (known.sshHostKey && known.sshHostKey !== reg.hostKey) {
-      if (scopedTo !== known.id) {
-        deps.log.warn(
-          { node: known.id, name: known.name, mac: reg.bootMac },
-          'registration refused: a known MAC presented another host key without the node’s credential',
-        );
-        throw new ConflictError(
-          `MAC ${reg.bootMac} belongs to node ${known.name}, whose pinned host key differs; only that node's own credential can re-pin it`,
-          { field: 'hostKey', rule: 'host key pinning' },
-        );
-      }
-      deps.log.info({ node: known.id, name: known.name }, 'host key re-pinned at registration');
-    }
-    // A re-registration without facts (an installed OS joining with its credential) keeps the ones
-    // discovery gathered.
-    const keepFacts = Object.keys(reg.facts).length === 0 && known.sshHostKey !== null;
-    await op(c, 'node.update', {
-      node: known.id,
-      sshHostKey: reg.hostKey,
-      ...(keepFacts ? {} : { discovery }),
-    });
-    // A registration that failed half way (a busy inventory, network-ipam still starting) left the node
-    // without its roles; the machine's retry binds what is missing.
-    await bindBootRoles(c, known.id, joining);
-    const { credential } = await op(c, 'node.rotate_credential', { node: known.id });
-    deps.log.info({ node: known.id, name: known.name, mac: reg.bootMac }, 'machine registered again');
-    return c.json(
-      {
-        node: { id: known.id, name: known.name },
-        credential,
-        bootenv: known.bootenv,
-        addresses: await adminAddresses(known.id),
-      },
-      200,
-    );
+    if (!known) return registerNew(deps, c, reg, caller.joining);
+    return registerKnown(deps, c, reg, known, caller);
   });
   /** Join tokens for machines installed without discovery (they run the provisioner's /join.sh). */
   app.post('/join_tokens', async (c) => {
@@ -276,4 +111,209 @@ export function registerRoutes(
     );
   });
   return app;
+}
+
+type RegisterDeps = GatewayDeps & { discoverySecret: string | undefined; domain: string };
+type Registration = z.infer<typeof registration>;
+
+/** Who is asking: the node a token or credential is scoped to (null: anonymous discovery), and whether it joins. */
+interface Caller {
+  scopedTo: number | null;
+  joining: boolean;
+}
+
+function bearer(c: Context): string {
+  const header = c.req.header('authorization') ?? '';
+  const secret = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+  if (!secret) throw new UnauthorizedError('missing discovery token (Authorization: Bearer <token>)');
+  return secret;
+}
+
+async function readRegistration(c: Context): Promise<Registration> {
+  const text = await c.req.text();
+  if (text.length > maxBody)
+    throw new ValidationError(`registration body over ${maxBody} bytes`, { field: 'body' });
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new ValidationError('registration body is not JSON', { field: 'body' });
+  }
+  const reg = parsePayload(registration, json, 'registration');
+  if (!reg.macs.includes(reg.bootMac))
+    throw new ValidationError('bootMac must be one of macs', { field: 'bootMac' });
+  return reg;
+}
+
+/** An anonymous or node-scoped discovery (or join) token, or a node's own credential naming that node. */
+async function authenticate(deps: RegisterDeps, secret: string, reg: Registration): Promise<Caller> {
+  if (isMachineToken(secret)) {
+    if (!deps.discoverySecret)
+      throw new UnauthorizedError('registration is not set up (no CROWBAR_DISCOVERY_SECRET)');
+    const t = checkDiscoveryToken(
+      deps.discoverySecret,
+      secret,
+      Math.floor(deps.clock.now().getTime() / 1000),
+    );
+    if (!t.ok)
+      throw new UnauthorizedError(
+        `${secret.startsWith('cbj1.') ? 'join' : 'discovery'} token refused: ${t.reason}`,
+      );
+    return { scopedTo: t.claims.nodeId, joining: t.kind === 'join' };
+  }
+  if (reg.node === undefined || secret.length > 200)
+    throw new UnauthorizedError('invalid discovery token or node credential');
+  const v = await deps.bus
+    .request(inventoryRpcs.verifyNodeCredential, { node: reg.node, secret })
+    .catch(() => null);
+  if (!v?.valid || v.nodeId !== reg.node) throw new UnauthorizedError('invalid node credential');
+  return { scopedTo: reg.node, joining: false };
+}
+
+/** What discovery learnt of the machine, kept as the node's discovery data. */
+function discoveryOf(reg: Registration) {
+  return { facts: reg.facts, macs: reg.macs, bootMac: reg.bootMac, address: reg.address ?? null };
+}
+
+/** A machine no node claims becomes one, with its roles bound. */
+async function registerNew(deps: RegisterDeps, c: Context, reg: Registration, joining: boolean) {
+  if (reg.node !== undefined) throw new ValidationError(`node ${reg.node} does not exist`, { field: 'node' });
+  // A joined machine keeps its own name (when it is a full one) and its address (the admin
+  // network's hint, reference §7: "registered manually … hint admin IP").
+  const ownName = joining && reg.name && fqdn.safeParse(reg.name).success ? reg.name : null;
+  const name = ownName ?? `d${reg.bootMac.replaceAll(':', '-')}.${deps.domain}`;
+  const v4 = reg.address?.split('/')[0];
+  // The node and its boot roles in one transaction: an operator who sees the node can commit it, and
+  // a commit before the roles were bound would leave them PROPOSED on a committed node.
+  const created = await withRoleRetry(bootRoles(joining), () =>
+    op(deps, c, 'node.create', {
+      name,
+      mac: reg.bootMac,
+      alive: false,
+      available: false,
+      bootenv: joining ? 'local' : 'sledgehammer',
+      sshHostKey: reg.hostKey,
+      discovery: discoveryOf(reg),
+      ...(joining && v4 && /^\d+\.\d+\.\d+\.\d+$/.test(v4) ? { hint: { 'admin-v4addr': v4 } } : {}),
+      roles: bootRoles(joining),
+    }),
+  );
+  const { id } = created;
+  deps.log.info(
+    { node: id, name, mac: reg.bootMac, address: reg.address ?? null, joined: joining },
+    joining ? 'machine joined' : 'machine registered',
+  );
+  return c.json(
+    {
+      node: { id, name },
+      credential: created.credential,
+      bootenv: joining ? 'local' : 'sledgehammer',
+      addresses: await adminAddresses(deps, id),
+    },
+    201,
+  );
+}
+
+/** A known node registering again: its host key re-pinned only by itself, its roles completed, a new credential. */
+async function registerKnown(
+  deps: RegisterDeps,
+  c: Context,
+  reg: Registration,
+  known: NodeSummary,
+  caller: Caller,
+) {
+  if (known.sshHostKey && known.sshHostKey !== reg.hostKey) {
+    if (caller.scopedTo !== known.id) {
+      deps.log.warn(
+        { node: known.id, name: known.name, mac: reg.bootMac },
+        'registration refused: a known MAC presented another host key without the node’s credential',
+      );
+      throw new ConflictError(
+        `MAC ${reg.bootMac} belongs to node ${known.name}, whose pinned host key differs; only that node's own credential can re-pin it`,
+        { field: 'hostKey', rule: 'host key pinning' },
+      );
+    }
+    deps.log.info({ node: known.id, name: known.name }, 'host key re-pinned at registration');
+  }
+  // A re-registration without facts (an installed OS joining with its credential) keeps the ones
+  // discovery gathered.
+  const keepFacts = Object.keys(reg.facts).length === 0 && known.sshHostKey !== null;
+  await op(deps, c, 'node.update', {
+    node: known.id,
+    sshHostKey: reg.hostKey,
+    ...(keepFacts ? {} : { discovery: discoveryOf(reg) }),
+  });
+  // A registration that failed half way (a busy inventory, network-ipam still starting) left the node
+  // without its roles; the machine's retry binds what is missing.
+  await bindBootRoles(deps, c, known.id, caller.joining);
+  const { credential } = await op(deps, c, 'node.rotate_credential', { node: known.id });
+  deps.log.info({ node: known.id, name: known.name, mac: reg.bootMac }, 'machine registered again');
+  return c.json(
+    {
+      node: { id: known.id, name: known.name },
+      credential,
+      bootenv: known.bootenv,
+      addresses: await adminAddresses(deps, known.id),
+    },
+    200,
+  );
+}
+
+function op<K extends InventoryOp>(deps: GatewayDeps, c: Context, name: K, args: InventoryOpRequest<K>) {
+  return deps.bus.request(inventoryOpRpcs[name], args, {
+    timeoutMs: 30_000,
+    correlationId: c.req.header('x-correlation-id') ?? crypto.randomUUID(),
+  });
+}
+
+/**
+ * The node's admin-network addresses, waited for up to 5 s (network-admin allocates them as it is
+ * bound): an agent whose DHCP address is not among them renews at once and moves to its reservation.
+ */
+async function adminAddresses(deps: GatewayDeps, nodeId: number): Promise<string[]> {
+  const end = Date.now() + 5000;
+  for (;;) {
+    const r = await deps.bus
+      .request(ipamMessages.nodeAddresses, { nodeId, category: 'admin' }, { timeoutMs: 2000 })
+      .catch(() => ({ allocations: [] }));
+    const v4 = r.allocations.filter((a) => a.family === 'ipv4').map((a) => a.address);
+    if (v4.length || Date.now() > end) return r.allocations.map((a) => a.address);
+    await new Promise((res) => setTimeout(res, 200));
+  }
+}
+
+/**
+ * The roles a registered machine needs: the discovery graph (reference §7 step 3) — or, joined,
+ * crowbar-joined-node, which provides installed- and managed-node — and network-admin for its host
+ * address.
+ */
+const bootRoles = (joining: boolean) => [
+  joining ? 'crowbar-joined-node' : 'crowbar-managed-node',
+  'network-admin',
+];
+
+/**
+ * Runs a call that binds `roles`. When one cannot be bound yet (network-ipam still starting has not
+ * defined network-admin) the registration answers 503 naming it, so the machine asks again (its agent
+ * backs off) and the retry binds it, instead of a node left without an address.
+ */
+async function withRoleRetry<T>(roles: string[], call: () => Promise<T>): Promise<T> {
+  return call().catch((err: unknown) => {
+    if (!(err instanceof CrowbarError) || err instanceof UnavailableError || err.field !== 'role') throw err;
+    throw new UnavailableError(
+      `the node could not be bound to ${roles.join(' and ')} yet (${err.message}); register again`,
+    );
+  });
+}
+
+/** A known node (one registered by an older version, or half way) gets the boot roles it lacks. Idempotent. */
+async function bindBootRoles(deps: GatewayDeps, c: Context, node: number, joining: boolean) {
+  const { noderoles } = await op(deps, c, 'noderole.list', { node });
+  const has = new Set(noderoles.map((r) => r.role));
+  const [graph, network] = bootRoles(joining) as [string, string];
+  const want = [
+    ...(has.has('crowbar-managed-node') || has.has('crowbar-joined-node') ? [] : [graph]),
+    ...(has.has(network) ? [] : [network]),
+  ];
+  for (const role of want) await withRoleRetry([role], () => op(deps, c, 'noderole.create', { node, role }));
 }

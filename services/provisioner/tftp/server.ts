@@ -5,7 +5,7 @@
  * on start and on a new ACK, again only on timeout (never on a duplicate ACK: no sorcerer's apprentice),
  * and block numbers roll over from 65535 to 0 as tftp-hpa and iPXE expect.
  */
-import { createSocket, type RemoteInfo } from 'node:dgram';
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import type { Logger } from '../../../shared/log.js';
 import { rateLimitedLog } from '../../../shared/rate-limited-log.js';
 import {
@@ -60,202 +60,79 @@ export interface TftpServerOptions {
   maxWindowBytes?: number;
 }
 
+/** A running server's settings, counters and transfers under way, shared by its parts. */
+interface ServerCtx {
+  root: string;
+  address: string;
+  family: 'udp4' | 'udp6';
+  maxTransfers: number;
+  maxPerClient: number;
+  retries: number;
+  timeoutMs: number;
+  maxWindowBytes: number;
+  log: Logger;
+  onTransfer: ((t: TftpTransfer) => void) | undefined;
+  stats: TftpStats;
+  /** By client address:port, from the request on (a retransmitted RRQ must not start a second transfer). */
+  active: Map<string, Transfer | null>;
+  perClient: Map<string, number>;
+  pending: Set<Promise<void>>;
+  stopping: boolean;
+  /** The server port's socket: requests arrive here, and refusals are answered from it. */
+  main: Socket;
+  refusedLog: ReturnType<typeof rateLimitedLog>;
+}
+
 export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServer> {
-  const root = await bootRoot(opts.root);
   const address = opts.address ?? '0.0.0.0';
   const family = address.includes(':') ? 'udp6' : 'udp4';
-  const maxTransfers = opts.maxTransfers ?? 256;
-  const maxPerClient = opts.maxPerClient ?? 16;
-  const retries = opts.retries ?? 5;
-  const timeoutMs = opts.timeoutMs ?? 1000;
-  const maxWindowBytes = opts.maxWindowBytes ?? 256 * 1024;
   const log = opts.log;
-  const stats: TftpStats = { requests: 0, served: 0, failed: 0, dropped: {}, active: 0 };
-  /** By client address:port, from the request on (a retransmitted RRQ must not start a second transfer). */
-  const active = new Map<string, Transfer | null>();
-  const perClient = new Map<string, number>();
-  const pending = new Set<Promise<void>>();
-  let stopping = false;
-
-  const count = (reason: string) => {
-    stats.dropped[reason] = (stats.dropped[reason] ?? 0) + 1;
+  const ctx: ServerCtx = {
+    root: await bootRoot(opts.root),
+    address,
+    family,
+    maxTransfers: opts.maxTransfers ?? 256,
+    maxPerClient: opts.maxPerClient ?? 16,
+    retries: opts.retries ?? 5,
+    timeoutMs: opts.timeoutMs ?? 1000,
+    maxWindowBytes: opts.maxWindowBytes ?? 256 * 1024,
+    log,
+    onTransfer: opts.onTransfer,
+    stats: { requests: 0, served: 0, failed: 0, dropped: {}, active: 0 },
+    active: new Map(),
+    perClient: new Map(),
+    pending: new Set(),
+    stopping: false,
+    main: createSocket({ type: family }),
+    // A flood of `../` requests gives ten lines a minute per reason, not one per request.
+    refusedLog: rateLimitedLog(log, 'warn', 'tftp request refused'),
   };
-  const report = (t: TftpTransfer) => {
-    try {
-      opts.onTransfer?.(t);
-    } catch (err) {
-      log.error({ err, client: t.client, file: t.file }, 'tftp onTransfer failed');
-    }
-  };
-  const release = (rinfo: RemoteInfo) => {
-    active.delete(`${rinfo.address}:${rinfo.port}`);
-    const n = (perClient.get(rinfo.address) ?? 1) - 1;
-    if (n <= 0) perClient.delete(rinfo.address);
-    else perClient.set(rinfo.address, n);
-    stats.active--;
-  };
-  // A flood of `../` requests gives ten lines a minute per reason, not one per request.
-  const refusedLog = rateLimitedLog(log, 'warn', 'tftp request refused');
-  const refuse = (rinfo: RemoteInfo, file: string, code: number, message: string, reason: string) => {
-    main.send(encodeError(code, message), rinfo.port, rinfo.address);
-    stats.failed++;
-    count(reason);
-    if (reason === 'not_found')
-      log.debug({ client: rinfo.address, port: rinfo.port, file, reason, code }, 'tftp request refused');
-    else refusedLog(reason, { client: rinfo.address, port: rinfo.port, file, reason, code });
-    report({
-      client: rinfo.address,
-      port: rinfo.port,
-      file,
-      bytes: 0,
-      ok: false,
-      error: message,
-      ms: 0,
-      options: {},
-    });
-  };
+  const port = await listen(ctx, opts.port);
+  log.info({ address, port, root: ctx.root }, 'tftp server listening');
 
-  const done = (t: TftpTransfer, reason: string | null) => {
-    if (t.ok) {
-      stats.served++;
-      log.info(
-        { client: t.client, port: t.port, file: t.file, bytes: t.bytes, ms: t.ms, options: t.options },
-        'tftp transfer served',
-      );
-    } else {
-      stats.failed++;
-      count(reason ?? 'failed');
-      log.warn(
-        { client: t.client, port: t.port, file: t.file, bytes: t.bytes, ms: t.ms, reason, error: t.error },
-        'tftp transfer dropped',
-      );
-    }
-    report(t);
+  return {
+    port,
+    stats: ctx.stats,
+    async stop() {
+      if (ctx.stopping) return;
+      ctx.stopping = true;
+      ctx.main.close();
+      const transfers = [...ctx.active.values()];
+      for (const t of transfers) t?.finish(false, 'server stopped', 'stopped');
+      await Promise.allSettled([...ctx.pending, ...transfers.map((t) => t?.closed)]);
+      log.info({ port }, 'tftp server stopped');
+    },
   };
+}
 
-  /** The RRQ's file opened and its options agreed, then the transfer on a socket of its own. */
-  async function serve(request: TftpRequest, rinfo: RemoteInfo, key: string): Promise<void> {
-    const started = Date.now();
-    let file: Awaited<ReturnType<typeof openBootFile>>;
-    try {
-      file = await openBootFile(root, request.file);
-    } catch (err) {
-      release(rinfo);
-      if (!(err instanceof PathError)) throw err;
-      if (!stopping) refuse(rinfo, request.file, err.answer, err.message, err.reason);
-      return;
-    }
-    let negotiated: Negotiated;
-    try {
-      negotiated = negotiate(request.options, request.mode, file.size, { maxWindowBytes });
-    } catch (err) {
-      release(rinfo);
-      await file.handle.close().catch(() => undefined);
-      if (!(err instanceof PacketError)) throw err;
-      if (!stopping)
-        refuse(rinfo, request.file, err.answer ?? ErrorCode.OPTION_NEGOTIATION, err.message, err.reason);
-      return;
-    }
-    const sock = createSocket({ type: family });
-    try {
-      if (stopping) throw new Error('stopping');
-      await new Promise<void>((resolve, reject) => {
-        sock.once('error', reject);
-        sock.bind({ address, port: 0 }, () => {
-          sock.connect(rinfo.port, rinfo.address, () => {
-            sock.off('error', reject);
-            resolve();
-          });
-        });
-      });
-      if (stopping) throw new Error('stopping');
-    } catch (err) {
-      release(rinfo);
-      try {
-        sock.close();
-      } catch {
-        // never bound
-      }
-      await file.handle.close().catch(() => undefined);
-      if (!stopping) {
-        count('socket');
-        stats.failed++;
-        log.error({ err, client: rinfo.address, file: request.file }, 'tftp transfer socket failed');
-      }
-      return;
-    }
-    log.debug({ client: rinfo.address, port: rinfo.port, file: request.file }, 'tftp transfer started');
-    active.set(
-      key,
-      new Transfer({
-        sock,
-        handle: file.handle,
-        size: file.size,
-        request,
-        client: rinfo,
-        negotiated,
-        timeoutMs: negotiated.timeoutMs ?? timeoutMs,
-        retries,
-        started,
-        done: (t, reason) => {
-          release(rinfo);
-          done(t, reason);
-        },
-      }),
-    );
-  }
-
-  function onRequest(msg: Buffer, rinfo: RemoteInfo): void {
-    let p: ReturnType<typeof parsePacket>;
-    try {
-      p = parsePacket(msg);
-    } catch (err) {
-      if (!(err instanceof PacketError)) throw err;
-      count(err.reason);
-      if (err.answer !== null) {
-        stats.requests++;
-        stats.failed++;
-        main.send(encodeError(err.answer, err.message), rinfo.port, rinfo.address);
-      }
-      log.debug({ client: rinfo.address, port: rinfo.port, reason: err.reason }, 'tftp datagram dropped');
-      return;
-    }
-    if (p.op !== 'rrq' && p.op !== 'wrq') {
-      count('not_a_request');
-      return;
-    }
-    stats.requests++;
-    if (p.op === 'wrq') {
-      refuse(rinfo, p.file, ErrorCode.ACCESS_VIOLATION, 'writes are not allowed', 'write_refused');
-      return;
-    }
-    const key = `${rinfo.address}:${rinfo.port}`;
-    if (active.has(key)) {
-      count('duplicate_request');
-      return;
-    }
-    const mine = perClient.get(rinfo.address) ?? 0;
-    if (stats.active >= maxTransfers || mine >= maxPerClient) {
-      count(stats.active >= maxTransfers ? 'busy' : 'client_busy');
-      log.debug({ client: rinfo.address, port: rinfo.port, file: p.file }, 'tftp request over the limit');
-      return;
-    }
-    active.set(key, null);
-    perClient.set(rinfo.address, mine + 1);
-    stats.active++;
-    const job = serve(p, rinfo, key).catch((err) => {
-      log.error({ err, client: rinfo.address, file: p.file }, 'tftp request failed');
-    });
-    pending.add(job);
-    void job.finally(() => pending.delete(job));
-  }
-
-  const main = createSocket({ type: family });
+/** Binds the server port and starts taking requests; resolves with the port bound. */
+async function listen(ctx: ServerCtx, port: number): Promise<number> {
+  const { main, log } = ctx;
   main.on('message', (msg, rinfo) => {
     try {
-      onRequest(msg, rinfo);
+      onRequest(ctx, msg, rinfo);
     } catch (err) {
-      count('internal');
+      count(ctx, 'internal');
       log.error({ err, client: rinfo.address }, 'tftp request handling failed');
     }
   });
@@ -264,26 +141,215 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       main.close();
       reject(err);
     });
-    main.bind({ address, port: opts.port }, () => {
+    main.bind({ address: ctx.address, port }, () => {
       main.removeAllListeners('error');
       resolve();
     });
   });
   main.on('error', (err) => log.error({ err }, 'tftp server socket error'));
-  const port = main.address().port;
-  log.info({ address, port, root }, 'tftp server listening');
+  return main.address().port;
+}
 
-  return {
-    port,
-    stats,
-    async stop() {
-      if (stopping) return;
-      stopping = true;
-      main.close();
-      const transfers = [...active.values()];
-      for (const t of transfers) t?.finish(false, 'server stopped', 'stopped');
-      await Promise.allSettled([...pending, ...transfers.map((t) => t?.closed)]);
-      log.info({ port }, 'tftp server stopped');
-    },
-  };
+function onRequest(ctx: ServerCtx, msg: Buffer, rinfo: RemoteInfo): void {
+  const { stats, log } = ctx;
+  const p = parseRequest(ctx, msg, rinfo);
+  if (!p) return;
+  if (p.op !== 'rrq' && p.op !== 'wrq') {
+    count(ctx, 'not_a_request');
+    return;
+  }
+  stats.requests++;
+  if (p.op === 'wrq') {
+    refuse(ctx, rinfo, p.file, ErrorCode.ACCESS_VIOLATION, 'writes are not allowed', 'write_refused');
+    return;
+  }
+  const key = `${rinfo.address}:${rinfo.port}`;
+  if (ctx.active.has(key)) {
+    count(ctx, 'duplicate_request');
+    return;
+  }
+  const mine = ctx.perClient.get(rinfo.address) ?? 0;
+  if (stats.active >= ctx.maxTransfers || mine >= ctx.maxPerClient) {
+    count(ctx, stats.active >= ctx.maxTransfers ? 'busy' : 'client_busy');
+    log.debug({ client: rinfo.address, port: rinfo.port, file: p.file }, 'tftp request over the limit');
+    return;
+  }
+  ctx.active.set(key, null);
+  ctx.perClient.set(rinfo.address, mine + 1);
+  stats.active++;
+  const job = serve(ctx, p, rinfo, key).catch((err) => {
+    log.error({ err, client: rinfo.address, file: p.file }, 'tftp request failed');
+  });
+  ctx.pending.add(job);
+  void job.finally(() => ctx.pending.delete(job));
+}
+
+/** The datagram parsed; one that does not parse is counted (and answered with an ERROR where the code says so). */
+function parseRequest(ctx: ServerCtx, msg: Buffer, rinfo: RemoteInfo): ReturnType<typeof parsePacket> | null {
+  try {
+    return parsePacket(msg);
+  } catch (err) {
+    if (!(err instanceof PacketError)) throw err;
+    count(ctx, err.reason);
+    if (err.answer !== null) {
+      ctx.stats.requests++;
+      ctx.stats.failed++;
+      ctx.main.send(encodeError(err.answer, err.message), rinfo.port, rinfo.address);
+    }
+    ctx.log.debug({ client: rinfo.address, port: rinfo.port, reason: err.reason }, 'tftp datagram dropped');
+    return null;
+  }
+}
+
+/** The RRQ's file opened and its options agreed, then the transfer on a socket of its own. */
+async function serve(ctx: ServerCtx, request: TftpRequest, rinfo: RemoteInfo, key: string): Promise<void> {
+  const started = Date.now();
+  const opened = await openRequest(ctx, request, rinfo);
+  if (!opened) return;
+  const { file, negotiated } = opened;
+  const sock = await connectTo(ctx, request, rinfo);
+  if (!sock) {
+    await file.handle.close().catch(() => undefined);
+    return;
+  }
+  ctx.log.debug({ client: rinfo.address, port: rinfo.port, file: request.file }, 'tftp transfer started');
+  ctx.active.set(
+    key,
+    new Transfer({
+      sock,
+      handle: file.handle,
+      size: file.size,
+      request,
+      client: rinfo,
+      negotiated,
+      timeoutMs: negotiated.timeoutMs ?? ctx.timeoutMs,
+      retries: ctx.retries,
+      started,
+      done: (t, reason) => {
+        release(ctx, rinfo);
+        transferDone(ctx, t, reason);
+      },
+    }),
+  );
+}
+
+/** The file opened and the options agreed; a refusal is answered (unless stopping) and gives null. */
+async function openRequest(ctx: ServerCtx, request: TftpRequest, rinfo: RemoteInfo) {
+  let file: Awaited<ReturnType<typeof openBootFile>>;
+  try {
+    file = await openBootFile(ctx.root, request.file);
+  } catch (err) {
+    release(ctx, rinfo);
+    if (!(err instanceof PathError)) throw err;
+    if (!ctx.stopping) refuse(ctx, rinfo, request.file, err.answer, err.message, err.reason);
+    return null;
+  }
+  let negotiated: Negotiated;
+  try {
+    negotiated = negotiate(request.options, request.mode, file.size, { maxWindowBytes: ctx.maxWindowBytes });
+  } catch (err) {
+    release(ctx, rinfo);
+    await file.handle.close().catch(() => undefined);
+    if (!(err instanceof PacketError)) throw err;
+    if (!ctx.stopping)
+      refuse(ctx, rinfo, request.file, err.answer ?? ErrorCode.OPTION_NEGOTIATION, err.message, err.reason);
+    return null;
+  }
+  return { file, negotiated };
+}
+
+/** A socket of the transfer's own, connected to the client; null (counted unless stopping) when it fails. */
+async function connectTo(ctx: ServerCtx, request: TftpRequest, rinfo: RemoteInfo): Promise<Socket | null> {
+  const sock = createSocket({ type: ctx.family });
+  try {
+    if (ctx.stopping) throw new Error('stopping');
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.bind({ address: ctx.address, port: 0 }, () => {
+        sock.connect(rinfo.port, rinfo.address, () => {
+          sock.off('error', reject);
+          resolve();
+        });
+      });
+    });
+    if (ctx.stopping) throw new Error('stopping');
+    return sock;
+  } catch (err) {
+    release(ctx, rinfo);
+    try {
+      sock.close();
+    } catch {
+      // never bound
+    }
+    if (!ctx.stopping) {
+      count(ctx, 'socket');
+      ctx.stats.failed++;
+      ctx.log.error({ err, client: rinfo.address, file: request.file }, 'tftp transfer socket failed');
+    }
+    return null;
+  }
+}
+
+function count(ctx: ServerCtx, reason: string) {
+  ctx.stats.dropped[reason] = (ctx.stats.dropped[reason] ?? 0) + 1;
+}
+
+function report(ctx: ServerCtx, t: TftpTransfer) {
+  try {
+    ctx.onTransfer?.(t);
+  } catch (err) {
+    ctx.log.error({ err, client: t.client, file: t.file }, 'tftp onTransfer failed');
+  }
+}
+
+function release(ctx: ServerCtx, rinfo: RemoteInfo) {
+  ctx.active.delete(`${rinfo.address}:${rinfo.port}`);
+  const n = (ctx.perClient.get(rinfo.address) ?? 1) - 1;
+  if (n <= 0) ctx.perClient.delete(rinfo.address);
+  else ctx.perClient.set(rinfo.address, n);
+  ctx.stats.active--;
+}
+
+function refuse(
+  ctx: ServerCtx,
+  rinfo: RemoteInfo,
+  file: string,
+  code: number,
+  message: string,
+  reason: string,
+) {
+  ctx.main.send(encodeError(code, message), rinfo.port, rinfo.address);
+  ctx.stats.failed++;
+  count(ctx, reason);
+  if (reason === 'not_found')
+    ctx.log.debug({ client: rinfo.address, port: rinfo.port, file, reason, code }, 'tftp request refused');
+  else ctx.refusedLog(reason, { client: rinfo.address, port: rinfo.port, file, reason, code });
+  report(ctx, {
+    client: rinfo.address,
+    port: rinfo.port,
+    file,
+    bytes: 0,
+    ok: false,
+    error: message,
+    ms: 0,
+    options: {},
+  });
+}
+
+function transferDone(ctx: ServerCtx, t: TftpTransfer, reason: string | null) {
+  if (t.ok) {
+    ctx.stats.served++;
+    ctx.log.info(
+      { client: t.client, port: t.port, file: t.file, bytes: t.bytes, ms: t.ms, options: t.options },
+      'tftp transfer served',
+    );
+  } else {
+    ctx.stats.failed++;
+    count(ctx, reason ?? 'failed');
+    ctx.log.warn(
+      { client: t.client, port: t.port, file: t.file, bytes: t.bytes, ms: t.ms, reason, error: t.error },
+      'tftp transfer dropped',
+    );
+  }
+  report(ctx, t);
 }
