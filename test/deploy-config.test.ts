@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { connect as tlsConnect } from 'node:tls';
@@ -14,12 +14,15 @@ import { createLogger } from '../shared/log.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
-// infra/deploy/nats-cluster.conf as an operator uses it: checked with `nats-server -t`, then three
-// nodes started from it on loopback addresses of their own, with TLS for clients and mutual TLS between
-// the nodes (a CA and certificates this test makes), and a service connecting over TLS.
-const conf = fileURLToPath(new URL('../infra/deploy/nats-cluster.conf', import.meta.url));
+// infra/deploy/nats-cluster.conf as an operator uses it: copied beside the users list `npm run
+// nats-users` writes, checked with `nats-server -t`, then three nodes started from it on loopback
+// addresses of their own, with TLS for clients and mutual TLS between the nodes (a CA and certificates
+// this test makes), and a service connecting over TLS as its own user.
+const shipped = fileURLToPath(new URL('../infra/deploy/nats-cluster.conf', import.meta.url));
+const repo = fileURLToPath(new URL('..', import.meta.url));
+let conf: string;
+let creds: Record<string, string>;
 const hosts = ['127.0.18.1', '127.0.18.2', '127.0.18.3'];
-const servicePassword = 'service-password-0123456789';
 let dir: string;
 let bin: string;
 const servers: ChildProcess[] = [];
@@ -80,8 +83,6 @@ function nodeEnv(i: number): Record<string, string> {
     NATS_TLS_CERT: `${n}.crt`,
     NATS_TLS_KEY: `${n}.key`,
     NATS_TLS_CA: `${dir}/ca.crt`,
-    NATS_SERVICE_PASSWORD: servicePassword,
-    NATS_TOOLS_PASSWORD: 'tools-password-0123456789',
   };
 }
 
@@ -138,7 +139,16 @@ beforeAll(async () => {
     }),
   );
   t = await createTestEnv();
-}, 60_000);
+  conf = `${dir}/nats-cluster.conf`;
+  copyFileSync(shipped, conf);
+  // The operator's command, as the README gives it (its users for this test's bus prefix).
+  execFileSync(
+    process.execPath,
+    ['infra/bootstrap.mjs', 'nats-users.ts', '--out', `${dir}/crowbar-users.conf`, '--prefix', t.prefix],
+    { cwd: repo, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  creds = JSON.parse(readFileSync(`${dir}/crowbar-users.credentials.json`, 'utf8')) as Record<string, string>;
+}, 120_000);
 afterAll(async () => {
   await stack?.stop();
   await Promise.all(
@@ -204,11 +214,14 @@ describe('infra/deploy/nats-cluster.conf', () => {
         30_000,
       );
 
-    // A service (the gateway) on node 1, a client on node 3, both over TLS with the CA file.
-    const url = (h: string) => `tls://crowbar:${servicePassword}@${h}:4222`;
-    stack = await startStack(t, ['gateway'], { NATS_URL: url(hosts[0]!), NATS_TLS_CA: `${dir}/ca.crt` });
+    // A service (the gateway) on node 1 as its own user, the operator's admin user on node 3, both over
+    // TLS with the CA file.
+    const url = (user: string, h: string) => `tls://${user}:${encodeURIComponent(creds[user]!)}@${h}:4222`;
+    stack = await startStack(t, ['gateway'], { NATS_TLS_CA: `${dir}/ca.crt` }, (name) => ({
+      NATS_URL: url(name, hosts[0]!),
+    }));
     const bus = await Bus.connect({
-      url: url(hosts[2]!),
+      url: url('admin', hosts[2]!),
       tlsCa: `${dir}/ca.crt`,
       prefix: t.prefix,
       source: 'deploy-test',
@@ -224,14 +237,30 @@ describe('infra/deploy/nats-cluster.conf', () => {
     } finally {
       await bus.close();
     }
+    // jig-runner's user may not delete a stream, nor ask inventory's API: refused by the cluster.
+    const runner = await Bus.connect({
+      url: url('jig-runner', hosts[1]!),
+      tlsCa: `${dir}/ca.crt`,
+      prefix: t.prefix,
+      source: 'deploy-test-runner',
+      service: 'jig-runner',
+      log: createLogger('t', { level: 'silent' }),
+    });
+    try {
+      await expect(runner.jsm.streams.delete(`${t.prefix.toUpperCase()}_EVENTS`)).rejects.toThrow(
+        /Permissions Violation for Publish/,
+      );
+    } finally {
+      await runner.close();
+    }
     // Without the CA the servers' certificates are not trusted: no connection.
     await expect(
       Bus.connect({
-        url: url(hosts[1]!),
+        url: url('gateway', hosts[1]!),
         prefix: t.prefix,
         source: 'no-ca',
         log: createLogger('t', { level: 'silent' }),
       }),
-    ).rejects.toThrow(/cannot reach NATS at tls:\/\/crowbar:\*\*\*@127\.0\.18\.2:4222/);
+    ).rejects.toThrow(/cannot reach NATS at tls:\/\/gateway:\*\*\*@127\.0\.18\.2:4222/);
   }, 90_000);
 });
