@@ -20,6 +20,7 @@ import type { NodeSummary } from '../shared/catalogue/index.js';
 import { checkDiscoveryToken, mintDiscoveryToken } from '../shared/discovery-token.js';
 import { createLogger } from '../shared/log.js';
 import { ensureTool } from './helpers/dig.js';
+import { nodeSummary } from './helpers/fixtures.js';
 import {
   autoinstallSchema,
   cloudInitSchemaError,
@@ -47,21 +48,7 @@ let http: Awaited<ReturnType<typeof startHttp>>;
 /** The nodes the server knows, with the disk each one's install chose (as provisioner-os-install records it). */
 const nodes: { summary: NodeSummary; disk: string }[] = [];
 const node = (id: number, name: string, bootenv: string, disk: string, mac: string) => {
-  const summary = {
-    id,
-    name,
-    admin: false,
-    system: false,
-    alive: true,
-    available: true,
-    bootenv,
-    deploymentId: 1,
-    deployment: 'system',
-    macs: [mac],
-    roles: [],
-    sshHostKey: null,
-    addressHints: {},
-  } as NodeSummary;
+  const summary = nodeSummary(id, name, { bootenv, macs: [mac] });
   nodes.push({ summary, disk });
   return summary;
 };
