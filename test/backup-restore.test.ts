@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServiceName } from '../shared/catalogue/index.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { until } from './helpers/inventory.js';
+import { runNode } from './helpers/process.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
 // README "Backup and restore", once end to end with the real script (npm run backup / restore's entry):
@@ -31,44 +31,13 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** `npm run backup|restore -- …` as npm runs it (the bootstrap entry), in a child process. */
-function script(
-  verb: 'backup' | 'restore',
-  args: string[],
-  env: Record<string, string | undefined> = {},
-): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const merged = { ...process.env, DATABASE_URL: t.databaseUrl, ...env };
-    const child = spawn(process.execPath, [`${root}infra/bootstrap.mjs`, 'backup.ts', verb, ...args], {
-      cwd: root,
-      env: Object.fromEntries(Object.entries(merged).filter(([, v]) => v !== undefined)),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => {
-      stdout += b;
-    });
-    child.stderr.on('data', (b: Buffer) => {
-      stderr += b;
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${verb} did not exit within 120 s\n${stdout}\n${stderr}`));
-    }, 120_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const script = (verb: 'backup' | 'restore', args: string[], env: Record<string, string | undefined> = {}) =>
+  runNode(
+    [`${root}infra/bootstrap.mjs`, 'backup.ts', verb, ...args],
+    { DATABASE_URL: t.databaseUrl, ...env },
+    120_000,
+  );
 
 /** A node with the admin network's address and the noop chain test-top → test-middle → test-base, annealed. */
 async function annealedNode(stack: Stack, name: string, mac: string): Promise<number> {

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { pickPort } from '../infra/ports.js';
 import { generateKeyPair } from '../shared/ssh/index.js';
+import { runCrowbar } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { startSshd, type TestSshd } from './helpers/sshd.js';
 import { type Stack, startStack, testAdminToken, testReadOnlyToken } from './helpers/stack.js';
@@ -13,7 +14,6 @@ import { type Stack, startStack, testAdminToken, testReadOnlyToken } from './hel
 // The crowbar CLI as an operator runs it: the real binary (package.json "bin") in a child process,
 // against inventory, annealer, jig-runner and the gateway, with a real sshd for the script roles.
 const root = fileURLToPath(new URL('../', import.meta.url));
-const bin = `${root}infra/cli/crowbar.mjs`;
 let t: TestEnv;
 let s: Stack;
 let sshd: TestSshd;
@@ -41,52 +41,19 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `crowbar …` as a child process (never synchronously: the stack serves it from this process). */
-function crowbar(
-  args: string[],
-  env: Record<string, string | undefined> = {},
-  timeoutMs = 60_000,
-): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const base: Record<string, string | undefined> = {
-      ...process.env,
+/** Runs `crowbar …` as the user would, with this file's endpoint, token and config file. */
+const crowbar = (args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000) =>
+  runCrowbar(
+    args,
+    {
       HOME: dir,
       CROWBAR_CONFIG: `${dir}/config.json`,
       CROWBAR_ENDPOINT: endpoint,
       CROWBAR_KEY: testAdminToken,
-    };
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: root,
-      env: Object.fromEntries(Object.entries({ ...base, ...env }).filter(([, v]) => v !== undefined)),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => {
-      stdout += b;
-    });
-    child.stderr.on('data', (b: Buffer) => {
-      stderr += b;
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(
-        new Error(`crowbar ${args.join(' ')} did not exit within ${timeoutMs} ms\n${stdout}\n${stderr}`),
-      );
-    }, timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+      ...env,
+    },
+    timeoutMs,
+  );
 const json = async (args: string[]) => {
   const r = await crowbar([...args, '--format', 'json']);
   expect(r.stderr).toBe('');

@@ -1,19 +1,16 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gatewayService } from '../services/gateway/service.js';
 import { type HostedService, hostService } from '../shared/service/host.js';
+import { runCrowbar } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { until } from './helpers/inventory.js';
 import { type Stack, startStack, testAdminToken, testReadOnlyToken } from './helpers/stack.js';
 
 // Named tokens and the audit log through the CLI (the real binary) and the API, with two gateways
 // sharing the gateway schema: a token revoked through one is refused by the other within 1 s.
-const root = fileURLToPath(new URL('../', import.meta.url));
-const bin = `${root}infra/cli/crowbar.mjs`;
 let t: TestEnv;
 let s: Stack;
 let second: HostedService;
@@ -45,34 +42,13 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function crowbar(
-  args: string[],
-  key = testAdminToken,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: root,
-      env: {
-        ...process.env,
-        HOME: dir,
-        CROWBAR_CONFIG: `${dir}/config.json`,
-        CROWBAR_ENDPOINT: endpoint,
-        CROWBAR_KEY: key,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => {
-      stdout += b;
-    });
-    child.stderr.on('data', (b: Buffer) => {
-      stderr += b;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+const crowbar = (args: string[], key = testAdminToken) =>
+  runCrowbar(args, {
+    HOME: dir,
+    CROWBAR_CONFIG: `${dir}/config.json`,
+    CROWBAR_ENDPOINT: endpoint,
+    CROWBAR_KEY: key,
   });
-}
 const json = async (args: string[], key?: string) => {
   const r = await crowbar([...args, '--format', 'json'], key);
   expect([r.code, r.stderr]).toEqual([0, '']);

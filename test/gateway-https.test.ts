@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
@@ -9,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchWithCa } from '../infra/https-fetch.js';
 import { type CertFiles, ensureSelfSignedCert } from '../infra/tls.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { type Run, runNode } from './helpers/process.js';
 import { type Stack, startStack, testAdminToken } from './helpers/stack.js';
 
 // The gateway over HTTPS (README "gateway", TLS): a certificate made the way `CROWBAR_TLS=self-signed`
@@ -36,40 +36,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** A child process, never a synchronous one: the gateway answers it from this process. */
-function run(args: string[], env: Record<string, string | undefined>, timeoutMs = 60_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const merged = { ...process.env, ...env };
-    const child = spawn(process.execPath, args, {
-      cwd: root,
-      env: Object.fromEntries(Object.entries(merged).filter(([, v]) => v !== undefined)),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => {
-      stdout += b;
-    });
-    child.stderr.on('data', (b: Buffer) => {
-      stderr += b;
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${args.join(' ')} did not exit within ${timeoutMs} ms\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const run = runNode;
 
 const crowbar = (args: string[], env: Record<string, string | undefined> = {}) =>
   run([`${root}infra/cli/crowbar.mjs`, ...args], {

@@ -78,3 +78,50 @@ export async function spawnService(
   }
   return handle;
 }
+
+/** What a finished child process printed, and its exit code. */
+export interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `node <args>` from the repo root with `env` on top of this process's environment (a variable
+ * set to undefined is removed), collecting its output; killed and rejected after `timeoutMs`. Never
+ * synchronous: servers of the test in this process keep answering the child.
+ */
+export function runNode(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  timeoutMs = 60_000,
+): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const merged = { ...process.env, ...env };
+    const child = spawn(process.execPath, args, {
+      cwd: root,
+      env: Object.fromEntries(Object.entries(merged).filter(([, v]) => v !== undefined)),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (b: Buffer) => {
+      stdout += b;
+    });
+    child.stderr?.on('data', (b: Buffer) => {
+      stderr += b;
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`node ${args.join(' ')} did not exit within ${timeoutMs} ms\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
