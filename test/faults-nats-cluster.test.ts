@@ -5,11 +5,17 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { streamName } from '../shared/bus/streams.js';
-import { annealOutcome, missingNodes, prepareAnneal, reportFault, writeLoop } from './helpers/anneal-load.js';
+import {
+  activeCount as annealActive,
+  annealUnderWay,
+  expectSurvived,
+  startAnnealStack,
+  writeLoop,
+} from './helpers/anneal-load.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { until } from './helpers/inventory.js';
 import { type NatsCluster, startNatsCluster } from './helpers/nats-cluster.js';
-import { type Stack, startStack } from './helpers/stack.js';
+import type { Stack } from './helpers/stack.js';
 
 /**
  * Beyond one machine (issue 18, plan T14): the services on a three-node NATS cluster with their streams
@@ -24,23 +30,16 @@ let s: Stack;
 let dir: string;
 let cluster: NatsCluster;
 
-const activeCount = async () =>
-  ((await s.call('GET', '/deployments/cluster/node_roles')).body.noderoles as { state: string }[]).filter(
-    (n) => n.state === 'active',
-  ).length;
+const activeCount = () => annealActive(s, 'cluster');
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'crowbar-natscluster-'));
   cluster = await startNatsCluster(dir, hosts, 4251);
   t = await createTestEnv();
-  s = await startStack(t, ['inventory', 'annealer', 'jig-runner', 'gateway'], {
+  s = await startAnnealStack(t, {
     // One seed is enough: the clients learn the other nodes from the cluster.
     NATS_URL: cluster.urls[0]!,
     CROWBAR_STREAM_REPLICAS: '3',
-    CROWBAR_ANNEAL_CAP: '4',
-    CROWBAR_ANNEAL_PASS_MS: '100',
-    CROWBAR_ANNEAL_SWEEP_MS: '500',
-    CROWBAR_PROBE_AFTER_RUN: 'false',
   });
 }, 120_000);
 
@@ -59,9 +58,7 @@ it('fails over when NATS nodes are killed with -9 one after the other', { timeou
   } finally {
     await nc.close();
   }
-  const { total } = await prepareAnneal(s, 'cluster', 20);
-  expect((await s.call('PUT', '/deployments/cluster/commit')).status).toBe(200);
-  await until('anneal under way', async () => (await activeCount()) >= 20, 60_000, 25);
+  const { total } = await annealUnderWay(s, 'cluster');
   const writes = writeLoop(s, 'cluster');
   const atFirst = await activeCount();
   await cluster.kill(0);
@@ -86,20 +83,14 @@ it('fails over when NATS nodes are killed with -9 one after the other', { timeou
     100,
   ).catch(() => undefined);
   await cluster.start(1);
-  const outcome = await annealOutcome(t.databaseUrl, 'cluster', 240_000);
-  await writes.stop();
-  const missing = await missingNodes(t.databaseUrl, writes.acked);
-  reportFault('NATS cluster: two nodes kill -9 in turn', outcome, {
-    attempts: writes.attempts(),
-    acked: writes.acked.length,
-    missing: missing.length,
+  await expectSurvived({
+    s,
+    databaseUrl: t.databaseUrl,
+    deployment: 'cluster',
+    total,
+    writes,
+    fault: 'NATS cluster: two nodes kill -9 in turn',
+    acked: true,
+    settleMs: 240_000,
   });
-  expect(outcome.states.active ?? 0, JSON.stringify(outcome.states)).toBe(
-    total - (outcome.states.error ?? 0),
-  );
-  expect(outcome.errorsWithoutReason).toBe(0);
-  expect(outcome.destructiveTwice).toBe(0);
-  expect(writes.acked.length).toBeGreaterThan(0);
-  expect(missing).toEqual([]);
-  expect((await s.call('POST', '/nodes', { name: 'after.cluster.crowbar.test' })).status).toBe(201);
 });

@@ -4,10 +4,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type NatsServerHandle, startNatsServer } from '../infra/nats.js';
 import { pickPort, waitForExit } from '../infra/ports.js';
-import { annealOutcome, missingNodes, prepareAnneal, reportFault, writeLoop } from './helpers/anneal-load.js';
+import { annealUnderWay, expectSurvived, startAnnealStack, writeLoop } from './helpers/anneal-load.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
-import { until } from './helpers/inventory.js';
-import { type Stack, startStack } from './helpers/stack.js';
+import type { Stack } from './helpers/stack.js';
 
 /**
  * Reliability plan T5 (issue 18): nats-server killed with -9 in the middle of an anneal of 220 noderoles
@@ -27,13 +26,7 @@ beforeAll(async () => {
   port = await pickPort(4640);
   nats = await startNats();
   t = await createTestEnv();
-  s = await startStack(t, ['inventory', 'annealer', 'jig-runner', 'gateway'], {
-    NATS_URL: nats.url,
-    CROWBAR_ANNEAL_CAP: '4',
-    CROWBAR_ANNEAL_PASS_MS: '100',
-    CROWBAR_ANNEAL_SWEEP_MS: '500',
-    CROWBAR_PROBE_AFTER_RUN: 'false',
-  });
+  s = await startAnnealStack(t, { NATS_URL: nats.url });
 }, 120_000);
 
 afterAll(async () => {
@@ -46,19 +39,7 @@ afterAll(async () => {
 it('survives nats-server killed with -9 mid-anneal and restarted on its store', {
   timeout: 240_000,
 }, async () => {
-  const { total } = await prepareAnneal(s, 'natskill', 20);
-  expect((await s.call('PUT', '/deployments/natskill/commit')).status).toBe(200);
-  await until(
-    'anneal under way',
-    async () => {
-      const nrs = (await s.call('GET', '/deployments/natskill/node_roles')).body.noderoles as {
-        state: string;
-      }[];
-      return nrs.filter((n) => n.state === 'active').length >= 20;
-    },
-    60_000,
-    25,
-  );
+  const { total } = await annealUnderWay(s, 'natskill');
   const writes = writeLoop(s, 'natskill');
   process.kill(nats.pid, 'SIGKILL');
   expect(await waitForExit(nats.pid, 10_000)).toBe(true);
@@ -66,21 +47,13 @@ it('survives nats-server killed with -9 mid-anneal and restarted on its store', 
   const during = await s.call('GET', '/nodes');
   expect(during.status).toBe(503);
   nats = await startNats();
-  const outcome = await annealOutcome(t.databaseUrl, 'natskill', 180_000);
-  await writes.stop();
-  const missing = await missingNodes(t.databaseUrl, writes.acked);
-  reportFault('nats-server kill -9 and restart', outcome, {
-    attempts: writes.attempts(),
-    acked: writes.acked.length,
-    missing: missing.length,
+  await expectSurvived({
+    s,
+    databaseUrl: t.databaseUrl,
+    deployment: 'natskill',
+    total,
+    writes,
+    fault: 'nats-server kill -9 and restart',
+    acked: false,
   });
-  expect(outcome.states.active ?? 0, JSON.stringify(outcome.states)).toBe(
-    total - (outcome.states.error ?? 0),
-  );
-  expect(outcome.errorsWithoutReason).toBe(0);
-  expect(outcome.destructiveTwice).toBe(0);
-  expect(writes.attempts()).toBeGreaterThan(0);
-  expect(missing).toEqual([]);
-  // And the stack works again end to end.
-  expect((await s.call('POST', '/nodes', { name: 'after.natskill.crowbar.test' })).status).toBe(201);
 });

@@ -4,10 +4,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { pickPort, waitForExit } from '../infra/ports.js';
 import { type PostgresHandle, startEmbeddedPostgres } from '../infra/postgres.js';
-import { annealOutcome, missingNodes, prepareAnneal, reportFault, writeLoop } from './helpers/anneal-load.js';
+import {
+  annealUnderWay,
+  expectSurvived,
+  missingNodes,
+  startAnnealStack,
+  writeLoop,
+} from './helpers/anneal-load.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
-import { until } from './helpers/inventory.js';
-import { type Stack, startStack } from './helpers/stack.js';
+import type { Stack } from './helpers/stack.js';
 
 /**
  * Reliability plan T6 (issue 18): PostgreSQL stopped the way `pg_ctl stop -m immediate` does (SIGQUIT to
@@ -39,13 +44,7 @@ beforeAll(async () => {
   port = await pickPort(5470);
   pg = await startPg();
   t = await createTestEnv();
-  s = await startStack(t, ['inventory', 'annealer', 'jig-runner', 'gateway'], {
-    DATABASE_URL: pg.url,
-    CROWBAR_ANNEAL_CAP: '4',
-    CROWBAR_ANNEAL_PASS_MS: '100',
-    CROWBAR_ANNEAL_SWEEP_MS: '500',
-    CROWBAR_PROBE_AFTER_RUN: 'false',
-  });
+  s = await startAnnealStack(t, { DATABASE_URL: pg.url });
 }, 120_000);
 
 afterAll(async () => {
@@ -58,19 +57,7 @@ afterAll(async () => {
 it('survives PostgreSQL stopped -m immediate mid-anneal and started again', {
   timeout: 240_000,
 }, async () => {
-  const { total } = await prepareAnneal(s, 'pgkill', 20);
-  expect((await s.call('PUT', '/deployments/pgkill/commit')).status).toBe(200);
-  await until(
-    'anneal under way',
-    async () => {
-      const nrs = (await s.call('GET', '/deployments/pgkill/node_roles')).body.noderoles as {
-        state: string;
-      }[];
-      return nrs.filter((n) => n.state === 'active').length >= 20;
-    },
-    60_000,
-    25,
-  );
+  const { total } = await annealUnderWay(s, 'pgkill');
   const writes = writeLoop(s, 'pgkill');
   process.kill(pg.pid, 'SIGQUIT');
   expect(await waitForExit(pg.pid, 20_000)).toBe(true);
@@ -78,21 +65,14 @@ it('survives PostgreSQL stopped -m immediate mid-anneal and started again', {
   const during = await s.call('POST', '/nodes', { name: 'during.pgkill.crowbar.test' });
   expect(during.status).toBe(503);
   pg = await startPg();
-  const outcome = await annealOutcome(pg.url, 'pgkill', 180_000);
-  await writes.stop();
-  const missing = await missingNodes(pg.url, writes.acked);
-  reportFault('PostgreSQL -m immediate and restart', outcome, {
-    attempts: writes.attempts(),
-    acked: writes.acked.length,
-    missing: missing.length,
+  await expectSurvived({
+    s,
+    databaseUrl: pg.url,
+    deployment: 'pgkill',
+    total,
+    writes,
+    fault: 'PostgreSQL -m immediate and restart',
+    acked: true,
   });
-  expect(outcome.states.active ?? 0, JSON.stringify(outcome.states)).toBe(
-    total - (outcome.states.error ?? 0),
-  );
-  expect(outcome.errorsWithoutReason).toBe(0);
-  expect(outcome.destructiveTwice).toBe(0);
-  expect(writes.acked.length).toBeGreaterThan(0);
-  expect(missing).toEqual([]);
   expect(await missingNodes(pg.url, ['during.pgkill.crowbar.test'])).toEqual(['during.pgkill.crowbar.test']);
-  expect((await s.call('POST', '/nodes', { name: 'after.pgkill.crowbar.test' })).status).toBe(201);
 });

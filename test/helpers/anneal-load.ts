@@ -1,6 +1,69 @@
 import pg from 'pg';
+import { expect } from 'vitest';
+import type { TestEnv } from './env.js';
 import { until } from './inventory.js';
-import type { Stack } from './stack.js';
+import { type Stack, startStack } from './stack.js';
+
+/** The services an anneal fault test runs, tuned for a quick anneal, with `env` on top (e.g. NATS_URL). */
+export const startAnnealStack = (t: TestEnv, env: Record<string, string>) =>
+  startStack(t, ['inventory', 'annealer', 'jig-runner', 'gateway'], {
+    CROWBAR_ANNEAL_CAP: '4',
+    CROWBAR_ANNEAL_PASS_MS: '100',
+    CROWBAR_ANNEAL_SWEEP_MS: '500',
+    CROWBAR_PROBE_AFTER_RUN: 'false',
+    ...env,
+  });
+
+/** ACTIVE noderoles of `deployment` now, through the API. */
+export const activeCount = async (s: Stack, deployment: string) =>
+  (
+    (await s.call('GET', `/deployments/${deployment}/node_roles`)).body.noderoles as { state: string }[]
+  ).filter((n) => n.state === 'active').length;
+
+/** `prepareAnneal` of 20 nodes, committed, returned once 20 noderoles are ACTIVE (the anneal is under way). */
+export async function annealUnderWay(s: Stack, deployment: string): Promise<{ total: number }> {
+  const { total } = await prepareAnneal(s, deployment, 20);
+  const commit = await s.call('PUT', `/deployments/${deployment}/commit`);
+  if (commit.status !== 200) throw new Error(`commit ${deployment}: ${commit.status}`);
+  await until('anneal under way', async () => (await activeCount(s, deployment)) >= 20, 60_000, 25);
+  return { total };
+}
+
+/**
+ * After the fault: waits for the anneal to settle, stops the writes, reports the fault's line and checks
+ * what every fault test promises — every noderole ACTIVE or ERROR with a reason, no destructive role
+ * twice, no write answered 2xx missing, and the stack creating a node again. `acked`: the writes must
+ * have had answers (a fault of NATS itself may refuse all of them while the loop runs).
+ */
+export async function expectSurvived(opts: {
+  s: Stack;
+  databaseUrl: string;
+  deployment: string;
+  total: number;
+  writes: ReturnType<typeof writeLoop>;
+  fault: string;
+  acked: boolean;
+  settleMs?: number;
+}) {
+  const { s, databaseUrl, deployment, total, writes } = opts;
+  const outcome = await annealOutcome(databaseUrl, deployment, opts.settleMs ?? 180_000);
+  await writes.stop();
+  const missing = await missingNodes(databaseUrl, writes.acked);
+  reportFault(opts.fault, outcome, {
+    attempts: writes.attempts(),
+    acked: writes.acked.length,
+    missing: missing.length,
+  });
+  expect(outcome.states.active ?? 0, JSON.stringify(outcome.states)).toBe(
+    total - (outcome.states.error ?? 0),
+  );
+  expect(outcome.errorsWithoutReason).toBe(0);
+  expect(outcome.destructiveTwice).toBe(0);
+  if (opts.acked) expect(writes.acked.length).toBeGreaterThan(0);
+  else expect(writes.attempts()).toBeGreaterThan(0);
+  expect(missing).toEqual([]);
+  expect((await s.call('POST', '/nodes', { name: `after.${deployment}.crowbar.test` })).status).toBe(201);
+}
 
 /**
  * The anneal the infrastructure fault tests break: `nodes` nodes in a deployment of their own, each with
