@@ -1,5 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collectEvents, duplicateIds, type FaultRig, startFaultRig, waitLogged } from './helpers/faults.js';
+import {
+  collectEvents,
+  commitTopNodes,
+  duplicateIds,
+  type FaultRig,
+  killAtFaultPoint,
+  noderolesOf,
+  startFaultRig,
+} from './helpers/faults.js';
 import { until } from './helpers/inventory.js';
 
 // Plan T4 for the annealer: killed (-9) after it committed runs as dispatched, with their jobs in its
@@ -35,29 +43,15 @@ describe.each([
         CROWBAR_FAULT_MATCH: 'jig.run',
       });
       const tag = point.replace(/[^a-z]/g, '');
-      const nodes: number[] = [];
-      for (let i = 1; i <= 3; i++) {
-        const n = await rig.s.call('POST', '/nodes', { name: `${tag}${i}.faults.crowbar.test`, alive: true });
-        expect((await rig.s.call('POST', '/node_roles', { node: n.body.id, role: 'test-top' })).status).toBe(
-          201,
-        );
-        nodes.push(n.body.id);
-      }
-      for (const n of nodes) await rig.s.call('PUT', `/nodes/${n}/commit`);
-      await waitLogged(victim, 'fault point reached', { fault: point }, 30_000);
-      victim.kill('SIGKILL');
-      await victim.exited;
+      const nodes = await commitTopNodes(rig, tag);
+      await killAtFaultPoint(victim, point);
       const pending = await rig.db.query<{ id: string }>(
         `select envelope->>'id' as id from annealer.outbox where subject like 'cmd.jig.%'`,
       );
       expect(pending.rows.length).toBeGreaterThan(0);
 
       const restarted = await rig.spawn('annealer', annealerEnv);
-      const noderoles = (
-        await rig.db.query<{ id: number }>('select id from inventory.noderoles where node_id = any($1)', [
-          nodes,
-        ])
-      ).rows.map((r) => r.id);
+      const noderoles = await noderolesOf(rig, nodes);
       expect(noderoles.length).toBeGreaterThanOrEqual(9);
       const done = (await until(
         'every noderole ACTIVE and every run reported',

@@ -1,11 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   collectEvents,
+  commitTopNodes,
   duplicateIds,
   type FaultRig,
+  killAtFaultPoint,
+  noderolesOf,
   type SeenEvent,
   startFaultRig,
-  waitLogged,
 } from './helpers/faults.js';
 import { until } from './helpers/inventory.js';
 
@@ -49,29 +51,15 @@ describe.each([
         CROWBAR_FAULT_MATCH: 'noderole.active',
       });
       const tag = point.replace(/[^a-z]/g, '');
-      const nodes: number[] = [];
-      for (let i = 1; i <= 3; i++) {
-        const n = await rig.s.call('POST', '/nodes', { name: `${tag}${i}.faults.crowbar.test`, alive: true });
-        expect((await rig.s.call('POST', '/node_roles', { node: n.body.id, role: 'test-top' })).status).toBe(
-          201,
-        );
-        nodes.push(n.body.id);
-      }
-      for (const n of nodes) await rig.s.call('PUT', `/nodes/${n}/commit`);
-      await waitLogged(victim, 'fault point reached', { fault: point }, 30_000);
-      victim.kill('SIGKILL');
-      await victim.exited;
+      const nodes = await commitTopNodes(rig, tag);
+      await killAtFaultPoint(victim, point);
       const pending = await rig.db.query<{ id: string; subject: string }>(
         `select envelope->>'id' as id, subject from inventory.outbox where subject like 'evt.noderole.%' order by id`,
       );
       expect(pending.rows.some((r) => r.subject.includes('noderole.active'))).toBe(true);
 
       const restarted = await rig.spawn('inventory');
-      const noderoles = (
-        await rig.db.query<{ id: number }>('select id from inventory.noderoles where node_id = any($1)', [
-          nodes,
-        ])
-      ).rows.map((r) => r.id);
+      const noderoles = await noderolesOf(rig, nodes);
       expect(noderoles.length).toBeGreaterThanOrEqual(9);
       await until(
         'every noderole ACTIVE and its events seen',

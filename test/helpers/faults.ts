@@ -209,3 +209,36 @@ export const duplicateIds = (events: SeenEvent[]) => {
   }
   return dups;
 };
+
+/**
+ * The work an outbox fault test kills a service in the middle of: three alive nodes named after `tag`,
+ * each with `test-top` bound, then all committed. Answers their ids.
+ */
+export async function commitTopNodes(rig: FaultRig, tag: string): Promise<number[]> {
+  const nodes: number[] = [];
+  for (let i = 1; i <= 3; i++) {
+    const n = await rig.s.call('POST', '/nodes', { name: `${tag}${i}.faults.crowbar.test`, alive: true });
+    const bound = await rig.s.call('POST', '/node_roles', { node: n.body.id, role: 'test-top' });
+    if (bound.status !== 201)
+      throw new Error(`binding test-top: ${bound.status} ${JSON.stringify(bound.body)}`);
+    nodes.push(n.body.id);
+  }
+  for (const n of nodes) await rig.s.call('PUT', `/nodes/${n}/commit`);
+  return nodes;
+}
+
+/** Waits until `victim` logs that it reached fault point `point`, then kills it with -9 and waits for its end. */
+export async function killAtFaultPoint(victim: ServiceProcess, point: string): Promise<void> {
+  await waitLogged(victim, 'fault point reached', { fault: point }, 30_000);
+  victim.kill('SIGKILL');
+  await victim.exited;
+}
+
+/** The ids of the noderoles on `nodes`, straight from inventory's table. */
+export async function noderolesOf(rig: FaultRig, nodes: number[]): Promise<number[]> {
+  const { rows } = await rig.db.query<{ id: number }>(
+    'select id from inventory.noderoles where node_id = any($1)',
+    [nodes],
+  );
+  return rows.map((r) => r.id);
+}
