@@ -3,8 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureDiscoveryImage } from '../infra/images/discovery.js';
 import { createLab, type Lab } from '../infra/lab/fleet.js';
 import type { LabNode } from '../infra/lab/node.js';
+import { ensureVmPrograms } from '../infra/lab/vm.js';
 import { pickPort } from '../infra/ports.js';
 import { until } from './helpers/dhcp-clients.js';
 import { dig, ensureTool } from './helpers/dig.js';
@@ -14,14 +16,18 @@ import { type Stack, startStack } from './helpers/stack.js';
 import { makeKeyPair } from './helpers/vm-peers.js';
 
 /**
- * The operator's story (DESIGN §1) on three lightweight lab nodes (infra/lab/), through the REST API only:
- * each node's firmware DHCPs like an iPXE ROM, fetches its iPXE script from the provisioner and runs the
- * discovery image's own agent, which registers it (quarantined); committed, the annealer runs the
- * discovery roles over SSH; dns-db answers A and PTR for each. Then provisioner-os-install on two of
- * them: the lab installer writes into the node's overlay, sets bootenv local, the node boots "from
- * disk" (crowbar-join), and the roles re-run with the install skipped. Last, one node's sshd stops: the
- * aliveness probe makes it dead with a reason and its noderoles ripple; sshd back, it re-anneals.
- * About 50 s here (most of it the stack starting and the annealer over SSH).
+ * The operator's story (DESIGN §1) on three lightweight lab nodes and one real-firmware VM (infra/lab/),
+ * through the REST API only: each lightweight node's firmware DHCPs like an iPXE ROM, fetches its iPXE
+ * script from the provisioner and runs the discovery image's own agent; the VM (SeaBIOS + iPXE under
+ * QEMU, on the same bridge) PXE-boots the discovery image itself. Each registers (quarantined);
+ * committed, the annealer runs the discovery roles over SSH; dns-db answers A, AAAA (the admin network's
+ * ULA /64) and PTR for each, and each one's DHCP lease holds its reserved admin address. Then
+ * provisioner-os-install on two lightweight nodes: the lab installer writes into the node's overlay,
+ * sets bootenv local, the node boots "from disk" (crowbar-join), and the roles re-run with the install
+ * skipped. Last, one node's sshd stops: the aliveness probe makes it dead with a reason and its
+ * noderoles ripple; sshd back, everything (the VM too) re-anneals.
+ * About 2 minutes here: the VM's boot into discovery under software emulation (~35 s alone, more on a
+ * loaded machine) sets the pace of the first test; the rest is the annealer over SSH.
  */
 const subnet = '198.18.122';
 const server = `${subnet}.10`;
@@ -32,8 +38,13 @@ let stack: Stack;
 let lab: Lab;
 let dir: string;
 let nodes: LabNode[];
+let vm: LabNode;
+/** The lightweight nodes, then the VM. */
+const fleet = () => [...nodes, vm];
 
 const nameOf = (n: LabNode) => `d${n.spec.mac.replaceAll(':', '-')}.${domain}`;
+/** An IPv6 address in its compressed lower-case form (the API and dig may write it differently). */
+const canonicalV6 = (a: string) => new URL(`http://[${a}]/`).hostname.slice(1, -1);
 type Noderole = { id: number; role: string; state: string; runCount: number; runlog?: string };
 
 async function noderole(node: string, role: string): Promise<Noderole> {
@@ -45,7 +56,7 @@ async function unsettled(): Promise<string[]> {
     node: string;
   })[];
   return rs
-    .filter((r) => r.state !== 'active' && nodes.some((n) => nameOf(n) === r.node))
+    .filter((r) => r.state !== 'active' && fleet().some((n) => nameOf(n) === r.node))
     .map(
       (r) =>
         `${r.node} ${r.role} ${r.state}${r.state === 'error' ? `: ${(r.runlog ?? '').slice(-300)}` : ''}`,
@@ -83,6 +94,8 @@ beforeAll(async () => {
   ensureSshd();
   ensureFping();
   ensureTool('dig', 'bind9-dnsutils');
+  ensureVmPrograms(() => undefined);
+  const image = ensureDiscoveryImage({ log: (l) => process.stderr.write(`[image] ${l}\n`) });
   dir = mkdtempSync(join(tmpdir(), 'crowbar-lab-'));
   makeKeyPair(dir, 'cluster', 'crowbar-test-cluster');
   lab = await createLab({ name: labName, dir: join(dir, 'lab'), address: `${server}/24` });
@@ -109,6 +122,7 @@ beforeAll(async () => {
       CROWBAR_PROVISIONER_HTTP_PORT: String(await pickPort(0)),
       CROWBAR_TFTP_PORT: '0',
       CROWBAR_BOOT_ROOT: join(dir, 'boot'),
+      CROWBAR_DISCOVERY_IMAGE: image.dir,
       CROWBAR_DISCOVERY_SECRET: 'test-discovery-secret-0123456789',
       CROWBAR_SSH_KEY: join(dir, 'cluster'),
       CROWBAR_DNS_DOMAIN: domain,
@@ -129,7 +143,8 @@ beforeAll(async () => {
     30_000,
   );
   nodes = await lab.addNodes(3);
-}, 120_000);
+  [vm] = (await lab.addVms(1)) as [LabNode];
+}, 600_000);
 
 afterAll(async () => {
   await lab?.stop();
@@ -139,39 +154,64 @@ afterAll(async () => {
 }, 60_000);
 
 describe('the lab: lightweight nodes through discovery', () => {
-  it('power on → registered and quarantined → committed → discovery roles ACTIVE over SSH → A and PTR', async () => {
+  it('power on (3 nodes, 1 VM) → registered and quarantined → committed → discovery roles ACTIVE over SSH → A, AAAA, PTR and the reserved lease', async () => {
     const started = Date.now();
-    await Promise.all(nodes.map((n) => n.powerOn()));
+    const at = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
+    await Promise.all(fleet().map((n) => n.powerOn()));
+    const all = fleet();
     const registered = await Promise.all(
-      nodes.map((n) =>
+      all.map((n) =>
         until(
           `${n.spec.label} registered`,
           async () => {
             const r = await stack.call('GET', `/nodes/${nameOf(n)}`);
             return r.status === 200 && r.body.sshHostKey ? r.body : null;
           },
-          60_000,
-        ).catch(async (e: Error) => {
-          throw new Error(`${e.message}; console:\n${(await n.console()).slice(-3000)}`);
-        }),
+          // The VM boots real firmware and a kernel under software emulation.
+          n === vm ? 300_000 : 60_000,
+        ).then(
+          (body) => {
+            process.stdout.write(`[lab] ${n.spec.label} registered after ${at()}\n`);
+            return body;
+          },
+          async (e: Error) => {
+            throw new Error(`${e.message}; console:\n${(await n.console()).slice(-3000)}`);
+          },
+        ),
       ),
     );
-    process.stdout.write(`[lab] 3 nodes registered after ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     const serials = new Set<string>();
     for (const [i, n] of registered.entries()) {
+      const m = all[i]!;
       expect(n).toMatchObject({ available: false, bootenv: 'sledgehammer' });
-      expect(n.discovery.macs).toEqual([nodes[i]!.spec.mac]);
-      expect(n.discovery.facts.dmi.serial).toBe(nodes[i]!.spec.serial);
-      expect(n.discovery.facts.disks.map((d: { name: string }) => d.name)).toEqual(['lab0']);
+      expect(n.discovery.macs).toEqual([m.spec.mac]);
+      expect(n.discovery.facts.dmi.serial).toBe(m.spec.serial);
       serials.add(n.discovery.facts.dmi.serial);
       const files = (await stack.call('GET', `/nodes/${n.id}/boot_events`)).body.map(
         (e: { file: string }) => e.file,
       );
-      expect(files).toContain(`/boot/${nodes[i]!.spec.mac.replaceAll(':', '-')}.ipxe`);
+      expect(files).toContain(`/boot/${m.spec.mac.replaceAll(':', '-')}.ipxe`);
     }
-    expect(serials.size).toBe(3);
+    // The lightweight nodes' one disk is the lab's; the VM's is its empty virtio disk, and it really
+    // fetched the discovery image's kernel and initramfs.
+    for (const n of registered.slice(0, 3))
+      expect(n.discovery.facts.disks.map((d: { name: string }) => d.name)).toEqual(['lab0']);
+    const vmNode = registered[3]!;
+    expect(vm.spec.mac).toMatch(/^52:54:00:/);
+    expect(vmNode.discovery.facts.disks.map((d: { name: string }) => d.name)).toContain('vda');
+    const vmFiles = (await stack.call('GET', `/nodes/${vmNode.id}/boot_events`)).body.map(
+      (e: { file: string }) => e.file,
+    );
+    expect(vmFiles).toEqual(expect.arrayContaining(['/discovery/vmlinuz', '/discovery/initrd.img']));
+    // The API has the node before the agent prints its answer: the console line follows.
+    await until(
+      'the VM console showing the registration',
+      async () => (await vm.console()).includes(`crowbar-agent: registered as node ${vmNode.id} `),
+      30_000,
+    );
+    expect(serials.size).toBe(4);
     // Host keys differ per node: each made its own.
-    expect(new Set(registered.map((n) => n.sshHostKey)).size).toBe(3);
+    expect(new Set(registered.map((n) => n.sshHostKey)).size).toBe(4);
 
     for (const n of registered) expect((await stack.call('PUT', `/nodes/${n.id}/commit`)).status).toBe(200);
     for (const n of registered) {
@@ -179,24 +219,45 @@ describe('the lab: lightweight nodes through discovery', () => {
       expect(access.runCount).toBe(1);
       await activeRole(n.name, 'crowbar-managed-node', 150_000);
     }
-    process.stdout.write(`[lab] 3 nodes managed after ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    process.stdout.write(`[lab] 3 nodes and the VM managed after ${at()}\n`);
 
     const port = stack.services.get('dns-db')!.detail().dnsPort as number;
-    for (const n of registered) {
+    for (const [i, n] of registered.entries()) {
       const addr = (await stack.call('GET', `/nodes/${n.id}/addresses?category=admin`)).body;
-      const v4 = (addr.allocations ?? addr)
-        .map((a: { address: string }) => a.address.split('/')[0])
-        .find((a: string) => a.includes('.'));
+      const addresses = (addr.allocations ?? addr).map((a: { address: string }) => a.address.split('/')[0]);
+      const v4 = addresses.find((a: string) => a.includes('.'));
+      const v6 = addresses.find((a: string) => a.includes(':'));
       expect(v4).toMatch(new RegExp(`^${subnet.replaceAll('.', '\\.')}\\.`));
+      // The admin network's IPv6: a /64 of the installation's ULA prefix (CROWBAR_ADMIN_V6PREFIX=auto).
+      expect(v6, JSON.stringify(addresses)).toMatch(/^fd[0-9a-f]{2}:/);
       const a = await dig('127.0.0.1', port, [n.name, 'A']);
       expect(a.answer.map((r) => r.data)).toEqual([v4]);
-      const ptr = await dig('127.0.0.1', port, ['-x', v4]);
-      expect(ptr.answer.map((r) => r.data)).toEqual([`${n.name}.`]);
-      // The node really sits at that address.
-      const node = nodes.find((x) => nameOf(x) === n.name)!;
-      expect(await node.exec('ip -o -4 addr show eth0')).toContain(`${v4}/24`);
+      const aaaa = await dig('127.0.0.1', port, [n.name, 'AAAA']);
+      expect(aaaa.answer.map((r) => canonicalV6(r.data))).toEqual([canonicalV6(v6)]);
+      for (const reverse of [v4, v6]) {
+        const ptr = await dig('127.0.0.1', port, ['-x', reverse]);
+        expect(
+          ptr.answer.map((r) => r.data),
+          `PTR of ${reverse}`,
+        ).toEqual([`${n.name}.`]);
+      }
+      // dhcp-db reserves the node's admin address, and the node's lease holds it.
+      const reservations = (await stack.call('GET', `/dhcp/reservations?node=${n.id}`)).body;
+      expect(reservations.map((r: { address: string | null }) => r.address)).toEqual([v4]);
+      const leases = (await until(
+        `${n.name} holding its reserved address`,
+        async () => {
+          const r = (await stack.call('GET', `/dhcp/leases?node=${n.id}&state=bound`)).body;
+          return r.leases.some((l: { address: string }) => l.address === v4) ? r.leases : null;
+        },
+        30_000,
+      )) as { address: string; mac: string; range: string }[];
+      expect(leases.find((l) => l.address === v4)).toMatchObject({ mac: all[i]!.spec.mac, range: 'host' });
+      // The lightweight node really sits at that address (the VM is reached over SSH only: its lease says it).
+      const m = all[i]!;
+      if (m !== vm) expect(await m.exec('ip -o -4 addr show eth0')).toContain(`${v4}/24`);
     }
-  }, 600_000);
+  }, 900_000);
 
   it('provisioner-os-install on two nodes: installed into their overlays, booted from disk, roles re-run with the install skipped', async () => {
     const started = Date.now();

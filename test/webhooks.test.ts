@@ -21,7 +21,8 @@ import { type Received, signatureProblem, WebhookReceiver } from './helpers/webh
  * Webhooks (issue 17) against a real stack — inventory and the gateway, on a nats-server of this file's
  * own that gives each service the user `npm start` gives it (permissions from shared/catalogue/access.ts),
  * so the webhooks' consumers run with the gateway's real permissions — and real HTTP receivers on
- * 127.0.0.1. Backoff is short here (20 ms doubling to 200 ms) and a webhook fails after 4 attempts.
+ * 127.0.0.1. Backoff is short here (20 ms doubling to 200 ms) and an event is dead-lettered after 4
+ * attempts. The delivery log and redelivery are tested in webhooks-deliveries.test.ts.
  */
 let t: TestEnv;
 let s: Stack;
@@ -230,41 +231,61 @@ describe('webhooks: delivery', () => {
     await call('DELETE', `/webhooks/${hook.id}`);
   });
 
-  it('marks a webhook failing after the bound, keeps the others going, and resumes from the failed event', {
+  it('dead-letters each event after the bound and goes on with the next, while the others keep receiving', {
     timeout: 60_000,
   }, async () => {
     const bad = await receiver();
     const good = await receiver();
     bad.respond = () => 503;
-    const failing = await createHook(bad.url, 'node.changed');
+    const flaky = await createHook(bad.url, 'node.changed');
     const healthy = await createHook(good.url, 'node.changed');
     for (let i = 0; i < 3; i++) await publish(`bound-${i}`);
-    const w = await until('the webhook is failing', async () => {
-      const x = (await call('GET', `/webhooks/${failing.id}`)).body;
-      return x.state === 'failing' && x.pending === null ? x : null;
+    const w = await until('all three dead-lettered', async () => {
+      const x = (await call('GET', `/webhooks/${flaky.id}`)).body;
+      return x.deadLettered === 3 ? x : null;
     });
-    expect(w).toMatchObject({ failures: 4, lastError: 'HTTP 503: not now', pending: null });
-    expect(w.failedSeq).toBe(bad.got[0]!.seq);
-    expect(bad.got.map((x) => x.seq)).toEqual(Array(4).fill(w.failedSeq));
+    // Still active: nothing waits behind an event given up on.
+    expect(w).toMatchObject({
+      state: 'active',
+      failures: 0,
+      lastError: 'gave up after 4 attempts: HTTP 503: not now',
+    });
+    const seqs = [...new Set(bad.got.map((x) => x.seq))];
+    expect(seqs).toHaveLength(3);
+    expect(bad.got.map((x) => x.seq)).toEqual(seqs.flatMap((q) => Array(4).fill(q)));
     await until('the healthy webhook got all three', () => reasons(good, 'bound-').length === 3);
-    // While it fails, events wait in the stream for it.
-    for (let i = 3; i < 5; i++) await publish(`bound-${i}`);
-    await until('the healthy webhook got five', () => reasons(good, 'bound-').length === 5);
-    expect(bad.got).toHaveLength(4);
-    expect((await call('PUT', `/webhooks/${failing.id}/resume`, undefined, testReadOnlyToken)).status).toBe(
-      403,
-    );
+    const dead = (await call('GET', `/webhooks/${flaky.id}/deliveries?status=dead-lettered`)).body;
+    expect(dead.deliveries.map((d: { seq: number }) => d.seq)).toEqual([...seqs].reverse());
 
+    // The receiver is back: the next events reach it at once, in order.
     bad.respond = () => 204;
-    const resumed = await call('PUT', `/webhooks/${failing.id}/resume`);
+    for (let i = 3; i < 5; i++) await publish(`bound-${i}`);
+    await until('the later events arrived', () => reasons(bad, 'bound-').length === 2);
+    await until('the healthy webhook got five', () => reasons(good, 'bound-').length === 5);
+    expect(reasons(bad, 'bound-')).toEqual(['bound-3', 'bound-4']);
+    expect(reasons(good, 'bound-')).toEqual(['bound-0', 'bound-1', 'bound-2', 'bound-3', 'bound-4']);
+    for (const h of [flaky, healthy]) await call('DELETE', `/webhooks/${h.id}`);
+  });
+
+  it('marks a webhook failing when its consumer is gone, and resume makes it again', {
+    timeout: 60_000,
+  }, async () => {
+    const r = await receiver();
+    const hook = await createHook(r.url, 'node.changed');
+    await bus.jsm.consumers.delete(streamName(t.prefix, 'EVENTS'), `webhook-${hook.id}`);
+    const w = await until('the webhook is failing', async () => {
+      const x = (await call('GET', `/webhooks/${hook.id}`)).body;
+      return x.state === 'failing' ? x : null;
+    });
+    expect(w).toMatchObject({ pending: null, failedSeq: null });
+    expect(w.lastError).toMatch(/consumer webhook-\d+ is gone/);
+    expect((await call('PUT', `/webhooks/${hook.id}/resume`, undefined, testReadOnlyToken)).status).toBe(403);
+    const resumed = await call('PUT', `/webhooks/${hook.id}/resume`);
     expect(resumed.status).toBe(200);
     expect(resumed.body).toMatchObject({ state: 'active', failures: 0 });
-    const want = ['bound-0', 'bound-1', 'bound-2', 'bound-3', 'bound-4'];
-    await until('every event after the resume', () => reasons(bad, 'bound-').length === 5);
-    expect(reasons(bad, 'bound-')).toEqual(want);
-    expect(reasons(good, 'bound-')).toEqual(want);
-    expect(increasing(bad.accepted().map((x) => x.seq))).toBe(true);
-    for (const h of [failing, healthy]) await call('DELETE', `/webhooks/${h.id}`);
+    await publish('resumed-0');
+    await until('delivered after the resume', () => reasons(r, 'resumed-').length === 1);
+    await call('DELETE', `/webhooks/${hook.id}`);
   });
 
   it('stops delivering once deleted: the consumer is gone too', async () => {

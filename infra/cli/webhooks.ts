@@ -12,16 +12,40 @@ export interface WebhookCommandDeps {
 }
 
 /** The table shows what an operator looks at; --format json or yaml shows every field. */
-const tableColumns = ['id', 'url', 'filter', 'state', 'failures', 'pending', 'lastDeliveredSeq', 'lastError'];
-const project = (row: Record<string, unknown>) =>
-  Object.fromEntries(tableColumns.filter((k) => k in row).map((k) => [k, row[k]]));
+const tableColumns = [
+  'id',
+  'url',
+  'filter',
+  'state',
+  'failures',
+  'deadLettered',
+  'pending',
+  'lastDeliveredSeq',
+  'lastError',
+];
+const deliveryColumns = ['id', 'type', 'node', 'status', 'attempts', 'httpStatus', 'error', 'lastAttemptAt'];
+const pick = (columns: string[]) => (row: Record<string, unknown>) =>
+  Object.fromEntries(columns.filter((k) => k in row).map((k) => [k, row[k]]));
+const project = pick(tableColumns);
+const projectDelivery = pick(deliveryColumns);
 
 const id = (raw: string) => {
   if (!/^\d+$/.test(raw)) throw new CliError(`a webhook id is a number, got "${raw}"`, exitCodes.usage);
   return raw;
 };
+const deliveryRef = (raw: string) => {
+  if (!/^(\d+-)?\d+$/.test(raw))
+    throw new CliError(
+      `a delivery is its id <webhook>-<seq> (as in \`crowbar webhooks deliveries\`) or an event sequence, got "${raw}"`,
+      exitCodes.usage,
+    );
+  return raw;
+};
 
-/** `crowbar webhooks list|create <url> [--filter …]|show <id>|destroy <id>|resume <id>`. */
+/**
+ * `crowbar webhooks list|create <url> [--filter …]|show <id>|destroy <id>|resume <id>|deliveries <id>
+ * [--status …]|redeliver <id> <delivery>`.
+ */
 export function addWebhookCommands(program: Command, deps: WebhookCommandDeps): void {
   const g = program
     .command('webhooks')
@@ -61,8 +85,40 @@ export function addWebhookCommands(program: Command, deps: WebhookCommandDeps): 
       show(cmd, await deps.client(cmd).call('DELETE', `/webhooks/${id(raw)}`)),
     );
   g.command('resume <id>')
-    .description('deliver again after it failed, from the event that failed')
+    .description('deliver again after its consumer was lost (failing)')
     .action(async (raw: string, _o: unknown, cmd: Command) =>
       show(cmd, await deps.client(cmd).call('PUT', `/webhooks/${id(raw)}/resume`)),
     );
+  g.command('deliveries <id>')
+    .description("a webhook's delivery log, newest event first: status, attempts, last HTTP status or error")
+    .option('--status <status>', 'only delivered, failed or dead-lettered ones')
+    .option('--limit <n>', 'at most this many', '50')
+    .option('--cursor <next>', 'the `next` of the previous page (--format json shows it)')
+    .action(async (raw: string, o: { status?: string; limit: string; cursor?: string }, cmd: Command) => {
+      const q = new URLSearchParams({ limit: o.limit });
+      if (o.status !== undefined) q.set('status', o.status);
+      if (o.cursor !== undefined) q.set('cursor', o.cursor);
+      const r = await deps
+        .client(cmd)
+        .call<{ deliveries: Record<string, unknown>[]; next: string | null }>(
+          'GET',
+          `/webhooks/${id(raw)}/deliveries?${q}`,
+        );
+      if (deps.format(cmd) !== 'table') return deps.print(cmd, r);
+      deps.print(cmd, { deliveries: r.deliveries.map(projectDelivery) }, 'deliveries');
+      if (r.next) deps.stderr.write(`More: --cursor ${r.next}\n`);
+    });
+  g.command('redeliver <id> <delivery>')
+    .description('send a logged event again with the same webhook-id (dead-lettered ones too)')
+    .action(async (raw: string, delivery: string, _o: unknown, cmd: Command) => {
+      const r = await deps
+        .client(cmd)
+        .call<Record<string, unknown>>(
+          'POST',
+          `/webhooks/${id(raw)}/deliveries/${encodeURIComponent(deliveryRef(delivery))}/redeliver`,
+        );
+      deps.print(cmd, deps.format(cmd) === 'table' ? projectDelivery(r) : r);
+      if (deps.format(cmd) === 'table')
+        deps.stderr.write('Redelivery accepted; its attempts show in the log.\n');
+    });
 }

@@ -13,9 +13,10 @@ import {
 } from './network.js';
 import { createLabNode, type LabNode } from './node.js';
 import { run } from './shell.js';
+import { createLabVm } from './vm.js';
 
 /**
- * A lab: lightweight nodes on a bridge of their own (DESIGN §7). `createLab` sweeps what a killed lab of
+ * A lab: lightweight nodes and QEMU VMs on a bridge of their own (DESIGN §7). `createLab` sweeps what a killed lab of
  * the same name left, makes the bridge with the admin node's address, and adds nodes in batches;
  * `stop` powers them off and removes everything it made. Nothing in here talks to the control plane:
  * the nodes find it through DHCP like machines in a data centre.
@@ -33,12 +34,26 @@ export interface LabOptions {
 export interface Lab {
   name: string;
   bridge: LabBridge;
+  /** The lightweight nodes. */
   nodes: LabNode[];
+  /** The VMs (real firmware): labels `v1`…, MACs `52:54:00:…`. */
+  vms: LabNode[];
+  /** Lightweight nodes, then VMs. */
+  machines(): LabNode[];
   /** Makes `count` more nodes (powered off). */
   addNodes(count: number): Promise<LabNode[]>;
-  /** By label (`n3`), index, MAC, or a name registration gave it (`d02-cb-…`). */
+  /** Makes `count` more VMs (powered off); QEMU must be installed (`ensureVmPrograms`). */
+  addVms(count: number): Promise<LabNode[]>;
+  /** By label (`n3`, `v1`), index (lightweight nodes), MAC, or a name registration gave it (`d02-cb-…`). */
   node(ref: string): LabNode | undefined;
   stop(): Promise<void>;
+}
+
+/** QEMU's MACs for VMs, one byte from the lab's name and two for the VM: `52:54:00:xx:00:01`. */
+export function labVmMac(lab: string, index: number): string {
+  const h = createHash('sha256').update(lab).digest();
+  const bytes = [0x52, 0x54, 0x00, h[0]!, (index >> 8) & 255, index & 255];
+  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
 /** Locally administered MACs, two bytes from the lab's name and two for the node: `02:cb:xx:xx:00:07`. */
@@ -60,12 +75,15 @@ export async function createLab(opts: LabOptions): Promise<Lab> {
   await mkdir(join(opts.dir, 'nodes'), { recursive: true });
   const bridge = await createBridge(opts.name, address, prefix);
   const nodes: LabNode[] = [];
+  const vms: LabNode[] = [];
   const names = labNames(opts.name);
 
   const lab: Lab = {
     name: opts.name,
     bridge,
     nodes,
+    vms,
+    machines: () => [...nodes, ...vms],
     async addNodes(count) {
       const first = nodes.length + 1;
       const specs = Array.from({ length: count }, (_, k) => {
@@ -93,15 +111,34 @@ export async function createLab(opts: LabOptions): Promise<Lab> {
       nodes.push(...made);
       return made;
     },
+    async addVms(count) {
+      const made: LabNode[] = [];
+      for (let k = 0; k < count; k++) {
+        const index = vms.length + 1;
+        const spec = {
+          lab: opts.name,
+          index,
+          label: `v${index}`,
+          mac: labVmMac(opts.name, index),
+          serial: `CBLAB-${opts.name.toUpperCase()}-V${String(index).padStart(3, '0')}`,
+          dir: join(opts.dir, 'nodes', `v${index}`),
+        };
+        const vm = await createLabVm(spec, bridge.name, log);
+        vms.push(vm);
+        made.push(vm);
+      }
+      return made;
+    },
     node(ref) {
       const r = ref.toLowerCase();
       const mac = /^d?([0-9a-f]{2}(?:[-:][0-9a-f]{2}){5})(?:\.|$)/.exec(r)?.[1]?.replaceAll('-', ':');
-      return nodes.find(
-        (n) => n.spec.label === r || String(n.spec.index) === r || (mac !== undefined && n.spec.mac === mac),
+      return (
+        nodes.find((n) => n.spec.label === r || String(n.spec.index) === r) ??
+        lab.machines().find((n) => n.spec.label === r || (mac !== undefined && n.spec.mac === mac))
       );
     },
     async stop() {
-      await Promise.all(nodes.map((n) => n.stop().catch(() => n.powerOff())));
+      await Promise.all(lab.machines().map((n) => n.stop().catch(() => n.powerOff())));
       for (const n of nodes) await removePort(opts.name, n.spec.index);
       await run(['ip', 'link', 'del', names.bridge]).catch(() => undefined);
       // Anything a killed node left (there should be nothing): swept by name.

@@ -1,14 +1,17 @@
-import { childrenOf, killPid, processId, run, stillRuns, tryRun } from './shell.js';
+import { childrenOf, killPid, processId, run, stillRuns, tapHolders, tryRun } from './shell.js';
 
 /**
  * The lab's wiring in the root namespace: one bridge carrying the admin node's address, and per node a
- * network namespace joined to the bridge by a veth pair (the node side is `eth0` with the node's MAC).
+ * network namespace joined to the bridge by a veth pair (the node side is `eth0` with the node's MAC),
+ * per VM a tap device.
  * Every name carries the lab's name, so a lab killed outright is swept away by the next one
  * (`sweepLab`), and the bridge's alias names its owner process. Addresses only from 198.18.0.0/15.
  */
 export const labNames = (lab: string) => ({
   bridge: `cblab-${lab}`,
   veth: (i: number) => `cbl${lab}-${i}`,
+  /** A VM's tap: the veths' prefix too, so the same sweep removes it. */
+  tap: (i: number) => `cbl${lab}-v${i}`,
   netns: (i: number) => `cblab-${lab}-${i}`,
   netnsPrefix: `cblab-${lab}-`,
   vethPrefix: `cbl${lab}-`,
@@ -76,6 +79,14 @@ export async function sweepLab(lab: string): Promise<string[]> {
   }
   if (namespaces.length) notes.push(`removed ${namespaces.length} namespace(s) of lab ${lab}`);
   const stale = links.filter((l) => l.ifname.startsWith(n.vethPrefix));
+  // A VM's tap is held by its QEMU (which should have died with the lab): ended by PID first.
+  let vms = 0;
+  for (const l of stale)
+    for (const pid of tapHolders(l.ifname)) {
+      killPid(pid);
+      vms++;
+    }
+  if (vms) notes.push(`killed ${vms} VM(s) of lab ${lab}`);
   for (const l of stale) await tryRun(['ip', 'link', 'del', l.ifname]);
   if (bridge) {
     await tryRun(['ip', 'link', 'del', n.bridge]);

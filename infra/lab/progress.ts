@@ -1,4 +1,7 @@
+import { readFile } from 'node:fs/promises';
 import type { Lab } from './fleet.js';
+import { labNames } from './network.js';
+import { run } from './shell.js';
 
 /** The operator API, as the lab uses it: JSON in and out with the admin token. */
 export interface Api {
@@ -84,7 +87,7 @@ export async function fleetStatus(api: Api, lab: Lab): Promise<NodeStatus[]> {
     if (!active.has(r.node)) active.set(r.node, new Set());
     active.get(r.node)!.add(r.role);
   }
-  return lab.nodes.map((ln) => {
+  return lab.machines().map((ln) => {
     const n = byPrefix.get(`d${ln.spec.mac.replaceAll(':', '-')}`);
     const base = { label: ln.spec.label, mac: ln.spec.mac };
     if (!n) return { ...base, stage: ln.power() === 'on' ? 'booting' : 'off' };
@@ -115,4 +118,52 @@ export function summary(status: NodeStatus[]): string {
     .filter((s) => counts.has(s))
     .map((s) => `${counts.get(s)} ${s}`)
     .join(', ');
+}
+
+export function reached(s: NodeStatus, goal: 'discovered' | 'installed'): boolean {
+  return goal === 'installed' ? s.stage === 'installed' : s.stage === 'discovered' || s.stage === 'installed';
+}
+
+/** Binds provisioner-os-install to discovered nodes (deployment `lab-install`) and commits it. */
+export async function bindInstalls(api: Api, status: NodeStatus[], bound: Set<number>): Promise<void> {
+  const ready = status.filter((s) => s.stage === 'discovered' && s.id !== undefined && !bound.has(s.id));
+  if (ready.length === 0) return;
+  if (bound.size === 0) await api.call('POST', '/deployments', { name: 'lab-install', parent: 'system' });
+  for (const s of ready) {
+    const r = await api.call('POST', '/node_roles', {
+      node: s.name,
+      role: 'provisioner-os-install',
+      deployment: 'lab-install',
+    });
+    if (r.status === 201 || r.status === 409) bound.add(s.id!);
+  }
+  await api.call('PUT', '/deployments/lab-install/commit');
+}
+
+/** Proportional set size of a process (KB), 0 when it is gone. */
+async function pssKb(pid: number | string): Promise<number> {
+  const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8').catch(() => '');
+  return Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
+}
+
+/** Memory of every process in the lab's namespaces and of its QEMUs (proportional set size, MB). */
+export async function nodeMemoryMb(lab: Lab): Promise<number> {
+  let kb = 0;
+  for (const n of lab.nodes) {
+    const pids = (await run(['ip', 'netns', 'pids', labNames(lab.name).netns(n.spec.index)]).catch(() => ''))
+      .split(/\s+/)
+      .filter(Boolean);
+    for (const pid of pids) kb += await pssKb(pid);
+  }
+  for (const v of lab.vms) {
+    const pid = v.pid();
+    if (pid !== null) kb += await pssKb(pid);
+  }
+  return kb / 1024;
+}
+
+/** `n3 d02-cb-….lab (registered, not alive; crowbar-access=todo)`: why a node did not get there. */
+export function describeMissing(s: NodeStatus): string {
+  const why = `${s.stage}${s.alive === false ? ', not alive' : ''}${s.waiting?.length ? `; ${s.waiting.join(' ')}` : ''}`;
+  return `${s.label} ${s.name ?? s.mac} (${why})`;
 }

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 /** A command of the lab's that failed: its argv and what it said. */
@@ -90,6 +90,47 @@ export function killPid(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
 export function childrenOf(pid: number): number[] {
   try {
     return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Stops the process named by the first line of a pid file (when it still runs and belongs to the pid
+ * file's directory: a reused PID is someone else's), SIGTERM then SIGKILL after 20 s.
+ */
+export async function stopByPidFile(file: string, log: (line: string) => void): Promise<void> {
+  const pid = Number(readText(file).split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  const id = processId(pid);
+  const cmdline = readText(`/proc/${pid}/cmdline`);
+  const environ = readText(`/proc/${pid}/environ`);
+  if (!id || !(cmdline + environ).includes(file.slice(0, file.lastIndexOf('/')))) return;
+  log(`stopping process ${pid} left by a killed lab (${file})`);
+  killPid(pid, 'SIGTERM');
+  for (let i = 0; i < 200 && stillRuns(id); i++) await new Promise((r) => setTimeout(r, 100));
+  killPid(pid);
+}
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** PIDs holding a tap open, from `ip tuntap show` ("Attached to processes:qemu-system-x86(123)"). */
+export function tapHolders(tap: string): number[] {
+  try {
+    const line = execFileSync('ip', ['tuntap', 'show'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 10_000,
+    })
+      .split('\n')
+      .find((l) => l.startsWith(`${tap}:`));
+    return [...(line ?? '').matchAll(/\((\d+)\)/g)].map((m) => Number(m[1]));
   } catch {
     return [];
   }

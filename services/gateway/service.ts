@@ -37,12 +37,14 @@ const gatewayConfig = z.object({
   CROWBAR_NODE_API_BURST: intFromEnv(1, 100_000).default(100),
   CROWBAR_SSE_HEARTBEAT_MS: intFromEnv(100, 600_000).default(15_000),
   CROWBAR_SSE_MAX_BUFFER: intFromEnv(4096, 1 << 30).default(1 << 20),
-  /** Webhooks: attempts at one event before it is `failing`, backoff from/to, receiver timeout, poll. */
+  /** Webhooks: attempts at one event before it is dead-lettered, backoff from/to, receiver timeout, poll. */
   CROWBAR_WEBHOOK_ATTEMPTS: intFromEnv(1, 1000).default(10),
   CROWBAR_WEBHOOK_BACKOFF_MS: intFromEnv(1, 3_600_000).default(1000),
   CROWBAR_WEBHOOK_BACKOFF_MAX_MS: intFromEnv(1, 3_600_000).default(60_000),
   CROWBAR_WEBHOOK_TIMEOUT_MS: intFromEnv(100, 600_000).default(10_000),
   CROWBAR_WEBHOOK_POLL_MS: intFromEnv(50, 600_000).default(1000),
+  /** Webhooks: events each webhook's delivery log keeps (the newest). */
+  CROWBAR_WEBHOOK_LOG_KEEP: intFromEnv(1, 1_000_000).default(1000),
   /** The web UI's build; the default is where infra/ui-build.mjs puts it. */
   CROWBAR_UI_DIR: z
     .string()
@@ -135,6 +137,7 @@ function makeWebhooks(
     backoffMaxMs: config.CROWBAR_WEBHOOK_BACKOFF_MAX_MS,
     timeoutMs: config.CROWBAR_WEBHOOK_TIMEOUT_MS,
     pollMs: config.CROWBAR_WEBHOOK_POLL_MS,
+    logKeep: config.CROWBAR_WEBHOOK_LOG_KEEP,
   };
   const store = new WebhookStore(d.database);
   const consumers = new WebhookConsumers(d.bus, opts);

@@ -21,7 +21,10 @@ export interface Delivery {
   attempt: number;
 }
 
-export type DeliveryResult = { ok: true; status: number } | { ok: false; error: string };
+/** How an attempt went: the HTTP status (null: no answer) and how long it took. */
+export type DeliveryResult =
+  | { ok: true; status: number; durationMs: number }
+  | { ok: false; status: number | null; error: string; durationMs: number };
 
 export const deliveryId = (webhookId: number, seq: number) => `${webhookId}-${seq}`;
 
@@ -79,6 +82,8 @@ export async function postDelivery(
     'x-crowbar-attempt': String(d.attempt),
     ...signatureHeaders(d.secret, id, Math.floor(opts.now().getTime() / 1000), d.body),
   };
+  const started = performance.now();
+  const took = () => Math.round(performance.now() - started);
   try {
     const res = await fetch(d.url, {
       method: 'POST',
@@ -89,11 +94,38 @@ export async function postDelivery(
     });
     // Read (a little of) the answer so the connection can be reused, and for the error.
     const text = (await res.text().catch(() => '')).slice(0, 200).replace(/\s+/g, ' ').trim();
-    if (res.status >= 200 && res.status < 300) return { ok: true, status: res.status };
-    return { ok: false, error: `HTTP ${res.status}${text ? `: ${text}` : ''}` };
+    if (res.status >= 200 && res.status < 300) return { ok: true, status: res.status, durationMs: took() };
+    return {
+      ok: false,
+      status: res.status,
+      error: `HTTP ${res.status}${text ? `: ${text}` : ''}`,
+      durationMs: took(),
+    };
   } catch (err) {
-    return { ok: false, error: failure(err, opts.timeoutMs) };
+    return { ok: false, status: null, error: failure(err, opts.timeoutMs), durationMs: took() };
   }
+}
+
+/** What the log says about an event: its envelope's id, and the node it is about (its name), if any. */
+export function eventFacts(body: string): { eventId: string | null; node: string | null } {
+  let env: { id?: unknown; data?: Record<string, unknown> };
+  try {
+    env = JSON.parse(body) as typeof env;
+  } catch {
+    return { eventId: null, node: null };
+  }
+  const data = typeof env?.data === 'object' && env.data !== null ? env.data : {};
+  const node = data.node as { name?: unknown } | string | undefined;
+  const noderole = data.noderole as { node?: unknown } | undefined;
+  const name =
+    typeof node === 'string'
+      ? node
+      : typeof node?.name === 'string'
+        ? node.name
+        : typeof noderole?.node === 'string'
+          ? noderole.node
+          : null;
+  return { eventId: typeof env?.id === 'string' ? env.id : null, node: name };
 }
 
 /** Exponential backoff with ±20 % jitter: `base`, 2·`base`, 4·`base`, … up to `max`. */

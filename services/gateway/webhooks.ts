@@ -11,10 +11,11 @@ import type { Bus } from '../../shared/bus/bus.js';
 import { streamName } from '../../shared/bus/streams.js';
 import { subjectMatches } from '../../shared/bus/subjects.js';
 import type { Clock } from '../../shared/clock.js';
+import { UnavailableError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
-import type { WebhookStore, WebhookTarget } from './db/webhooks.js';
+import type { DeliveryStatus, WebhookStore, WebhookTarget } from './db/webhooks.js';
 import { patternSubject } from './routes/events.js';
-import { backoffMs, postDelivery } from './webhooks-delivery.js';
+import { backoffMs, type DeliveryResult, eventFacts, postDelivery } from './webhooks-delivery.js';
 
 /**
  * Webhook deliveries. Each webhook has one durable pull consumer on EVENTS (`webhook-<id>`) with at most
@@ -24,11 +25,13 @@ import { backoffMs, postDelivery } from './webhooks-delivery.js';
  * An event is acknowledged after the receiver's 2xx; the process holding it retries with backoff (telling
  * JetStream it is still working), and a process that dies holding one lets JetStream hand it to another
  * after `ack_wait` (at least once: the receiver may see that event twice, with the same delivery id).
- * After `attempts` failures in a row the webhook is `failing`: the row keeps the event's sequence and
- * the last error, the consumer is deleted, and resuming makes it again from that event.
+ * After `attempts` failures at one event it is dead-lettered: its row in the delivery log says so and
+ * why, the event is acknowledged, and the next one is tried — one receiver's bad event never holds back
+ * the events after it. An operator may have any logged event sent again (`redeliver`), with the same
+ * delivery id. The webhook is `failing` only when its consumer is gone (resume makes it again).
  */
 export interface WebhookOptions {
-  /** Attempts at one event before the webhook is marked failing. */
+  /** Attempts at one event before it is dead-lettered (and at one redelivery). */
   attempts: number;
   /** First retry delay; doubled per failure up to `backoffMaxMs`, with jitter. */
   backoffMs: number;
@@ -37,6 +40,8 @@ export interface WebhookOptions {
   timeoutMs: number;
   /** How often each gateway looks for webhooks created, deleted or resumed elsewhere. */
   pollMs: number;
+  /** Events each webhook's delivery log keeps (the newest, by stream sequence). */
+  logKeep: number;
 }
 
 export const consumerName = (id: number) => `webhook-${id}`;
@@ -107,6 +112,74 @@ export interface WebhookDeps {
   userAgent: string;
 }
 
+/** An event as it is sent: its stream sequence, type, the envelope as stored, and what the log shows. */
+export interface EventToSend {
+  seq: number;
+  type: string;
+  body: string;
+  eventId: string | null;
+  node: string | null;
+}
+
+/** Waits `ms`; false when `signal` aborts first. */
+function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      resolve(false);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * The delivery log, written after every attempt. A write that fails is logged and dropped: the log is
+ * for operators, and delivery does not wait on it. Each webhook's log is pruned to its newest
+ * `logKeep` events every `logKeep / 10` (1 to 100) new events it gets from this process.
+ */
+class DeliveryLog {
+  private readonly added = new Map<number, number>();
+  constructor(private readonly deps: WebhookDeps) {}
+
+  private get every() {
+    return Math.max(1, Math.min(100, Math.floor(this.deps.opts.logKeep / 10)));
+  }
+
+  async record(
+    webhookId: number,
+    ev: EventToSend,
+    status: DeliveryStatus,
+    r: DeliveryResult,
+    reason?: string,
+  ): Promise<void> {
+    const { store, opts, log } = this.deps;
+    try {
+      const { inserted } = await store.recordAttempt({
+        webhookId,
+        seq: ev.seq,
+        eventId: ev.eventId,
+        type: ev.type,
+        node: ev.node,
+        status,
+        httpStatus: r.status,
+        error: reason ?? (r.ok ? null : r.error),
+        durationMs: r.durationMs,
+      });
+      if (!inserted) return;
+      const n = (this.added.get(webhookId) ?? 0) + 1;
+      this.added.set(webhookId, n);
+      if (n % this.every === 0) await store.pruneDeliveries(webhookId, opts.logKeep);
+    } catch (err) {
+      log.warn({ err, webhook: webhookId, seq: ev.seq, status }, 'webhook delivery log not written');
+    }
+  }
+}
+
 /** One webhook's delivery loop in this process (every gateway runs one per active webhook). */
 class WebhookWorker {
   private stopping = false;
@@ -121,6 +194,7 @@ class WebhookWorker {
   constructor(
     private readonly target: WebhookTarget,
     private readonly deps: WebhookDeps,
+    private readonly deliveryLog: DeliveryLog,
   ) {
     this.log = deps.log.child({ webhook: target.id });
     const patterns = target.filter.split(',');
@@ -141,14 +215,7 @@ class WebhookWorker {
 
   /** Waits `ms`; false when the worker is stopping. */
   private sleep(ms: number): Promise<boolean> {
-    if (this.stopping) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const t = setTimeout(() => resolve(true), ms);
-      this.sleeps.signal.addEventListener('abort', () => {
-        clearTimeout(t);
-        resolve(false);
-      });
-    });
+    return sleep(ms, this.sleeps.signal);
   }
 
   private async run(): Promise<void> {
@@ -201,6 +268,7 @@ class WebhookWorker {
     try {
       let failures = m.redelivered ? (await store.get(id)).failures : 0;
       const body = m.string();
+      const ev: EventToSend = { seq: m.seq, type, body, ...eventFacts(body) };
       for (;;) {
         const delivery = { ...this.target, webhookId: id, seq: m.seq, type, body, attempt: failures + 1 };
         const r = await postDelivery(delivery, {
@@ -210,6 +278,7 @@ class WebhookWorker {
         });
         if (r.ok) {
           await m.ackAck().catch(() => m.ack());
+          await this.deliveryLog.record(id, ev, 'delivered', r);
           if (this.failed || failures > 0) await store.resetFailures(id);
           this.failed = false;
           this.log.debug({ seq: m.seq, type, status: r.status }, 'webhook delivered');
@@ -223,11 +292,16 @@ class WebhookWorker {
           return 'stop';
         }
         if (failures >= opts.attempts) {
-          this.log.warn({ seq: m.seq, failures, error: r.error }, 'webhook failing');
-          await store.markFailing(id, m.seq, r.error);
-          await this.deps.consumers.remove(id);
-          return 'stop';
+          // Given up: logged with the reason, acknowledged, and the next event goes ahead.
+          const reason = `gave up after ${failures} attempts: ${r.error}`;
+          this.log.warn({ seq: m.seq, type, failures, error: r.error }, 'webhook delivery dead-lettered');
+          await this.deliveryLog.record(id, ev, 'dead-lettered', r, reason);
+          await store.deadLettered(id, reason);
+          await m.ackAck().catch(() => m.ack());
+          this.failed = false;
+          return 'next';
         }
+        await this.deliveryLog.record(id, ev, 'failed', r);
         const wait = backoffMs(failures, opts.backoffMs, opts.backoffMaxMs);
         this.log.info({ seq: m.seq, failures, error: r.error, retryInMs: wait }, 'webhook delivery failed');
         if (!(await this.sleep(wait))) {
@@ -245,11 +319,16 @@ class WebhookWorker {
 /** Runs a worker for every active webhook, and follows webhooks made, deleted and resumed anywhere. */
 export class WebhookDispatcher {
   private readonly workers = new Map<number, WebhookWorker>();
+  private readonly redeliveries = new Set<Promise<void>>();
+  private readonly stopping = new AbortController();
+  private readonly deliveryLog: DeliveryLog;
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | null = null;
   private stopped = false;
 
-  constructor(private readonly deps: WebhookDeps) {}
+  constructor(private readonly deps: WebhookDeps) {
+    this.deliveryLog = new DeliveryLog(deps);
+  }
 
   start(): void {
     void this.refresh();
@@ -282,15 +361,91 @@ export class WebhookDispatcher {
     await Promise.all(gone.map(([, w]) => w.stop()));
     if (this.stopped) return;
     for (const [id, t] of active)
-      if (!this.workers.has(id)) this.workers.set(id, new WebhookWorker(t, this.deps));
+      if (!this.workers.has(id)) this.workers.set(id, new WebhookWorker(t, this.deps, this.deliveryLog));
+  }
+
+  /**
+   * The event at stream sequence `seq` in EVENTS, read with a short-lived ordered consumer (the
+   * gateway's NATS user reads EVENTS through consumers only); null when the stream no longer has it.
+   */
+  async eventAt(seq: number): Promise<EventToSend | null> {
+    const { bus } = this.deps;
+    bus.guard?.read('EVENTS');
+    const evt = `${bus.prefix}.evt.`;
+    const consumer = await bus.js.consumers
+      .get(this.deps.consumers.stream, {
+        filter_subjects: `${evt}>`,
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: seq,
+      })
+      .catch((cause: unknown) => {
+        throw new UnavailableError('the EVENTS stream is unavailable: JetStream did not answer', { cause });
+      });
+    try {
+      const m = await consumer.next({ expires: 2_000 });
+      if (!m || m.seq !== seq) return null;
+      const body = m.string();
+      return { seq, type: m.subject.slice(evt.length), body, ...eventFacts(body) };
+    } finally {
+      await consumer.delete().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Sends `ev` to the webhook again, in the background of this process: up to `attempts` tries with the
+   * same backoff, each logged on the event's row (attempt numbers go on from `attemptsSoFar`). Out of
+   * band: it does not wait for, or hold back, the webhook's stream deliveries.
+   */
+  redeliver(target: WebhookTarget, ev: EventToSend, attemptsSoFar: number): void {
+    if (this.stopped) throw new UnavailableError('this gateway is stopping; ask another for the redelivery');
+    const job: Promise<void> = this.runRedelivery(target, ev, attemptsSoFar)
+      .catch((err: unknown) =>
+        this.deps.log.warn({ err, webhook: target.id, seq: ev.seq }, 'webhook redelivery stopped'),
+      )
+      .finally(() => this.redeliveries.delete(job));
+    this.redeliveries.add(job);
+  }
+
+  private async runRedelivery(target: WebhookTarget, ev: EventToSend, attemptsSoFar: number): Promise<void> {
+    const { opts, store } = this.deps;
+    const log = this.deps.log.child({ webhook: target.id, seq: ev.seq });
+    for (let tries = 1; ; tries++) {
+      const r = await postDelivery(
+        { ...target, webhookId: target.id, ...ev, attempt: attemptsSoFar + tries },
+        { timeoutMs: opts.timeoutMs, userAgent: this.deps.userAgent, now: () => this.deps.clock.now() },
+      );
+      if (r.ok) {
+        await this.deliveryLog.record(target.id, ev, 'delivered', r);
+        log.info({ status: r.status }, 'webhook redelivered');
+        return;
+      }
+      if (tries >= opts.attempts) {
+        const reason = `redelivery gave up after ${tries} attempts: ${r.error}`;
+        await this.deliveryLog.record(target.id, ev, 'dead-lettered', r, reason);
+        log.warn({ error: r.error }, 'webhook redelivery dead-lettered');
+        return;
+      }
+      await this.deliveryLog.record(target.id, ev, 'failed', r);
+      if (!(await sleep(backoffMs(tries, opts.backoffMs, opts.backoffMaxMs), this.stopping.signal))) return;
+      // Deleted meanwhile: nothing more to send.
+      if (
+        !(await store.get(target.id).then(
+          () => true,
+          () => false,
+        ))
+      )
+        return;
+    }
   }
 
   /** Lets every delivery in flight finish (and be acknowledged) before the process lets go of NATS. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     clearInterval(this.timer);
     await this.polling;
     await Promise.all([...this.workers.values()].map((w) => w.stop()));
+    await Promise.all([...this.redeliveries]);
     this.workers.clear();
   }
 }

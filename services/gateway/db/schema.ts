@@ -4,6 +4,7 @@ import {
   index,
   integer,
   pgSchema,
+  primaryKey,
   serial,
   text,
   timestamp,
@@ -64,7 +65,10 @@ export const webhooks = gatewaySchema.table('webhooks', {
   description: text('description').notNull().default(''),
   /** Signs every delivery; shown once at creation. Kept in clear: the gateway needs it to sign. */
   secret: text('secret').notNull(),
-  /** `active`, or `failing`: stopped at `failed_seq` after too many failed attempts, until resumed. */
+  /**
+   * `active`, or `failing`: its JetStream consumer is gone (the EVENTS stream was made anew), so nothing
+   * is delivered until resumed. (An event that fails `attempts` times is dead-lettered, not this.)
+   */
   state: text('state').$type<'active' | 'failing'>().notNull().default('active'),
   /** Failed attempts at the event now being delivered (reset by a successful delivery). */
   failures: integer('failures').notNull().default(0),
@@ -72,6 +76,51 @@ export const webhooks = gatewaySchema.table('webhooks', {
   lastErrorAt: timestamp('last_error_at', { withTimezone: true }),
   /** The stream sequence of the event the last failure was on; resuming starts there. */
   failedSeq: bigint('failed_seq', { mode: 'number' }),
+  /** Events given up on after `attempts` failures (each is in the delivery log, `dead-lettered`). */
+  deadLettered: integer('dead_lettered').notNull().default(0),
   createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   createdBy: text('created_by'),
 });
+
+export type DeliveryStatus = 'delivered' | 'failed' | 'dead-lettered';
+
+/**
+ * The per-webhook delivery log: one row per event offered to a webhook (its `webhook-id` is
+ * `<webhook>-<seq>`), updated after every attempt at it — by the stream's delivery or by a redelivery an
+ * operator asked for. Bounded: each webhook keeps its newest `CROWBAR_WEBHOOK_LOG_KEEP` events (by
+ * sequence), and its rows go with it.
+ */
+export const webhookDeliveries = gatewaySchema.table(
+  'webhook_deliveries',
+  {
+    webhookId: integer('webhook_id')
+      .notNull()
+      .references(() => webhooks.id, { onDelete: 'cascade' }),
+    /** The event's stream sequence in EVENTS. */
+    seq: bigint('seq', { mode: 'number' }).notNull(),
+    /** The envelope's id. */
+    eventId: text('event_id'),
+    /** `node.changed.v1`, … (the subject's tail). */
+    type: text('type').notNull(),
+    /** The node the event is about (its name), when it is about one. */
+    node: text('node'),
+    /** `failed`: the last attempt failed and another is due; `delivered`; `dead-lettered`: given up. */
+    status: text('status').$type<DeliveryStatus>().notNull(),
+    attempts: integer('attempts').notNull(),
+    /** The last attempt's HTTP status (null: no answer). */
+    httpStatus: integer('http_status'),
+    /** The last failure's reason (kept after a later success); for `dead-lettered`, why it was given up. */
+    error: text('error'),
+    /** How long the last attempt took. */
+    durationMs: integer('duration_ms').notNull(),
+    firstAttemptAt: timestamp('first_attempt_at', { withTimezone: true }).notNull().defaultNow(),
+    lastAttemptAt: timestamp('last_attempt_at', { withTimezone: true }).notNull().defaultNow(),
+    deliveredAt: timestamp('delivered_at', { withTimezone: true }),
+    /** How many times an operator asked for it to be sent again. */
+    redeliveries: integer('redeliveries').notNull().default(0),
+  },
+  (t) => [
+    primaryKey({ name: 'webhook_deliveries_pk', columns: [t.webhookId, t.seq] }),
+    index('webhook_deliveries_status').on(t.webhookId, t.status, t.seq),
+  ],
+);

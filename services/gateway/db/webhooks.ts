@@ -1,7 +1,9 @@
-import { and, eq, sql } from 'drizzle-orm';
+import { and, desc, eq, lt, sql } from 'drizzle-orm';
 import type { Database } from '../../../shared/db/database.js';
 import { NotFoundError } from '../../../shared/errors.js';
-import { webhooks } from './schema.js';
+import { type DeliveryStatus, webhookDeliveries, webhooks } from './schema.js';
+
+export type { DeliveryStatus } from './schema.js';
 
 /** Every query about webhooks (the gateway schema's `webhooks` table). */
 export type WebhookState = 'active' | 'failing';
@@ -15,6 +17,7 @@ export interface WebhookRow {
   lastError: string | null;
   lastErrorAt: string | null;
   failedSeq: number | null;
+  deadLettered: number;
   createdAt: string;
   createdBy: string | null;
 }
@@ -33,6 +36,7 @@ const columns = {
   lastError: webhooks.lastError,
   lastErrorAt: webhooks.lastErrorAt,
   failedSeq: webhooks.failedSeq,
+  deadLettered: webhooks.deadLettered,
   createdAt: webhooks.createdAt,
   createdBy: webhooks.createdBy,
 };
@@ -43,6 +47,75 @@ const toRow = <R extends Selected>(r: R) => ({
   lastErrorAt: r.lastErrorAt ? r.lastErrorAt.toISOString() : null,
 });
 const notFound = (id: number) => new NotFoundError(`no webhook ${id}`, { field: 'id' });
+
+/** One row of a webhook's delivery log, as the API shows it. */
+export interface DeliveryRow {
+  /** The delivery id, as `webhook-id` and `X-Crowbar-Delivery` carry it: `<webhook>-<seq>`. */
+  id: string;
+  webhook: number;
+  seq: number;
+  eventId: string | null;
+  type: string;
+  node: string | null;
+  status: DeliveryStatus;
+  attempts: number;
+  httpStatus: number | null;
+  error: string | null;
+  durationMs: number;
+  firstAttemptAt: string;
+  lastAttemptAt: string;
+  deliveredAt: string | null;
+  redeliveries: number;
+}
+/** An attempt's outcome, for the log. */
+export interface AttemptRecord {
+  webhookId: number;
+  seq: number;
+  eventId: string | null;
+  type: string;
+  node: string | null;
+  status: DeliveryStatus;
+  httpStatus: number | null;
+  /** Null on success (the last failure's reason stays in the row). */
+  error: string | null;
+  durationMs: number;
+}
+
+const d = webhookDeliveries;
+const deliveryColumns = {
+  webhookId: d.webhookId,
+  seq: d.seq,
+  eventId: d.eventId,
+  type: d.type,
+  node: d.node,
+  status: d.status,
+  attempts: d.attempts,
+  httpStatus: d.httpStatus,
+  error: d.error,
+  durationMs: d.durationMs,
+  firstAttemptAt: d.firstAttemptAt,
+  lastAttemptAt: d.lastAttemptAt,
+  deliveredAt: d.deliveredAt,
+  redeliveries: d.redeliveries,
+};
+type SelectedDelivery = Omit<
+  DeliveryRow,
+  'id' | 'webhook' | 'firstAttemptAt' | 'lastAttemptAt' | 'deliveredAt'
+> & {
+  webhookId: number;
+  firstAttemptAt: Date;
+  lastAttemptAt: Date;
+  deliveredAt: Date | null;
+};
+const toDelivery = ({ webhookId, seq, ...r }: SelectedDelivery): DeliveryRow => ({
+  id: `${webhookId}-${seq}`,
+  webhook: webhookId,
+  seq,
+  ...r,
+  firstAttemptAt: r.firstAttemptAt.toISOString(),
+  lastAttemptAt: r.lastAttemptAt.toISOString(),
+  deliveredAt: r.deliveredAt ? r.deliveredAt.toISOString() : null,
+});
 
 export class WebhookStore {
   constructor(private readonly database: Database) {}
@@ -76,6 +149,16 @@ export class WebhookStore {
       .from(webhooks)
       .orderBy(webhooks.id);
     return rows.map(toRow);
+  }
+
+  /** One webhook with its secret (a redelivery signs with it). */
+  async target(id: number): Promise<WebhookTarget> {
+    const [r] = await this.db
+      .select({ ...columns, secret: webhooks.secret })
+      .from(webhooks)
+      .where(eq(webhooks.id, id));
+    if (!r) throw notFound(id);
+    return toRow(r);
   }
 
   async get(id: number): Promise<WebhookRow> {
@@ -126,6 +209,106 @@ export class WebhookStore {
         failedSeq: seq,
       })
       .where(eq(webhooks.id, id));
+  }
+
+  /** The event at the webhook's head was given up on: counted, and the next one starts from no failures. */
+  async deadLettered(id: number, reason: string): Promise<void> {
+    await this.db
+      .update(webhooks)
+      .set({
+        deadLettered: sql`${webhooks.deadLettered} + 1`,
+        failures: 0,
+        lastError: reason,
+        lastErrorAt: sql`now()`,
+      })
+      .where(eq(webhooks.id, id));
+  }
+
+  /**
+   * Records an attempt in the delivery log: the event's row is made by its first attempt and updated by
+   * every later one. Answers whether the row is new (the caller prunes the log now and then).
+   */
+  async recordAttempt(a: AttemptRecord): Promise<{ inserted: boolean; attempts: number }> {
+    const delivered = a.status === 'delivered';
+    const [r] = await this.db
+      .insert(d)
+      .values({
+        webhookId: a.webhookId,
+        seq: a.seq,
+        eventId: a.eventId,
+        type: a.type,
+        node: a.node,
+        status: a.status,
+        attempts: 1,
+        httpStatus: a.httpStatus,
+        error: a.error,
+        durationMs: a.durationMs,
+        ...(delivered ? { deliveredAt: sql`now()` } : {}),
+      })
+      .onConflictDoUpdate({
+        target: [d.webhookId, d.seq],
+        set: {
+          status: a.status,
+          attempts: sql`${d.attempts} + 1`,
+          httpStatus: a.httpStatus,
+          error: a.error ?? sql`${d.error}`,
+          durationMs: a.durationMs,
+          lastAttemptAt: sql`now()`,
+          ...(delivered ? { deliveredAt: sql`now()` } : {}),
+        },
+      })
+      .returning({ attempts: d.attempts, inserted: sql<boolean>`(xmax = 0)` });
+    return { inserted: r?.inserted ?? false, attempts: r?.attempts ?? 0 };
+  }
+
+  /** Keeps the webhook's newest `keep` events in its log (by stream sequence); answers how many went. */
+  async pruneDeliveries(webhookId: number, keep: number): Promise<number> {
+    const r = await this.db.execute(sql`
+      DELETE FROM ${d} WHERE ${d.webhookId} = ${webhookId} AND ${d.seq} <= (
+        SELECT ${d.seq} FROM ${d} WHERE ${d.webhookId} = ${webhookId}
+        ORDER BY ${d.seq} DESC OFFSET ${keep} LIMIT 1)`);
+    return r.rowCount ?? 0;
+  }
+
+  /** A page of the log, newest event first: `before` is the last sequence of the page before. */
+  async listDeliveries(q: {
+    webhookId: number;
+    limit: number;
+    before?: number;
+    status?: DeliveryStatus;
+  }): Promise<{ deliveries: DeliveryRow[]; next: string | null }> {
+    const rows = await this.db
+      .select(deliveryColumns)
+      .from(d)
+      .where(
+        and(
+          eq(d.webhookId, q.webhookId),
+          q.before !== undefined ? lt(d.seq, q.before) : undefined,
+          q.status ? eq(d.status, q.status) : undefined,
+        ),
+      )
+      .orderBy(desc(d.seq))
+      .limit(q.limit + 1);
+    const page = rows.slice(0, q.limit).map(toDelivery);
+    return { deliveries: page, next: rows.length > q.limit ? String(page.at(-1)!.seq) : null };
+  }
+
+  async getDelivery(webhookId: number, seq: number): Promise<DeliveryRow | null> {
+    const [r] = await this.db
+      .select(deliveryColumns)
+      .from(d)
+      .where(and(eq(d.webhookId, webhookId), eq(d.seq, seq)));
+    return r ? toDelivery(r) : null;
+  }
+
+  /** An operator asked for the event again: counted on its row (null: no such row). */
+  async markRedelivery(webhookId: number, seq: number): Promise<DeliveryRow | null> {
+    const [r] = await this.db
+      .update(d)
+      .set({ redeliveries: sql`${d.redeliveries} + 1` })
+      .where(and(eq(d.webhookId, webhookId), eq(d.seq, seq)))
+      .returning(deliveryColumns);
+    return r ? toDelivery(r) : null;
   }
 
   /**

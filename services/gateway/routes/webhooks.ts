@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { UnavailableError, ValidationError } from '../../../shared/errors.js';
+import { NotFoundError, UnavailableError, ValidationError } from '../../../shared/errors.js';
 import { jsonObject } from '../body.js';
 import type { OperatorRole } from '../db/store.js';
-import type { WebhookRow, WebhookStore } from '../db/webhooks.js';
+import type { DeliveryStatus, WebhookRow, WebhookStore } from '../db/webhooks.js';
 import type { WebhookConsumers, WebhookDispatcher } from '../webhooks.js';
 import { parseEventFilter } from './events.js';
 
@@ -36,10 +36,12 @@ export const webhookRow = z.object({
   /** Comma-separated event type patterns; `>` is every event. */
   filter: z.string(),
   description: z.string(),
-  /** `failing`: stopped at `failedSeq` after too many failed attempts; `PUT …/resume` starts it again. */
+  /** `failing`: its JetStream consumer is gone, nothing is delivered; `PUT …/resume` starts it again. */
   state: z.enum(['active', 'failing']),
   /** Failed attempts in a row at the event being delivered. */
   failures: z.number().int().nonnegative(),
+  /** Events given up on after the bound of attempts (each is in the delivery log). */
+  deadLettered: z.number().int().nonnegative(),
   lastError: z.string().nullable(),
   lastErrorAt: z.string().nullable(),
   /** The stream sequence of the event the last failure was on. */
@@ -54,6 +56,42 @@ export const webhookRow = z.object({
 export const createdWebhook = webhookRow.extend({
   /** Signs every delivery; shown this once. */
   secret: z.string(),
+});
+
+export const deliveryStatus = z.enum(['delivered', 'failed', 'dead-lettered']);
+/** One event in a webhook's delivery log, after its latest attempt. */
+export const deliveryRow = z.object({
+  /** The delivery id, as `webhook-id` and `X-Crowbar-Delivery` carry it: `<webhook>-<seq>`. */
+  id: z.string().regex(/^\d+-\d+$/),
+  webhook: z.number().int().positive(),
+  /** The event's stream sequence in EVENTS. */
+  seq: z.number().int().positive(),
+  /** The event envelope's id. */
+  eventId: z.string().nullable(),
+  /** `node.changed.v1`, … */
+  type: z.string(),
+  /** The node the event is about (its name), when it is about one. */
+  node: z.string().nullable(),
+  /** `failed`: the last attempt failed and another is due; `dead-lettered`: given up on, with the reason in `error`. */
+  status: deliveryStatus,
+  /** Attempts so far, redeliveries' included. */
+  attempts: z.number().int().positive(),
+  /** The last attempt's HTTP status; null when it got no answer (refused, cut, timed out). */
+  httpStatus: z.number().int().nullable(),
+  /** The last failure's reason (kept after a later success). */
+  error: z.string().nullable(),
+  /** How long the last attempt took. */
+  durationMs: z.number().int().nonnegative(),
+  firstAttemptAt: z.string(),
+  lastAttemptAt: z.string(),
+  deliveredAt: z.string().nullable(),
+  /** Times an operator asked for it again. */
+  redeliveries: z.number().int().nonnegative(),
+});
+export const deliveryPage = z.object({
+  deliveries: z.array(deliveryRow),
+  /** The cursor of the next (older) page; null on the last. */
+  next: z.string().nullable(),
 });
 
 /** The body checked strictly: an unknown field is a 422 naming it. */
@@ -74,6 +112,53 @@ const webhookId = (raw: string) => {
     });
   return Number(raw);
 };
+
+const deliveryLimit = { default: 100, max: 1000 } as const;
+
+/** `limit`, `cursor` and `status` of a delivery log page; a bad one is a 422 naming it. */
+function deliveryQuery(q: Record<string, string | undefined>) {
+  const { limit, cursor, status } = q;
+  if (
+    limit !== undefined &&
+    (!/^\d{1,4}$/.test(limit) || Number(limit) < 1 || Number(limit) > deliveryLimit.max)
+  )
+    throw new ValidationError(
+      `limit must be a whole number from 1 to ${deliveryLimit.max}, got "${limit.slice(0, 20)}"`,
+      {
+        field: 'limit',
+      },
+    );
+  if (cursor !== undefined && !/^\d{1,15}$/.test(cursor))
+    throw new ValidationError(
+      `cursor must be the \`next\` of a previous page's answer, got "${cursor.slice(0, 40)}"`,
+      {
+        field: 'cursor',
+      },
+    );
+  if (status !== undefined && !deliveryStatus.safeParse(status).success)
+    throw new ValidationError(
+      `status must be one of ${deliveryStatus.options.join(', ')}, got "${status.slice(0, 40)}"`,
+      { field: 'status' },
+    );
+  return {
+    limit: limit === undefined ? deliveryLimit.default : Number(limit),
+    ...(cursor !== undefined ? { before: Number(cursor) } : {}),
+    ...(status !== undefined ? { status: status as DeliveryStatus } : {}),
+  };
+}
+
+/** A delivery as the log names it (`<webhook>-<seq>`, the `webhook-id` header) or its bare sequence. */
+function deliverySeq(raw: string, webhook: number): number {
+  const m = /^(?:(\d{1,9})-)?(\d{1,15})$/.exec(raw);
+  if (!m || Number(m[2]) < 1)
+    throw new ValidationError(
+      `delivery must be a delivery id such as ${webhook}-1843 (its webhook-id header) or an event sequence, got "${raw.slice(0, 40)}"`,
+      { field: 'delivery' },
+    );
+  if (m[1] !== undefined && Number(m[1]) !== webhook)
+    throw new NotFoundError(`delivery ${raw} is not webhook ${webhook}'s`, { field: 'delivery' });
+  return Number(m[2]);
+}
 
 export interface WebhookRouteDeps {
   store: WebhookStore;
@@ -132,6 +217,34 @@ export function webhookRoutes(deps: WebhookRouteDeps | undefined): Hono<{
     });
     await d.dispatcher.refresh();
     return c.json({ ...row, pending: null, lastDeliveredSeq: null });
+  });
+  app.get('/webhooks/:id/deliveries', async (c) => {
+    const d = need();
+    const id = webhookId(c.req.param('id'));
+    const q = deliveryQuery(c.req.query());
+    await d.store.get(id);
+    return c.json(await d.store.listDeliveries({ webhookId: id, ...q }));
+  });
+  app.post('/webhooks/:id/deliveries/:delivery/redeliver', async (c) => {
+    const d = need();
+    const id = webhookId(c.req.param('id'));
+    const seq = deliverySeq(c.req.param('delivery'), id);
+    const target = await d.store.target(id);
+    const logged = await d.store.getDelivery(id, seq);
+    if (!logged)
+      throw new NotFoundError(`webhook ${id} has no delivery ${id}-${seq} in its log`, { field: 'delivery' });
+    const ev = await d.dispatcher.eventAt(seq);
+    // A stream made anew numbers its events from 1 again: the sequence must still be the same event.
+    if (!ev || ev.type !== logged.type || (logged.eventId !== null && ev.eventId !== logged.eventId))
+      throw new NotFoundError(
+        `event ${seq} of delivery ${logged.id} is no longer in the EVENTS stream (it keeps events 7 days)`,
+        { field: 'delivery' },
+      );
+    const row = await d.store.markRedelivery(id, seq);
+    if (!row)
+      throw new NotFoundError(`webhook ${id} has no delivery ${id}-${seq} in its log`, { field: 'delivery' });
+    d.dispatcher.redeliver(target, ev, row.attempts);
+    return c.json(row, 202);
   });
   app.put('/webhooks/:id/resume', async (c) => {
     const d = need();
