@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { launchVm, tapHolders, tryIp, type Vm } from '../../infra/lab/vm.js';
+import { launchVm, tapHolders, tryIp, type Vm, type VmOptions } from '../../infra/lab/vm.js';
 
 export { ensureVmPrograms, exitWithin, type Vm, VmWaitError, vmPrograms } from '../../infra/lab/vm.js';
 
@@ -136,29 +136,15 @@ export function createVmBridge(opts: { address: string; prefix: number; tag?: st
   return bridge;
 }
 
-export function bootVm(opts: {
+/** The test bridge's VMs: `launchVm`'s options, with a bridge made by `createVmBridge` and its own tap. */
+export type BootVmOptions = Omit<
+  VmOptions,
+  'bridge' | 'tap' | 'tapAlias' | 'onExit' | 'consoleFile' | 'serialNumber'
+> & {
   bridge: VmBridge;
-  firmware: 'bios' | 'uefi';
-  mac: string;
-  memoryMb?: number;
-  /** A raw disk image, attached as virtio. */
-  disk?: string;
-  /** QEMU `-boot order=` (e.g. `nc`: network, then disk); default network only. */
-  bootOrder?: string;
-  /** Exit when the guest reboots or powers off (default true). */
-  noReboot?: boolean;
-  /**
-   * The NIC's option ROM (QEMU's iPXE, default true). Without it the firmware boots with its own
-   * network stack: OVMF's UEFI PXE (TFTP) and HTTP boot, as most real servers' UEFI does.
-   */
-  nicRom?: boolean;
-  /** Direct Linux boot: QEMU loads this kernel itself (`-kernel`), ahead of the firmware's boot order. */
-  kernel?: string;
-  /** With `kernel`: the initramfs (`-initrd`). */
-  initrd?: string;
-  /** With `kernel`: the kernel command line (`-append`). */
-  append?: string;
-}): Vm {
+};
+
+export function bootVm(opts: BootVmOptions): Vm {
   const vms = vmsOf.get(opts.bridge);
   if (!vms) throw new Error(`bridge ${opts.bridge.name} was not made by createVmBridge`);
   removeLeftovers();
