@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- tftp [--clients N] [--rounds R]`
+ * `npm run bench -- tftp [--clients N] [--rounds R] [--threads T]`
  *
  * MB/s (10^6 bytes) of our TFTP server next to Debian's tftpd-hpa in the same run, both on 127.0.0.1 and
  * a temporary root holding iPXE's undionly.kpxe and a 16 MiB "kernel": N machines (default 50) boot at
@@ -113,6 +113,8 @@ const { values: opts } = parseArgs({
   options: {
     clients: { type: 'string', default: '50' },
     rounds: { type: 'string', default: '2' },
+    /** Our server's transfer threads (default: the server's own default). */
+    threads: { type: 'string' },
     'window-client': { type: 'string', multiple: true },
   },
   allowPositionals: true,
@@ -158,7 +160,11 @@ async function main(): Promise<void> {
       log,
       maxTransfers: 512,
       maxPerClient: 512,
+      ...(opts.threads === undefined
+        ? {}
+        : { threads: Math.max(0, Math.min(64, Number(opts.threads) || 0)) }),
     });
+    say(`ours: ${server.threads} transfer threads`);
     stops.push(() => server.stop());
     const hpaPort = await freeUdpPort();
     hpa = spawn(inTftpd, ['-L', '-u', 'nobody', '-s', root, '-a', `127.0.0.1:${hpaPort}`], {

@@ -18,18 +18,15 @@ import { ensureDebianProgram } from '../infra/packages.js';
 import { allServices } from '../infra/services.js';
 import { ensureUiBuild } from '../infra/ui-build.mjs';
 import { coreBarclampDir, testBarclampDir } from '../services/inventory/service.js';
-import { Bus } from '../shared/bus/bus.js';
 import {
   type InventoryOp,
   type InventoryOpRequest,
   inventoryAnnealRpcs,
   inventoryOpRpcs,
 } from '../shared/catalogue/index.js';
-import { createLogger } from '../shared/log.js';
 import { type HostedService, hostService } from '../shared/service/host.js';
-import { benchServices } from '../test/helpers/bench-env.js';
+import { benchBus, benchCleanups, benchEnvironment } from '../test/helpers/bench-env.js';
 import { launchBrowser } from '../test/helpers/browser.js';
-import { createTestEnv } from '../test/helpers/env.js';
 
 const { values: o } = parseArgs({
   options: {
@@ -45,37 +42,21 @@ const LOADS = Math.max(1, Math.min(50, Number(o.loads)));
 const CHANGES = Math.max(1, Math.min(100, Number(o.changes)));
 const root = fileURLToPath(new URL('..', import.meta.url));
 const say = (l: string) => process.stdout.write(`${l}\n`);
-const cleanups: (() => Promise<void>)[] = [];
 const token = randomBytes(18).toString('base64url');
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor((s.length - 1) / 2)]!;
 };
 
-/** A database and bus prefix of its own on this machine's PostgreSQL and NATS (or embedded ones). */
-async function environment() {
-  const services = await benchServices(say);
-  cleanups.push(() => services.stop());
-  const env = await createTestEnv(services);
-  cleanups.push(() => env.cleanup());
-  return { url: env.databaseUrl, nats: env.natsUrl, prefix: env.prefix };
-}
-
 // Stopped early (Ctrl-C), it still drops its database and streams and closes Chromium.
-for (const sig of ['SIGINT', 'SIGTERM'] as const)
-  process.once(sig, () => {
-    void (async () => {
-      for (const c of cleanups.reverse()) await c().catch(() => undefined);
-      process.exit(130);
-    })();
-  });
+const scope = benchCleanups();
 try {
   ensureDebianProgram({ candidates: ['/usr/bin/chromium'], pkg: 'chromium', why: 'the UI bench', log: say });
   const uiDir = await ensureUiBuild(root, say);
-  const env = await environment();
+  const env = await benchEnvironment(scope, say);
   const base = {
-    DATABASE_URL: env.url,
-    NATS_URL: env.nats,
+    DATABASE_URL: env.databaseUrl,
+    NATS_URL: env.natsUrl,
     CROWBAR_BUS_PREFIX: env.prefix,
     LOG_LEVEL: 'warn',
     CROWBAR_ADMIN_NODE: 'false',
@@ -90,20 +71,14 @@ try {
     CROWBAR_UI_DIR: uiDir,
   };
   const hosted: HostedService[] = [];
-  cleanups.push(async () => {
+  scope.defer(async () => {
     for (const h of hosted.reverse()) await h.stop('bench done');
   });
   const def = (n: string) => allServices.find((d) => d.name === n)!;
   for (const n of ['inventory', 'annealer', 'jig-runner', 'gateway'])
     hosted.push(await hostService(def(n), { env: base }));
   const url = `http://127.0.0.1:${hosted.at(-1)!.detail().port}`;
-  const bus = await Bus.connect({
-    url: env.nats,
-    prefix: env.prefix,
-    source: 'bench',
-    log: createLogger('bench', { level: 'warn' }),
-  });
-  cleanups.push(() => bus.close());
+  const bus = await benchBus(scope, env);
   const op = <K extends InventoryOp>(name: K, args: InventoryOpRequest<K>) =>
     bus.request(inventoryOpRpcs[name], args, { timeoutMs: 120_000 });
 
@@ -141,7 +116,7 @@ try {
   say(`GET /api/v2/nodes: ${(nodesBody.length / 1024).toFixed(0)} KiB in ${Date.now() - t1} ms`);
 
   const browser = await launchBrowser('bench-ui');
-  cleanups.push(() => browser.close());
+  scope.defer(() => browser.close());
   await browser.context.addInitScript((t) => {
     (globalThis as any).sessionStorage.setItem('crowbar.token', t);
   }, token);
@@ -223,5 +198,5 @@ try {
     }),
   );
 } finally {
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  await scope.run();
 }

@@ -18,11 +18,12 @@ import {
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import ssh2 from 'ssh2';
+import { z } from 'zod';
 import { hostAddressesIn } from '../services/inventory/admin-node.js';
 import type { ServiceName } from '../shared/catalogue/index.js';
 import { ConfigError } from '../shared/config.js';
 import { type HostedService, hostService, loadServiceConfig } from '../shared/service/host.js';
+import { generateKeyPair, isUsablePrivateKey } from '../shared/ssh/index.js';
 import { isCertificateError } from './https-fetch.js';
 import { ensureDiscoveryImage } from './images/discovery.js';
 import { ensureOsImage } from './images/os.js';
@@ -86,6 +87,9 @@ async function main() {
     log: say,
   });
 
+  // Before anything starts: a cluster key that cannot be used stops the start in one sentence.
+  if (!env.CROWBAR_SSH_KEY) env.CROWBAR_SSH_KEY = clusterSshKey();
+
   if (!env.NATS_URL) {
     // A nats-server left over from a launcher killed outright would still hold the preferred port.
     await stopStaleNatsServer(`${stateDir}/nats`, say);
@@ -128,7 +132,6 @@ async function main() {
   } else say('using PostgreSQL from DATABASE_URL');
 
   if (!env.CROWBAR_ADMIN_TOKEN) env.CROWBAR_ADMIN_TOKEN = operatorToken();
-  if (!env.CROWBAR_SSH_KEY) env.CROWBAR_SSH_KEY = clusterSshKey();
   // Signs the discovery tokens the provisioner hands booting machines; the gateway checks them.
   if (!env.CROWBAR_DISCOVERY_SECRET) env.CROWBAR_DISCOVERY_SECRET = stateSecret('discovery-secret');
   if (!env.CROWBAR_BOOT_ROOT) env.CROWBAR_BOOT_ROOT = `${stateDir}/boot`;
@@ -205,12 +208,17 @@ function clusterSshKey(): string {
   const file = `${dir}/id_ed25519`;
   if (existsSync(file)) {
     if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+    if (!isUsablePrivateKey(readFileSync(file, 'utf8')))
+      throw new ConfigError([
+        `the cluster SSH key ${file} is not an unencrypted OpenSSH private key: replace it, or remove it (and ${file}.pub) to have a new pair made`,
+      ]);
     return file;
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'crowbar-cluster' });
-  writeFileSync(file, pair.private, { mode: 0o600 });
-  writeFileSync(`${file}.pub`, `${pair.public.trim()}\n`, { mode: 0o644 });
+  // generateKeyPair, not ssh2's own: ssh2 writes 1 ed25519 key in 256 that nothing can read back.
+  const pair = generateKeyPair('crowbar-cluster');
+  writeFileSync(file, pair.privateKey, { mode: 0o600 });
+  writeFileSync(`${file}.pub`, `${pair.publicKey}\n`, { mode: 0o644 });
   say(`created the cluster SSH key pair ${file} (public key in ${file}.pub)`);
   return file;
 }
@@ -288,13 +296,19 @@ async function stopChildren() {
   );
 }
 
-async function fetchHealth(
-  port: number,
-): Promise<{ up: number; total: number; services: { service: string; status: string }[] } | null> {
+/** What the launcher reads of `GET /api/v2/health`. */
+const healthSummary = z.object({
+  up: z.number(),
+  total: z.number(),
+  services: z.array(z.object({ service: z.string(), status: z.string() })),
+});
+
+async function fetchHealth(port: number): Promise<z.infer<typeof healthSummary> | null> {
   try {
     // Health is answered over plain HTTP on the TLS port too.
     const r = await fetch(`http://127.0.0.1:${port}/api/v2/health`, { signal: AbortSignal.timeout(3000) });
-    return (await r.json()) as never;
+    const parsed = healthSummary.safeParse(await r.json());
+    return parsed.success ? parsed.data : null;
   } catch {
     return null;
   }

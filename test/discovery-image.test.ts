@@ -210,7 +210,13 @@ describe('the discovery image', () => {
         expect(body.facts.nics).toEqual([{ name: 'eth0', mac, driver: 'virtio_net', boot: true }]);
 
         const alivePath = `/api/v2/node-api/nodes/${id}/alive`;
-        const alive = await nextRequest((r) => r.path === alivePath, 30_000, 'alive=true');
+        // One HTTP exchange after registration, but the agent's answer to register may be lost under TCG
+        // on a loaded machine: its client gives up after 30 s and registers again before saying alive.
+        const alive = await nextRequest((r) => r.path === alivePath, 90_000, 'alive=true').catch(
+          (err: Error) => {
+            throw new Error(`${err.message}; console tail:\n${vm.serial().slice(-3000)}`);
+          },
+        );
         expect(alive.method).toBe('PUT');
         expect(alive.headers.authorization).toBe(`Bearer ${credential}`);
         expect(JSON.parse(alive.body)).toEqual({ alive: true });

@@ -132,6 +132,29 @@ describe('script jig', () => {
     sub.unsubscribe();
   });
 
+  it('a node whose sshd is not up yet: the run keeps trying to log in, and runs once it can', async () => {
+    const n3 = await node('script3.lab.crowbar.test');
+    const marker = `${dir}/late-marker`;
+    const w = await s.call('POST', '/node_roles', { node: n3, role: 'test-writer' });
+    await s.call('PUT', `/node_roles/${w.body.id}/attribs/test-marker`, { value: marker });
+    // A node just discovered may still be moving to its reserved address, or starting sshd: here its
+    // port refuses when the run begins.
+    await sshd.stop();
+    try {
+      await s.call('PUT', `/nodes/${n3}/commit`);
+      await until(
+        'test-writer running',
+        async () => (await state(n3, 'test-writer')) === 'transition',
+        30_000,
+      );
+      expect(existsSync(marker)).toBe(false);
+    } finally {
+      await sshd.start();
+    }
+    await until('test-writer active', async () => (await state(n3, 'test-writer')) === 'active', 30_000);
+    expect(readFileSync(marker, 'utf8')).toBe('test-writer ran\n');
+  });
+
   it('a changed host key fails the run with a clear runlog and no script runs', async () => {
     const marker = `${dir}/hostkey-marker`;
     const writer = await nr(n1, 'test-writer');

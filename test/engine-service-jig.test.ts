@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { type Bus, decodeEnvelope } from '../shared/bus/bus.js';
+import type { Envelope } from '../shared/bus/envelope.js';
+import { annealerMessages, wireType } from '../shared/catalogue/index.js';
+import { connectTestBus, createTestEnv, type TestEnv } from './helpers/env.js';
 import { until } from './helpers/inventory.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
@@ -7,8 +10,19 @@ import { type Stack, startStack } from './helpers/stack.js';
 // its run is answered by the dns-db service over NATS; its wall is the noderole's wall.
 let t: TestEnv;
 let s: Stack;
+let bus: Bus;
+// Every job and result on the bus, as the services send them (a plain subscription beside the streams).
+const seen: Envelope[] = [];
 beforeAll(async () => {
   t = await createTestEnv();
+  bus = await connectTestBus(t);
+  for (const def of [annealerMessages.jigRun, annealerMessages.runFinished])
+    bus.nc.subscribe(bus.subject(def.subject), {
+      callback: (_err, m) => {
+        seen.push(decodeEnvelope(m.data));
+      },
+    });
+  await bus.nc.flush();
   s = await startStack(t, ['inventory', 'annealer', 'jig-runner', 'dns-db', 'gateway'], {
     CROWBAR_ANNEAL_PASS_MS: '100',
     CROWBAR_DNS_ADDRESS: '127.0.0.1',
@@ -19,6 +33,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await s?.stop();
+  await bus?.close();
   await t?.cleanup();
 });
 
@@ -36,4 +51,18 @@ it('a service role is run by its owning service, which returns its wall', async 
   const done = (await s.call('GET', `/node_roles/${svc.body.id}`)).body;
   expect(done.wall.dns).toMatchObject({ servers: ['198.18.0.2'], domain: 'lab.crowbar.test' });
   expect(done.runlog).toContain('dns: servers 198.18.0.2');
+});
+
+it("the runner's messages for a job carry the job's lineage: same correlation, caused by the job", async () => {
+  const jobs = seen.filter((e) => e.type === wireType(annealerMessages.jigRun));
+  expect(jobs.length).toBeGreaterThan(0);
+  for (const job of jobs) {
+    const { runId } = job.data as { runId: number };
+    const finished = seen.filter(
+      (e) =>
+        e.type === wireType(annealerMessages.runFinished) && (e.data as { runId: number }).runId === runId,
+    );
+    expect(finished.length, `run ${runId} finished`).toBeGreaterThan(0);
+    for (const f of finished) expect([f.correlationId, f.causationId]).toEqual([job.correlationId, job.id]);
+  }
 });

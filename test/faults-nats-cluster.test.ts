@@ -50,6 +50,48 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
+/** The streams' and their consumers' state as the cluster sees it (from the node never killed). */
+async function jetStreamState() {
+  const nc = await connect({ servers: cluster.urls[2]!, timeout: 3000 });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const out: Record<string, unknown> = {};
+    for (const name of ['JIG', 'ANNEALER', 'EVENTS']) {
+      const stream = streamName(t.prefix, name);
+      const info = await jsm.streams.info(stream);
+      const consumers = [];
+      for await (const c of jsm.consumers.list(stream))
+        consumers.push({
+          name: c.name,
+          leader: c.cluster?.leader,
+          pending: c.num_pending,
+          ackPending: c.num_ack_pending,
+          redelivered: c.num_redelivered,
+          waiting: c.num_waiting,
+          delivered: c.delivered.stream_seq,
+          ackFloor: c.ack_floor.stream_seq,
+        });
+      out[name] = {
+        messages: info.state.messages,
+        last: info.state.last_seq,
+        leader: info.cluster?.leader,
+        replicas: info.cluster?.replicas?.map((r) => ({ name: r.name, current: r.current, lag: r.lag })),
+        consumers,
+      };
+    }
+    return out;
+  } finally {
+    await nc.close();
+  }
+}
+
+/** What a stalled anneal looks like: each service's detail (its NATS link among it), JetStream's state. */
+async function stalled(): Promise<string> {
+  const services = Object.fromEntries([...s.services].map(([name, h]) => [name, h.detail()]));
+  const js = await jetStreamState().catch((e: Error) => ({ error: e.message }));
+  return JSON.stringify({ active: await activeCount(), services, jetStream: js });
+}
+
 it('fails over when NATS nodes are killed with -9 one after the other', { timeout: 420_000 }, async () => {
   const nc = await connect({ servers: cluster.urls[1]!, timeout: 3000 });
   try {
@@ -68,7 +110,9 @@ it('fails over when NATS nodes are killed with -9 one after the other', { timeou
     async () => (await activeCount()) >= atFirst + 20,
     120_000,
     100,
-  );
+  ).catch(async (err: Error) => {
+    throw new Error(`${err.message} (${atFirst} ACTIVE at the kill): ${await stalled()}`);
+  });
   await cluster.start(0);
   await cluster.ready(0);
   const atSecond = await activeCount();
@@ -92,5 +136,6 @@ it('fails over when NATS nodes are killed with -9 one after the other', { timeou
     fault: 'NATS cluster: two nodes kill -9 in turn',
     acked: true,
     settleMs: 240_000,
+    diagnose: jetStreamState,
   });
 });

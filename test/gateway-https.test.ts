@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { connect as tlsConnect } from 'node:tls';
@@ -214,16 +214,20 @@ describe('bad TLS settings', () => {
   }, 120_000);
 
   it('npm start says it in one sentence before starting anything', async () => {
-    const launcher = (env: Record<string, string>) =>
-      run([`${root}infra/bootstrap.mjs`, 'launcher.ts', '--state-dir', `${dir}/state`], {
+    const launcher = (env: Record<string, string>, state = `${dir}/state`) =>
+      run([`${root}infra/bootstrap.mjs`, 'launcher.ts', '--state-dir', state], {
         NATS_URL: undefined,
         DATABASE_URL: undefined,
         CROWBAR_HTTP_PORT: '0',
         ...env,
       });
-    const [missing, bogus] = await Promise.all([
+    // A cluster SSH key that is no key (truncated, or written by a tool that failed).
+    mkdirSync(`${dir}/state-badkey/ssh`, { recursive: true, mode: 0o700 });
+    writeFileSync(`${dir}/state-badkey/ssh/id_ed25519`, 'not a key\n', { mode: 0o600 });
+    const [missing, bogus, badKey] = await Promise.all([
       launcher({ CROWBAR_TLS_CERT: `${dir}/missing.crt`, CROWBAR_TLS_KEY: cert.keyFile }),
       launcher({ CROWBAR_TLS: 'yes' }),
+      launcher({}, `${dir}/state-badkey`),
     ]);
     for (const [r, expected] of [
       [
@@ -231,6 +235,10 @@ describe('bad TLS settings', () => {
         /\[crowbar\] invalid configuration: CROWBAR_TLS_CERT names a certificate file that cannot be read/,
       ],
       [bogus, /\[crowbar\] invalid configuration: CROWBAR_TLS must be self-signed or unset \(got "yes"\)/],
+      [
+        badKey,
+        /\[crowbar\] invalid configuration: the cluster SSH key \S+state-badkey\/ssh\/id_ed25519 is not an unencrypted OpenSSH private key: replace it, or remove it/,
+      ],
     ] as const) {
       expect(r.code).toBe(1);
       expect(r.stdout).toMatch(expected);

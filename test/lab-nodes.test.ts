@@ -147,11 +147,17 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
-  await lab?.stop();
-  await stack?.stop();
+  // Each step's time on the test's output, so a slow one is named when the hook runs out of time.
+  const step = async (what: string, f: () => Promise<unknown> | undefined) => {
+    const t0 = Date.now();
+    await f();
+    process.stdout.write(`[lab] ${what} stopped in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  };
+  await step('lab', () => lab?.stop());
+  await step('stack', () => stack?.stop());
   await t?.cleanup();
   if (dir) rmSync(dir, { recursive: true, force: true });
-}, 60_000);
+}, 150_000);
 
 describe('the lab: lightweight nodes through discovery', () => {
   it('power on (3 nodes, 1 VM) → registered and quarantined → committed → discovery roles ACTIVE over SSH → A, AAAA, PTR and the reserved lease', async () => {

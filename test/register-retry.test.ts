@@ -3,9 +3,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { z } from 'zod';
+import { inventoryRpcs } from '../shared/catalogue/index.js';
 import { mintDiscoveryToken } from '../shared/discovery-token.js';
 import { until } from './helpers/dhcp-clients.js';
-import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { connectTestBus, createTestEnv, type TestEnv } from './helpers/env.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
 /**
@@ -89,4 +91,32 @@ describe('registration retried after a partial failure', () => {
     );
     expect(roles).toEqual(expect.arrayContaining(['network-admin', 'crowbar-managed-node']));
   }, 60_000);
+
+  it("finds a machine's node by its MACs (any case) or its id, not by listing every node", async () => {
+    const bus = await connectTestBus(t);
+    try {
+      const made: number[] = [];
+      for (const [i, mac] of ['52:54:00:bc:01:01', '52:54:00:BC:01:02', '52:54:00:bc:01:03'].entries()) {
+        const r = await stack.call('POST', '/nodes', { name: `find${i}.crowbar.test`, mac });
+        expect(r.status).toBe(201);
+        made.push(r.body.id);
+      }
+      const names = async (req: z.input<typeof inventoryRpcs.listNodes.request>) =>
+        (await bus.request(inventoryRpcs.listNodes, req)).nodes.map((n) => n.name);
+      expect(await names({ macs: ['52:54:00:BC:01:01'] })).toEqual(['find0.crowbar.test']);
+      expect(await names({ macs: ['52:54:00:bc:01:02', '52:54:00:bc:01:03'] })).toEqual([
+        'find1.crowbar.test',
+        'find2.crowbar.test',
+      ]);
+      expect(await names({ node: made[2]!, macs: ['02:00:00:00:00:99'] })).toEqual(['find2.crowbar.test']);
+      expect(await names({ macs: ['02:00:00:00:00:99'] })).toEqual([]);
+      const all = await names({});
+      expect(all).toEqual(
+        expect.arrayContaining(['find0.crowbar.test', 'find1.crowbar.test', 'find2.crowbar.test']),
+      );
+      expect(all.length).toBeGreaterThan(3);
+    } finally {
+      await bus.close();
+    }
+  });
 });

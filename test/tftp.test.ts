@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDebianPrograms } from '../infra/packages.js';
@@ -235,7 +235,7 @@ describe('real clients', () => {
     expect(output('curl-big').equals(files['big.bin']!)).toBe(true);
     expect(stderr).toMatch(/tsize/);
     expect(stderr).toContain(String(16 * MiB));
-    const t = transfers.find((x) => x.file === 'big.bin' && x.ok);
+    const t = await reported((x) => x.file === 'big.bin' && x.ok);
     expect(t).toMatchObject({ client: '127.0.0.1', bytes: 16 * MiB, error: null });
     expect(t!.options).toMatchObject({ blksize: 1468, tsize: 16 * MiB });
   });
@@ -534,6 +534,25 @@ describe('timeouts and limits', () => {
     await expect(
       startTftpServer({ root: `${root}/small.bin`, address: '127.0.0.1', port: 0, log }),
     ).rejects.toThrow(/not a directory/);
+  });
+
+  it('transfers run on threads of their own (one per core, at most 4), or on the server thread with threads: 0', async () => {
+    expect(server.threads).toBe(Math.min(4, availableParallelism()));
+    const one = await startTftpServer({ root, address: '127.0.0.1', port: 0, log, threads: 0 });
+    try {
+      expect(one.threads).toBe(0);
+      await run(
+        'curl',
+        ['-sS', '-o', `${dir}/curl-one`, '--tftp-blksize', '1468', `tftp://127.0.0.1:${one.port}/medium.bin`],
+        {
+          timeout: 60_000,
+        },
+      );
+      expect(output('curl-one').equals(files['medium.bin']!)).toBe(true);
+      expect(one.stats).toMatchObject({ served: 1, failed: 0, active: 0 });
+    } finally {
+      await one.stop();
+    }
   });
 
   it('stop() ends active transfers and reports them', async () => {

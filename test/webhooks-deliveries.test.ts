@@ -1,123 +1,23 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type NatsServerHandle, startNatsServer } from '../infra/nats.js';
-import { natsAuthorization, natsCredentials, natsUrlFor } from '../infra/nats-auth.js';
-import { pickPort } from '../infra/ports.js';
-import { Bus } from '../shared/bus/bus.js';
-import { streamName } from '../shared/bus/streams.js';
+import { describe, expect, it } from 'vitest';
 import { inventoryEvents } from '../shared/catalogue/index.js';
-import { createLogger } from '../shared/log.js';
-import { runCrowbar } from './helpers/cli.js';
-import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { until } from './helpers/inventory.js';
-import { type Stack, startStack, testAdminToken, testReadOnlyToken } from './helpers/stack.js';
-import { type Received, signatureProblem, WebhookReceiver } from './helpers/webhook-receiver.js';
+import { testReadOnlyToken } from './helpers/stack.js';
+import type { WebhookReceiver } from './helpers/webhook-receiver.js';
+import { deliveryLogSettings, reasonOf, useWebhookStack } from './helpers/webhook-stack.js';
 
 /**
- * The webhooks' delivery log and redelivery (issue 17): the gateway on a nats-server of this file's own
- * that gives it the NATS user `npm start` gives it, real HTTP receivers on 127.0.0.1, and events
- * published on the bus as inventory's outbox would. An event is dead-lettered after 4 attempts, with
- * backoff from 250 ms (so a `failed` row is there long enough to be seen); each log keeps 20 events.
+ * The webhooks' delivery log (issue 17): the gateway on a nats-server of this file's own that gives it
+ * the NATS user `npm start` gives it (test/helpers/webhook-stack.ts), real HTTP receivers on 127.0.0.1,
+ * and events published on the bus as inventory's outbox would. An event is dead-lettered after 4
+ * attempts, with backoff from 250 ms (so a `failed` row is there long enough to be seen); each log keeps
+ * 20 events (`deliveryLogSettings`). Redelivery is tested in webhooks-redelivery.test.ts, with the same
+ * settings.
  */
-let t: TestEnv;
-let s: Stack;
-let dir: string;
-let nats: NatsServerHandle;
-let bus: Bus;
-const receivers: WebhookReceiver[] = [];
-const keep = 20;
-
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'crowbar-webhook-log-'));
-  t = await createTestEnv();
-  const creds = natsCredentials(join(dir, 'credentials.json'));
-  nats = await startNatsServer({
-    dir: join(dir, 'nats'),
-    port: await pickPort(4690),
-    log: () => undefined,
-    authorization: natsAuthorization(creds, t.prefix),
-  });
-  t.env.NATS_URL = natsUrlFor(nats.url, 'admin', creds);
-  s = await startStack(
-    t,
-    ['gateway'],
-    {
-      CROWBAR_WEBHOOK_ATTEMPTS: '4',
-      CROWBAR_WEBHOOK_BACKOFF_MS: '250',
-      CROWBAR_WEBHOOK_BACKOFF_MAX_MS: '1000',
-      CROWBAR_WEBHOOK_TIMEOUT_MS: '2000',
-      CROWBAR_WEBHOOK_POLL_MS: '200',
-      CROWBAR_WEBHOOK_LOG_KEEP: String(keep),
-    },
-    (name) => ({ NATS_URL: natsUrlFor(nats.url, name, creds) }),
-  );
-  bus = await Bus.connect({
-    url: natsUrlFor(nats.url, 'admin', creds),
-    prefix: t.prefix,
-    source: 'test',
-    log: createLogger('t', { level: 'silent' }),
-  });
-}, 120_000);
-
-afterAll(async () => {
-  await s?.stop();
-  await bus?.close();
-  for (const r of receivers) await r.close();
-  await nats?.stop();
-  await t?.cleanup().catch(() => undefined);
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
-
-const api = () => `http://127.0.0.1:${s.services.get('gateway')!.detail().port}/api/v2`;
-async function call(method: string, path: string, token = testAdminToken) {
-  const r = await fetch(`${api()}${path}`, { method, headers: { authorization: `Bearer ${token}` } });
-  return { status: r.status, body: (await r.json()) as any };
-}
-const receiver = async () => {
-  const r = await WebhookReceiver.start();
-  receivers.push(r);
-  return r;
-};
-async function createHook(url: string): Promise<{ id: number; secret: string }> {
-  const r = await fetch(`${api()}/webhooks`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${testAdminToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ url, filter: 'node.changed' }),
-  });
-  expect(r.status).toBe(201);
-  return (await r.json()) as { id: number; secret: string };
-}
-const nodeName = inventoryEvents.nodeChanged.example.node.name;
-/** Publishes a node.changed event that says `reason`; answers its stream sequence. */
-async function publish(reason: string): Promise<number> {
-  await bus.publish(inventoryEvents.nodeChanged, {
-    node: { ...inventoryEvents.nodeChanged.example.node, id: 7 },
-    changed: ['alive'],
-    reason,
-  });
-  // Published one at a time, so the last node.changed in the stream is this one.
-  const m = await bus.jsm.streams.getMessage(streamName(t.prefix, 'EVENTS'), {
-    last_by_subj: `${t.prefix}.evt.node.changed.v1`,
-  });
-  expect(reasonOf(m!.string())).toBe(reason);
-  return m!.seq;
-}
-const reasonOf = (body: string) => (JSON.parse(body) as { data: { reason?: string } }).data.reason ?? '';
-const reasons = (r: WebhookReceiver, tag: string) =>
-  r
-    .accepted()
-    .map((x) => reasonOf(x.body))
-    .filter((x) => x.startsWith(tag));
-const log = async (hook: number, query = '') => {
-  const r = await call('GET', `/webhooks/${hook}/deliveries${query}`);
-  expect(r.status, JSON.stringify(r.body)).toBe(200);
-  return r.body as { deliveries: any[]; next: string | null };
-};
-const row = async (hook: number, seq: number) =>
-  (await log(hook, '?limit=1000')).deliveries.find((d) => d.seq === seq);
+const h = useWebhookStack(deliveryLogSettings);
+const keep = Number(deliveryLogSettings.CROWBAR_WEBHOOK_LOG_KEEP);
+const { call, receiver, createHook, reasons, cli, run } = h;
+const { publishSeq: publish, deliveryLog: log, deliveryRow: row } = h;
 
 describe('webhooks: the delivery log', () => {
   let hook: { id: number; secret: string };
@@ -140,7 +40,7 @@ describe('webhooks: the delivery log', () => {
       id: `${hook.id}-${seqs.flaky}`,
       webhook: hook.id,
       type: 'node.changed.v1',
-      node: nodeName,
+      node: inventoryEvents.nodeChanged.example.node.name,
       httpStatus: 503,
       error: 'HTTP 503: not now',
       deliveredAt: null,
@@ -214,64 +114,7 @@ describe('webhooks: the delivery log', () => {
     expect(w.lastError).toBe('gave up after 4 attempts: HTTP 503: not now');
   });
 
-  it('redelivers a dead-lettered event with the same webhook-id and a signature that verifies', {
-    timeout: 30_000,
-  }, async () => {
-    const original = rec.got.find((x) => x.seq === seqs.poison)!;
-    rec.respond = () => 200;
-    const before = rec.got.length;
-    const r = await call('POST', `/webhooks/${hook.id}/deliveries/${hook.id}-${seqs.poison}/redeliver`);
-    expect(r.status, JSON.stringify(r.body)).toBe(202);
-    expect(r.body).toMatchObject({ id: `${hook.id}-${seqs.poison}`, redeliveries: 1 });
-    const again = (await until('the receiver got it again', () =>
-      rec.got.slice(before).find((x) => x.seq === seqs.poison),
-    ))!;
-    expect(again.status).toBe(200);
-    expect(again.headers['webhook-id']).toBe(`${hook.id}-${seqs.poison}`);
-    expect(again.headers['x-crowbar-attempt']).toBe('5');
-    expect(again.body).toBe(original.body);
-    expect(signatureProblem(hook.secret, again)).toBeNull();
-    const after = await until('the log says delivered', async () => {
-      const d = await row(hook.id, seqs.poison!);
-      return d?.status === 'delivered' ? d : null;
-    });
-    expect(after).toMatchObject({ attempts: 5, redeliveries: 1, httpStatus: 200 });
-    expect(after.deliveredAt).not.toBeNull();
-
-    // A delivered one may be sent again too (by its bare sequence); a receiver de-duplicates on the id.
-    const n = rec.got.length;
-    expect((await call('POST', `/webhooks/${hook.id}/deliveries/${seqs.after1}/redeliver`)).status).toBe(202);
-    const twice = (await until('sent again', () => rec.got.slice(n).find((x) => x.seq === seqs.after1)))!;
-    const first = rec.got.find((x) => x.seq === seqs.after1)!;
-    expect(twice.headers['webhook-id']).toBe(first.headers['webhook-id']);
-    expect(signatureProblem(hook.secret, twice)).toBeNull();
-    const seen = new Set(rec.accepted().map((x: Received) => x.headers['webhook-id']));
-    expect(seen.size).toBe(new Set(rec.got.map((x) => x.seq)).size);
-  });
-
-  it('a redelivery that keeps failing is dead-lettered again, and never holds back the stream', {
-    timeout: 30_000,
-  }, async () => {
-    rec.respond = (_n, body) => (reasonOf(body) === 'log-after-2' ? 500 : 200);
-    const r = await call('POST', `/webhooks/${hook.id}/deliveries/${hook.id}-${seqs.after2}/redeliver`);
-    expect(r.status).toBe(202);
-    // While the redelivery fails and waits, new events are delivered.
-    const next = await publish('log-meanwhile');
-    await until('the new event arrived', () => reasons(rec, 'log-meanwhile').length === 1);
-    const dead = await until('the redelivery gave up', async () => {
-      const d = await row(hook.id, seqs.after2!);
-      return d?.status === 'dead-lettered' ? d : null;
-    });
-    expect(dead).toMatchObject({
-      attempts: 5,
-      redeliveries: 1,
-      httpStatus: 500,
-      error: 'redelivery gave up after 4 attempts: HTTP 500: not now',
-    });
-    expect((await row(hook.id, next))?.status).toBe('delivered');
-  });
-
-  it('refuses bad ids, cursors and filters with a 4xx naming the field; read-only lists but cannot redeliver', async () => {
+  it('refuses bad ids, cursors and filters of the log with a 4xx naming the field; read-only lists it', async () => {
     for (const [path, status, field] of [
       ['/webhooks/x1/deliveries', 422, 'id'],
       ['/webhooks/999/deliveries', 404, 'id'],
@@ -286,49 +129,9 @@ describe('webhooks: the delivery log', () => {
       expect([r.status, r.body.field], path).toEqual([status, field]);
       expect(r.body.message, path).toContain(field === 'id' && status === 404 ? 'webhook' : field);
     }
-    for (const [delivery, status, field, says] of [
-      ['abc', 422, 'delivery', 'delivery must be'],
-      ['0', 422, 'delivery', 'delivery must be'],
-      [`${hook.id + 1}-${seqs.poison}`, 404, 'delivery', `is not webhook ${hook.id}'s`],
-      [`${hook.id}-999999`, 404, 'delivery', `webhook ${hook.id} has no delivery ${hook.id}-999999`],
-    ] as const) {
-      const r = await call('POST', `/webhooks/${hook.id}/deliveries/${delivery}/redeliver`);
-      expect([r.status, r.body.field], delivery).toEqual([status, field]);
-      expect(r.body.message).toContain(says);
-    }
-    const noHook = await call('POST', '/webhooks/999/deliveries/999-1/redeliver');
-    expect([noHook.status, noHook.body.field, noHook.body.message]).toEqual([404, 'id', 'no webhook 999']);
-
-    const listed = await call('GET', `/webhooks/${hook.id}/deliveries`, testReadOnlyToken);
+    const listed = await call('GET', `/webhooks/${hook.id}/deliveries`, undefined, testReadOnlyToken);
     expect(listed.status).toBe(200);
     expect(listed.body.deliveries.length).toBeGreaterThan(0);
-    const before = rec.got.length;
-    const ro = await call(
-      'POST',
-      `/webhooks/${hook.id}/deliveries/${hook.id}-${seqs.flaky}/redeliver`,
-      testReadOnlyToken,
-    );
-    expect(ro.status).toBe(403);
-    expect((await row(hook.id, seqs.flaky!)).redeliveries).toBe(0);
-    // Nothing was sent for it: a redelivery asked afterwards is the only one that arrives.
-    expect((await call('POST', `/webhooks/${hook.id}/deliveries/${seqs.flaky}/redeliver`)).status).toBe(202);
-    await until('the admin redelivery arrived', () =>
-      rec.got.slice(before).some((x) => x.seq === seqs.flaky),
-    );
-    expect(rec.got.slice(before).filter((x) => x.seq === seqs.flaky)).toHaveLength(1);
-  });
-
-  it('an event the stream no longer has is a 404 naming the delivery', async () => {
-    const stream = streamName(t.prefix, 'EVENTS');
-    // Drops every event up to the flaky one (included) from EVENTS, as its 7 days' retention would.
-    await bus.jsm.streams.purge(stream, { seq: seqs.flaky! + 1 });
-    const r = await call('POST', `/webhooks/${hook.id}/deliveries/${hook.id}-${seqs.flaky}/redeliver`);
-    expect([r.status, r.body.field]).toEqual([404, 'delivery']);
-    expect(r.body.message).toBe(
-      `event ${seqs.flaky} of delivery ${hook.id}-${seqs.flaky} is no longer in the EVENTS stream (it keeps events 7 days)`,
-    );
-    // A later event, still in the stream, is sent again as before.
-    expect((await call('POST', `/webhooks/${hook.id}/deliveries/${seqs.after1}/redeliver`)).status).toBe(202);
   });
 });
 
@@ -361,7 +164,7 @@ describe('webhooks: paging and retention of the log', () => {
     // Deleting the webhook deletes its log (the rows go with it, not just out of sight).
     await call('DELETE', `/webhooks/${hook.id}`);
     expect((await call('GET', `/webhooks/${hook.id}/deliveries`)).status).toBe(404);
-    const db = new pg.Client({ connectionString: t.databaseUrl });
+    const db = new pg.Client({ connectionString: h.t.databaseUrl });
     await db.connect();
     try {
       const left = await db.query(
@@ -423,20 +226,6 @@ describe('webhooks: the CLI', () => {
   });
 
   it('ran with the NATS permissions npm start gives the gateway: nothing refused', () => {
-    const natsLog = readFileSync(join(dir, 'nats', 'nats-server.log'), 'utf8');
-    expect(natsLog.match(/(Publish|Subscription) Violation[^\n]*/g) ?? []).toEqual([]);
+    expect(h.natsViolations()).toEqual([]);
   });
 });
-
-const run = (args: string[]) =>
-  runCrowbar(args, {
-    HOME: dir,
-    CROWBAR_CONFIG: join(dir, 'cli.json'),
-    CROWBAR_ENDPOINT: api().replace(/\/api\/v2$/, ''),
-    CROWBAR_KEY: testAdminToken,
-  });
-async function cli(args: string[]) {
-  const r = await run(args);
-  expect([r.code, r.stderr]).toEqual([0, '']);
-  return JSON.parse(r.stdout);
-}

@@ -1,115 +1,32 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type NatsServerHandle, startNatsServer } from '../infra/nats.js';
-import { natsAuthorization, natsCredentials, natsUrlFor } from '../infra/nats-auth.js';
-import { pickPort } from '../infra/ports.js';
-import { gatewayService } from '../services/gateway/service.js';
-import { Bus } from '../shared/bus/bus.js';
+import { describe, expect, it } from 'vitest';
 import { streamName } from '../shared/bus/streams.js';
-import { inventoryEvents, system } from '../shared/catalogue/index.js';
-import { createLogger } from '../shared/log.js';
-import { type HostedService, hostService } from '../shared/service/host.js';
-import { runCrowbar } from './helpers/cli.js';
-import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { system } from '../shared/catalogue/index.js';
 import { until } from './helpers/inventory.js';
-import { type Stack, startStack, testAdminToken, testReadOnlyToken } from './helpers/stack.js';
-import { type Received, signatureProblem, WebhookReceiver } from './helpers/webhook-receiver.js';
+import { testReadOnlyToken } from './helpers/stack.js';
+import { signatureProblem, type WebhookReceiver } from './helpers/webhook-receiver.js';
+import { useWebhookStack } from './helpers/webhook-stack.js';
 
 /**
  * Webhooks (issue 17) against a real stack — inventory and the gateway, on a nats-server of this file's
- * own that gives each service the user `npm start` gives it (permissions from shared/catalogue/access.ts),
- * so the webhooks' consumers run with the gateway's real permissions — and real HTTP receivers on
- * 127.0.0.1. Backoff is short here (20 ms doubling to 200 ms) and an event is dead-lettered after 4
- * attempts. The delivery log and redelivery are tested in webhooks-deliveries.test.ts.
+ * own that gives each service the user `npm start` gives it (test/helpers/webhook-stack.ts) — and real
+ * HTTP receivers on 127.0.0.1. Backoff is short here (20 ms doubling to 200 ms) and an event is
+ * dead-lettered after 4 attempts. The delivery log is tested in webhooks-deliveries.test.ts, redelivery
+ * in webhooks-redelivery.test.ts.
  */
-let t: TestEnv;
-let s: Stack;
-let dir: string;
-let nats: NatsServerHandle;
-let bus: Bus;
-const receivers: WebhookReceiver[] = [];
-const extraGateways: HostedService[] = [];
-const webhookEnv = {
-  CROWBAR_WEBHOOK_ATTEMPTS: '4',
-  CROWBAR_WEBHOOK_BACKOFF_MS: '20',
-  CROWBAR_WEBHOOK_BACKOFF_MAX_MS: '200',
-  CROWBAR_WEBHOOK_TIMEOUT_MS: '2000',
-  CROWBAR_WEBHOOK_POLL_MS: '200',
-};
-
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'crowbar-webhooks-'));
-  t = await createTestEnv();
-  const creds = natsCredentials(join(dir, 'credentials.json'));
-  nats = await startNatsServer({
-    dir: join(dir, 'nats'),
-    port: await pickPort(4680),
-    log: () => undefined,
-    authorization: natsAuthorization(creds, t.prefix),
-  });
-  t.env.NATS_URL = natsUrlFor(nats.url, 'admin', creds);
-  s = await startStack(t, ['inventory', 'gateway'], webhookEnv, (name) => ({
-    NATS_URL: natsUrlFor(nats.url, name, creds),
-  }));
-  bus = await Bus.connect({
-    url: natsUrlFor(nats.url, 'admin', creds),
-    prefix: t.prefix,
-    source: 'test',
-    log: createLogger('t', { level: 'silent' }),
-  });
-}, 120_000);
-
-afterAll(async () => {
-  for (const g of extraGateways) await g.stop();
-  await s?.stop();
-  await bus?.close();
-  for (const r of receivers) await r.close();
-  await nats?.stop();
-  await t?.cleanup().catch(() => undefined);
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
-
-/** The gateway's URL now (a restarted gateway listens on another port). */
-const api = () => `http://127.0.0.1:${s.services.get('gateway')!.detail().port}/api/v2`;
-async function call(method: string, path: string, body?: unknown, token = testAdminToken) {
-  const r = await fetch(`${api()}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
-  });
-  return { status: r.status, body: (await r.json()) as any };
-}
-const receiver = async () => {
-  const r = await WebhookReceiver.start();
-  receivers.push(r);
-  return r;
-};
-async function createHook(url: string, filter?: string): Promise<{ id: number; secret: string }> {
-  const r = await call('POST', '/webhooks', { url, ...(filter ? { filter } : {}) });
-  expect(r.status, JSON.stringify(r.body)).toBe(201);
-  expect(r.body.secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
-  return r.body;
-}
+const h = useWebhookStack(
+  {
+    CROWBAR_WEBHOOK_ATTEMPTS: '4',
+    CROWBAR_WEBHOOK_BACKOFF_MS: '20',
+    CROWBAR_WEBHOOK_BACKOFF_MAX_MS: '200',
+    CROWBAR_WEBHOOK_TIMEOUT_MS: '2000',
+    CROWBAR_WEBHOOK_POLL_MS: '200',
+  },
+  ['inventory', 'gateway'],
+);
+const { call, receiver, createHook, reasons, cli, run } = h;
 let marker = 0;
-/** Publishes a node.changed event that says `reason`, as inventory's outbox would. */
-const publish = (reason: string) =>
-  bus.publish(inventoryEvents.nodeChanged, {
-    node: { ...inventoryEvents.nodeChanged.example.node, id: 1 + (marker++ % 50) },
-    changed: ['alive'],
-    reason,
-  });
-const reasonOf = (r: Received) => (JSON.parse(r.body) as { data: { reason?: string } }).data.reason;
-/** The reasons of the accepted deliveries that start with `tag`, in arrival order. */
-const reasons = (r: WebhookReceiver, tag: string) =>
-  r
-    .accepted()
-    .map(reasonOf)
-    .filter((x): x is string => x?.startsWith(tag) ?? false);
+/** Publishes a node.changed event that says `reason`, for one of 50 nodes in turn. */
+const publish = (reason: string) => h.publish(reason, { id: 1 + (marker++ % 50) });
 const increasing = (xs: number[]) => xs.every((x, i) => i === 0 || x > xs[i - 1]!);
 
 describe('webhooks: registering', () => {
@@ -272,7 +189,7 @@ describe('webhooks: delivery', () => {
   }, async () => {
     const r = await receiver();
     const hook = await createHook(r.url, 'node.changed');
-    await bus.jsm.consumers.delete(streamName(t.prefix, 'EVENTS'), `webhook-${hook.id}`);
+    await h.bus.jsm.consumers.delete(streamName(h.t.prefix, 'EVENTS'), `webhook-${hook.id}`);
     const w = await until('the webhook is failing', async () => {
       const x = (await call('GET', `/webhooks/${hook.id}`)).body;
       return x.state === 'failing' ? x : null;
@@ -297,7 +214,7 @@ describe('webhooks: delivery', () => {
     expect(deleted.body).toMatchObject({ id: hook.id, url: r.url });
     expect((await call('GET', `/webhooks/${hook.id}`)).status).toBe(404);
     await expect(
-      bus.jsm.consumers.info(streamName(t.prefix, 'EVENTS'), `webhook-${hook.id}`),
+      h.bus.jsm.consumers.info(streamName(h.t.prefix, 'EVENTS'), `webhook-${hook.id}`),
     ).rejects.toThrow(/not found/i);
     // A later event reaches a live webhook, never the deleted one.
     const live = await receiver();
@@ -313,17 +230,7 @@ describe('webhooks: gateways', () => {
   it('two gateways deliver each event once, in order; one stopping mid-stream loses nothing', {
     timeout: 90_000,
   }, async () => {
-    const second = await hostService(gatewayService, {
-      env: {
-        ...t.env,
-        ...webhookEnv,
-        NATS_URL: natsUrlFor(nats.url, 'gateway', natsCredentials(join(dir, 'credentials.json'))),
-        CROWBAR_HTTP_HOST: '127.0.0.1',
-        CROWBAR_HTTP_PORT: '0',
-        CROWBAR_ADMIN_TOKEN: testAdminToken,
-      },
-    });
-    extraGateways.push(second);
+    const second = await h.extraGateway();
     const r = await receiver();
     // Some work per delivery, so the stop lands while deliveries are still to come.
     r.delayMs = 20;
@@ -348,12 +255,12 @@ describe('webhooks: gateways', () => {
     const hook = await createHook(r.url, 'node.changed');
     for (let i = 0; i < 30; i++) await publish(`restart-${i}`);
     await until('some delivered', () => reasons(r, 'restart-').length >= 5);
-    await s.stopService('gateway');
+    await h.stack.stopService('gateway');
     const atStop = r.got.length;
     expect(atStop).toBeLessThan(30);
     for (let i = 30; i < 60; i++) await publish(`restart-${i}`);
     expect(r.got.length).toBe(atStop);
-    await s.startService('gateway');
+    await h.stack.startService('gateway');
     await until('all sixty delivered', () => reasons(r, 'restart-').length === 60, 30_000);
     expect(reasons(r, 'restart-')).toEqual(Array.from({ length: 60 }, (_, i) => `restart-${i}`));
     expect(new Set(r.got.map((x) => x.seq)).size).toBe(r.got.length);
@@ -367,7 +274,7 @@ describe('webhooks: gateways', () => {
     const list = await cli(['webhooks', 'list', '--format', 'json']);
     expect(list.webhooks.map((w: { id: number }) => w.id)).toContain(created.id);
     expect(list.webhooks.every((w: object) => !('secret' in w))).toBe(true);
-    await bus.publish(system.serviceStarted, system.serviceStarted.example);
+    await h.bus.publish(system.serviceStarted, system.serviceStarted.example);
     await until('delivered', () => r.accepted().length === 1);
     const shown = await cli(['webhooks', 'show', String(created.id), '--format', 'json']);
     expect(shown).toMatchObject({ id: created.id, state: 'active', filter: 'service.*' });
@@ -383,20 +290,6 @@ describe('webhooks: gateways', () => {
   });
 
   it('ran with the NATS permissions npm start gives the gateway: nothing refused', () => {
-    const log = readFileSync(join(dir, 'nats', 'nats-server.log'), 'utf8');
-    expect(log.match(/(Publish|Subscription) Violation[^\n]*/g) ?? []).toEqual([]);
+    expect(h.natsViolations()).toEqual([]);
   });
 });
-
-const run = (args: string[]) =>
-  runCrowbar(args, {
-    HOME: dir,
-    CROWBAR_CONFIG: join(dir, 'cli.json'),
-    CROWBAR_ENDPOINT: api().replace(/\/api\/v2$/, ''),
-    CROWBAR_KEY: testAdminToken,
-  });
-async function cli(args: string[]) {
-  const r = await run(args);
-  expect([r.code, r.stderr]).toEqual([0, '']);
-  return JSON.parse(r.stdout);
-}

@@ -44,7 +44,7 @@ const deliveryRef = (raw: string) => {
 
 /**
  * `crowbar webhooks list|create <url> [--filter …]|show <id>|destroy <id>|resume <id>|deliveries <id>
- * [--status …]|redeliver <id> <delivery>`.
+ * [--status …]|redeliver <id> <delivery>|redeliver <id> --all-dead`.
  */
 export function addWebhookCommands(program: Command, deps: WebhookCommandDeps): void {
   const g = program
@@ -108,17 +108,48 @@ export function addWebhookCommands(program: Command, deps: WebhookCommandDeps): 
       deps.print(cmd, { deliveries: r.deliveries.map(projectDelivery) }, 'deliveries');
       if (r.next) deps.stderr.write(`More: --cursor ${r.next}\n`);
     });
-  g.command('redeliver <id> <delivery>')
-    .description('send a logged event again with the same webhook-id (dead-lettered ones too)')
-    .action(async (raw: string, delivery: string, _o: unknown, cmd: Command) => {
+  g.command('redeliver <id> [delivery]')
+    .description(
+      'send a logged event again with the same webhook-id (dead-lettered ones too); --all-dead: every dead-lettered one, in event order',
+    )
+    .option('--all-dead', "every dead-lettered event in the webhook's log, oldest first")
+    .action(async (raw: string, delivery: string | undefined, o: { allDead?: boolean }, cmd: Command) => {
+      if ((delivery === undefined) === !o.allDead)
+        throw new CliError(
+          delivery === undefined
+            ? 'give the delivery to send again, or --all-dead for every dead-lettered one'
+            : 'give a delivery or --all-dead, not both',
+          exitCodes.usage,
+        );
+      const table = deps.format(cmd) === 'table';
+      if (o.allDead) {
+        const r = await deps
+          .client(cmd)
+          .call<{ queued: number; deliveries: string[]; missing: string[]; inFlight: string[] }>(
+            'POST',
+            `/webhooks/${id(raw)}/deliveries/redeliver?status=dead-lettered`,
+          );
+        // The table lists the delivery ids in a cell each (cut at 100 characters; --format json has all).
+        const list = (ids: string[]) => ids.join(', ');
+        deps.print(
+          cmd,
+          table
+            ? { ...r, deliveries: list(r.deliveries), missing: list(r.missing), inFlight: list(r.inFlight) }
+            : r,
+        );
+        if (table)
+          deps.stderr.write(
+            `${r.queued} dead-lettered event(s) queued, sent one after the other; their attempts show in the log.\n`,
+          );
+        return;
+      }
       const r = await deps
         .client(cmd)
         .call<Record<string, unknown>>(
           'POST',
-          `/webhooks/${id(raw)}/deliveries/${encodeURIComponent(deliveryRef(delivery))}/redeliver`,
+          `/webhooks/${id(raw)}/deliveries/${encodeURIComponent(deliveryRef(delivery!))}/redeliver`,
         );
-      deps.print(cmd, deps.format(cmd) === 'table' ? projectDelivery(r) : r);
-      if (deps.format(cmd) === 'table')
-        deps.stderr.write('Redelivery accepted; its attempts show in the log.\n');
+      deps.print(cmd, table ? projectDelivery(r) : r);
+      if (table) deps.stderr.write('Redelivery accepted; its attempts show in the log.\n');
     });
 }

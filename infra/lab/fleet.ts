@@ -9,6 +9,7 @@ import {
   labNames,
   parseLabCidr,
   removePort,
+  sweepDeadLabs,
   sweepLab,
 } from './network.js';
 import { createLabNode, type LabNode } from './node.js';
@@ -70,7 +71,7 @@ export async function createLab(opts: LabOptions): Promise<Lab> {
   if (!address || !prefixText)
     throw new Error(`lab address ${opts.address} needs a prefix: 198.18.124.10/22`);
   const { prefix } = parseLabCidr(networkCidr(opts.address));
-  for (const note of await sweepLab(opts.name)) log(note);
+  for (const note of [...(await sweepDeadLabs()), ...(await sweepLab(opts.name))]) log(note);
   await rm(join(opts.dir, 'nodes'), { recursive: true, force: true });
   await mkdir(join(opts.dir, 'nodes'), { recursive: true });
   const bridge = await createBridge(opts.name, address, prefix);

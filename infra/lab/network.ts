@@ -95,6 +95,21 @@ export async function sweepLab(lab: string): Promise<string[]> {
   return notes;
 }
 
+/**
+ * Sweeps every lab whose owner is gone, whatever its name: a lab (or a test's lab, named at random)
+ * killed outright otherwise keeps its bridge's address, and the next lab on that subnet is refused.
+ */
+export async function sweepDeadLabs(): Promise<string[]> {
+  const links = JSON.parse(await run(['ip', '-j', 'link', 'show'])) as LinkInfo[];
+  const notes: string[] = [];
+  for (const l of links) {
+    const lab = /^cblab-([a-z0-9]{1,6})$/.exec(l.ifname)?.[1];
+    const owner = /owner=(\d+:\d+)/.exec(l.ifalias ?? '')?.[1];
+    if (lab && owner && !stillRuns(owner)) notes.push(...(await sweepLab(lab)));
+  }
+  return notes;
+}
+
 export interface LabBridge {
   name: string;
   address: string;

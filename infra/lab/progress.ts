@@ -48,20 +48,39 @@ export interface NodeStatus {
 const discoveryRole = 'crowbar-managed-node';
 const installRole = 'provisioner-os-install';
 
+/** Every row of a paged list (`limit` 1000 a page, following `next`): a 200-node fleet has thousands. */
+async function allPages(api: Api, path: string, key: string): Promise<unknown[]> {
+  const rows: unknown[] = [];
+  let cursor: string | null = null;
+  for (let page = 0; page < 1000; page++) {
+    const r = await api.call(
+      'GET',
+      `${path}?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+    );
+    if (r.status !== 200) throw new Error(`the API answered ${r.status} to GET ${path}`);
+    const body = r.body as Record<string, unknown> & { next?: string | null };
+    rows.push(...((body[key] as unknown[]) ?? []));
+    cursor = body.next ?? null;
+    if (!cursor) return rows;
+  }
+  throw new Error(`GET ${path}: more than 1000 pages`);
+}
+
 /**
  * Where each lab node is, from the operator API only (as an operator would see it): registered (a node
  * named after its MAC), discovered (its discovery roles ACTIVE: crowbar-managed-node, the top of the
  * discovery graph), installed (bootenv local, alive, its install noderole ACTIVE).
  */
 export async function fleetStatus(api: Api, lab: Lab): Promise<NodeStatus[]> {
-  const [nodes, noderoles] = await Promise.all([api.call('GET', '/nodes'), api.call('GET', '/node_roles')]);
-  if (nodes.status !== 200 || noderoles.status !== 200)
-    throw new Error(`the API answered ${nodes.status} / ${noderoles.status}`);
+  const [nodes, noderoles] = await Promise.all([
+    allPages(api, '/nodes', 'nodes'),
+    allPages(api, '/node_roles', 'noderoles'),
+  ]);
   const byPrefix = new Map<
     string,
     { id: number; name: string; alive: boolean; available: boolean; bootenv: string }
   >();
-  for (const n of (nodes.body as { nodes: unknown[] }).nodes as {
+  for (const n of nodes as {
     id: number;
     name: string;
     alive: boolean;
@@ -72,7 +91,7 @@ export async function fleetStatus(api: Api, lab: Lab): Promise<NodeStatus[]> {
   const active = new Map<string, Set<string>>();
   const bound = new Map<string, Set<string>>();
   const waiting = new Map<string, string[]>();
-  for (const r of (noderoles.body as { noderoles: unknown[] }).noderoles as {
+  for (const r of noderoles as {
     node: string;
     role: string;
     state: string;

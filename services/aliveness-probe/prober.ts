@@ -8,6 +8,7 @@ import { reportFor } from './domain/hysteresis.js';
 import { type PipelineOptions, type ProbeOutcome, probeNodes } from './probes/pipeline.js';
 import { reasonPrefix } from './projection.js';
 import type { ProjectedNode, Store } from './store.js';
+import { SweepLock } from './sweep-lock.js';
 
 export interface ProberOptions {
   intervalMs: number;
@@ -25,6 +26,15 @@ export interface ProberOptions {
   faults?: Faults;
 }
 
+interface ProberDeps {
+  bus: Bus;
+  store: Store;
+  database: Database;
+  log: Logger;
+  clock: Clock;
+  options: ProberOptions;
+}
+
 export interface Prober {
   /** Probes one node now (on-demand RPC); the result also feeds its hysteresis. */
   probeOne(node: ProjectedNode): Promise<ProbeOutcome & { verdict: ProjectedNode['verdict'] }>;
@@ -32,53 +42,167 @@ export interface Prober {
   stop(): Promise<void>;
 }
 
-const leaderKey = 'crowbar-aliveness-probe-sweeper';
+/** A node whose verdict is reported to inventory: available machines, not phantoms or the admin node. */
+const reporting = (n: ProjectedNode) => n.available && !n.system;
 
 /**
- * The periodic sweep: only one instance sweeps at a time (a PostgreSQL advisory lock held for the life
- * of a connection), every node is probed each interval, each result steps that node's hysteresis, and a
- * decided verdict that disagrees with inventory is reported through `node.set_alive`.
+ * On-demand probes arriving together (many runs ending at once) share one probe batch, so one fping
+ * process serves them all rather than one per request.
  */
-export function startProber(deps: {
-  bus: Bus;
-  store: Store;
-  database: Database;
-  log: Logger;
-  clock: Clock;
-  options: ProberOptions;
-}): Prober {
-  const { bus, store, log, clock, options } = deps;
-  const faults = options.faults ?? noFaults;
-  const stats = { sweeps: 0, lastSweepMs: 0, reports: 0, reportFailures: 0, leader: false };
-  let stopped = false;
-  let wake: (() => void) | null = null;
+class OnDemandBatch {
+  #waiting: { node: ProjectedNode; resolve(o: ProbeOutcome): void; reject(e: unknown): void }[] = [];
 
-  const reporting = (n: ProjectedNode) => n.available && !n.system;
+  constructor(
+    private readonly store: Store,
+    private readonly pipeline: PipelineOptions,
+  ) {}
 
-  const report = async (node: ProjectedNode, alive: boolean, reason: string) => {
-    try {
-      const r = await bus.request(
-        inventoryRpcs.setAlive,
-        { node: node.id, alive, reason: `${reasonPrefix}${reason}`.slice(0, 500) },
-        { timeoutMs: 5000 },
-      );
-      stats.reports++;
-      await store.setProjectedAlive(node.id, r.node.alive);
-      log.info(
-        { node: node.id, name: node.name, alive, reason, changed: r.changed },
-        'aliveness reported to inventory',
-      );
-    } catch (err) {
-      // Level-triggered: the next sweep sees the same disagreement and tries again.
-      stats.reportFailures++;
-      log.warn(
-        { node: node.id, alive, reason, err: (err as Error).message },
-        'aliveness report failed; will retry',
-      );
-    }
+  probe(node: ProjectedNode): Promise<ProbeOutcome> {
+    return new Promise((resolve, reject) => {
+      if (this.#waiting.length === 0) setTimeout(() => this.#flush(), 20);
+      this.#waiting.push({ node, resolve, reject });
+    });
+  }
+
+  #flush(): void {
+    const waiters = this.#waiting;
+    this.#waiting = [];
+    probeNodes(this.store.targets(waiters.map((w) => w.node)), this.pipeline).then(
+      (outs) => {
+        for (const [i, w] of waiters.entries()) {
+          const o = outs[i];
+          if (o) w.resolve(o);
+          else w.reject(new Error('probe produced no outcome'));
+        }
+      },
+      (err: unknown) => {
+        for (const w of waiters) w.reject(err);
+      },
+    );
+  }
+}
+
+/**
+ * The periodic sweep: only one instance sweeps at a time (`SweepLock`), every node is probed each
+ * interval, each result steps that node's hysteresis, and a decided verdict that disagrees with
+ * inventory is reported through `node.set_alive`.
+ */
+class SweepingProber implements Prober {
+  readonly stats = {
+    sweeps: 0,
+    lastSweepMs: 0,
+    reports: 0,
+    reportFailures: 0,
+    leader: false,
+    /** What the sweep loop is doing, and since when (health, and a stop that takes long). */
+    phase: 'start',
+    phaseSince: new Date().toISOString(),
   };
+  readonly #faults: Faults;
+  readonly #lock: SweepLock;
+  readonly #onDemand: OnDemandBatch;
+  /**
+   * Sweep number of each node's last passed SSH login. In memory: a new sweeping instance simply logs
+   * in to everything on its first sweep.
+   */
+  readonly #lastSsh = new Map<number, number>();
+  #stopped = false;
+  #wake: (() => void) | null = null;
+  readonly #loop: Promise<void>;
 
-  const handle = async (o: ProbeOutcome, trigger: ProbeRecord['trigger']) => {
+  constructor(private readonly deps: ProberDeps) {
+    this.#faults = deps.options.faults ?? noFaults;
+    this.#lock = new SweepLock(deps.database, deps.log, deps.options.leaderTimeoutMs);
+    this.#onDemand = new OnDemandBatch(deps.store, deps.options.pipeline);
+    this.#loop = this.#run();
+  }
+
+  async probeOne(node: ProjectedNode) {
+    const o = await this.#onDemand.probe(node);
+    const state = await this.#apply(o, 'on-demand');
+    return { ...o, verdict: state?.verdict ?? node.verdict };
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#wake?.();
+    await this.#loop;
+    await this.#lock.release();
+  }
+
+  #enter(phase: string): void {
+    this.stats.phase = phase;
+    this.stats.phaseSince = new Date().toISOString();
+  }
+
+  async #run(): Promise<void> {
+    const { log, options } = this.deps;
+    while (!this.#stopped) {
+      const started = performance.now();
+      try {
+        this.#enter('checking leadership');
+        const leading = await this.#lock.tryTake();
+        this.stats.leader = leading;
+        if (leading) await this.#sweep();
+      } catch (err) {
+        log.warn({ err }, 'probe sweep failed');
+      }
+      // Stopped during the sweep: its wake-up came before there was a wait to end.
+      if (this.#stopped) break;
+      this.#enter('waiting');
+      await this.#nap(Math.max(50, options.intervalMs - (performance.now() - started)));
+    }
+  }
+
+  #nap(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.#wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    }).finally(() => {
+      this.#wake = null;
+    });
+  }
+
+  #sshDue(n: ProjectedNode): boolean {
+    const every = this.deps.options.sshEvery;
+    const last = this.#lastSsh.get(n.id) ?? Number.NEGATIVE_INFINITY;
+    return every <= 1 || n.verdict !== 'alive' || this.stats.sweeps - last >= every;
+  }
+
+  async #sweep(): Promise<void> {
+    const { store, log, options } = this.deps;
+    await this.#faults.at('prober-lock');
+    const t0 = performance.now();
+    // System nodes (phantoms and the admin node) are not machines the probe judges: nothing to probe.
+    this.#enter('listing nodes');
+    const list = (await store.listNodes()).filter((n) => !n.system);
+    const due = new Map(list.map((n) => [n.id, this.#sshDue(n)]));
+    const targets = store.targets(list).map((t) => ({ ...t, sshDue: due.get(t.nodeId) ?? true }));
+    this.#enter(`probing ${targets.length} nodes`);
+    const outcomes = await probeNodes(targets, options.pipeline);
+    this.#enter('checking the lock');
+    // A leader that was away (stopped) while another took over must not apply a sweep it began before.
+    if (!(await this.#lock.stillHeld())) {
+      log.warn({ nodes: outcomes.length }, 'sweep abandoned: this instance no longer holds the sweep lock');
+      return;
+    }
+    for (const o of outcomes) if (o.ssh) this.#lastSsh.set(o.nodeId, this.stats.sweeps);
+    // A few at a time: each is one short transaction.
+    this.#enter('applying outcomes');
+    for (let i = 0; i < outcomes.length; i += 8) {
+      await Promise.all(outcomes.slice(i, i + 8).map((o) => this.#apply(o, 'periodic')));
+    }
+    this.stats.sweeps++;
+    this.stats.lastSweepMs = Math.round(performance.now() - t0);
+    if (this.stats.sweeps % 20 === 0) await store.pruneHistory(options.historyKeep);
+  }
+
+  /** Steps the node's hysteresis with one outcome; reports a decided verdict inventory does not have. */
+  async #apply(o: ProbeOutcome, trigger: ProbeRecord['trigger']) {
+    const { store, log, clock, options } = this.deps;
     const now = clock.now();
     const applied = await store.applyOutcome(o, {
       trigger,
@@ -104,159 +228,35 @@ export function startProber(deps: {
       );
     }
     const want = reportFor({ ...node, verdict: state.verdict, now });
-    if (want !== null) await report(node, want, state.reason);
+    if (want !== null) await this.#report(node, want, state.reason);
     return state;
-  };
+  }
 
-  // Sweep number of each node's last passed SSH login. In memory: a new sweeping instance simply logs
-  // in to everything on its first sweep.
-  const lastSsh = new Map<number, number>();
-  const sshDue = (n: ProjectedNode) =>
-    options.sshEvery <= 1 ||
-    n.verdict !== 'alive' ||
-    stats.sweeps - (lastSsh.get(n.id) ?? Number.NEGATIVE_INFINITY) >= options.sshEvery;
-
-  const sweep = async () => {
-    await faults.at('prober-lock');
-    const t0 = performance.now();
-    // System nodes (phantoms and the admin node) are not machines the probe judges: nothing to probe.
-    const list = (await store.listNodes()).filter((n) => !n.system);
-    const due = new Map(list.map((n) => [n.id, sshDue(n)]));
-    const targets = store.targets(list).map((t) => ({ ...t, sshDue: due.get(t.nodeId) ?? true }));
-    const outcomes = await probeNodes(targets, options.pipeline);
-    // A leader that was away (stopped) while another took over must not apply a sweep it began before.
-    if (!(await stillLeading())) {
-      log.warn({ nodes: outcomes.length }, 'sweep abandoned: this instance no longer holds the sweep lock');
-      return;
-    }
-    for (const o of outcomes) if (o.ssh) lastSsh.set(o.nodeId, stats.sweeps);
-    // A few at a time: each is one short transaction.
-    for (let i = 0; i < outcomes.length; i += 8) {
-      await Promise.all(outcomes.slice(i, i + 8).map((o) => handle(o, 'periodic')));
-    }
-    stats.sweeps++;
-    stats.lastSweepMs = Math.round(performance.now() - t0);
-    if (stats.sweeps % 20 === 0) await store.pruneHistory(options.historyKeep);
-  };
-
-  // On-demand probes arriving together (many runs ending at once) share one probe batch, so one fping
-  // process serves them all rather than one per request.
-  type Waiter = { node: ProjectedNode; resolve(o: ProbeOutcome): void; reject(e: unknown): void };
-  let batch: Waiter[] = [];
-  const flushBatch = () => {
-    const waiters = batch;
-    batch = [];
-    probeNodes(store.targets(waiters.map((w) => w.node)), options.pipeline).then(
-      (outs) => {
-        for (const [i, w] of waiters.entries()) {
-          const o = outs[i];
-          if (o) w.resolve(o);
-          else w.reject(new Error('probe produced no outcome'));
-        }
-      },
-      (err: unknown) => {
-        for (const w of waiters) w.reject(err);
-      },
-    );
-  };
-  const onDemand = (node: ProjectedNode) =>
-    new Promise<ProbeOutcome>((resolve, reject) => {
-      if (batch.length === 0) setTimeout(flushBatch, 20);
-      batch.push({ node, resolve, reject });
-    });
-
-  let lockClient: import('pg').PoolClient | null = null;
-  /** The lock went with its session; `stats.leader` is put right (and logged) by the next check. */
-  const dropLock = (err: unknown) => {
-    if (stats.leader && lockClient)
-      log.warn({ err: (err as Error).message }, 'sweep lock lost with its connection');
-    lockClient?.release(true);
-    lockClient = null;
-  };
-  const lockConnection = async () => {
-    const c = await deps.database.pool.connect();
-    c.on('error', () => undefined);
-    // PostgreSQL ends this session (and so frees the lock) once it has been silent this long.
-    await c
-      .query(`set idle_session_timeout = ${Math.floor(options.leaderTimeoutMs)}`)
-      .catch((err: unknown) =>
-        log.warn(
-          { err: (err as Error).message },
-          'no idle_session_timeout (PostgreSQL < 14): a stopped leader keeps the lock',
-        ),
+  async #report(node: ProjectedNode, alive: boolean, reason: string): Promise<void> {
+    const { bus, store, log } = this.deps;
+    try {
+      const r = await bus.request(
+        inventoryRpcs.setAlive,
+        { node: node.id, alive, reason: `${reasonPrefix}${reason}`.slice(0, 500) },
+        { timeoutMs: 5000 },
       );
-    return c;
-  };
-  /** True while the lock's session lives: a session lock is held exactly as long as its session. */
-  const stillLeading = async () => {
-    if (!lockClient || !stats.leader) return false;
-    try {
-      await lockClient.query('select 1');
-      return true;
+      this.stats.reports++;
+      await store.setProjectedAlive(node.id, r.node.alive);
+      log.info(
+        { node: node.id, name: node.name, alive, reason, changed: r.changed },
+        'aliveness reported to inventory',
+      );
     } catch (err) {
-      dropLock(err);
-      return false;
+      // Level-triggered: the next sweep sees the same disagreement and tries again.
+      this.stats.reportFailures++;
+      log.warn(
+        { node: node.id, alive, reason, err: (err as Error).message },
+        'aliveness report failed; will retry',
+      );
     }
-  };
-  const heartbeat = setInterval(
-    () => void stillLeading(),
-    Math.max(100, Math.floor(options.leaderTimeoutMs / 3)),
-  );
-  const isLeader = async () => {
-    try {
-      lockClient ??= await lockConnection();
-      const r = await lockClient.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtext($1)) as ok', [
-        leaderKey,
-      ]);
-      const ok = r.rows[0]?.ok === true;
-      if (ok !== stats.leader)
-        log.info({ leader: ok }, ok ? 'this instance sweeps' : 'another instance sweeps');
-      stats.leader = ok;
-      return ok;
-    } catch (err) {
-      dropLock(err);
-      stats.leader = false;
-      log.warn({ err: (err as Error).message }, 'cannot check sweep leadership');
-      return false;
-    }
-  };
+  }
+}
 
-  const loop = (async () => {
-    while (!stopped) {
-      const started = performance.now();
-      try {
-        if (await isLeader()) await sweep();
-      } catch (err) {
-        log.warn({ err }, 'probe sweep failed');
-      }
-      const wait = Math.max(50, options.intervalMs - (performance.now() - started));
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, wait);
-        wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      wake = null;
-    }
-  })();
-
-  return {
-    stats,
-    async probeOne(node) {
-      const o = await onDemand(node);
-      const state = await handle(o, 'on-demand');
-      return { ...o, verdict: state?.verdict ?? node.verdict };
-    },
-    async stop() {
-      stopped = true;
-      clearInterval(heartbeat);
-      wake?.();
-      await loop;
-      if (lockClient) {
-        await lockClient.query('select pg_advisory_unlock_all()').catch(() => undefined);
-        lockClient.release();
-      }
-    },
-  };
+export function startProber(deps: ProberDeps): Prober {
+  return new SweepingProber(deps);
 }

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import ssh2 from 'ssh2';
 import { z } from 'zod';
 import { alivenessMessages } from '../../shared/catalogue/index.js';
 import { ConfigError, intFromEnv } from '../../shared/config.js';
@@ -8,6 +7,7 @@ import { startOutboxRelay } from '../../shared/db/outbox.js';
 import { NotFoundError } from '../../shared/errors.js';
 import { createFaults } from '../../shared/fault.js';
 import type { ServiceDef } from '../../shared/service/host.js';
+import { isUsablePrivateKey } from '../../shared/ssh/index.js';
 import { outbox } from './db/schema.js';
 import { startProber } from './prober.js';
 import { checkFping } from './probes/icmp.js';
@@ -52,8 +52,7 @@ function loadClusterKey(path: string | undefined): string | null {
       `CROWBAR_SSH_KEY cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}): ${path}`,
     ]);
   }
-  const parsed = ssh2.utils.parseKey(text);
-  if (parsed instanceof Error || Array.isArray(parsed) || !parsed.isPrivateKey()) {
+  if (!isUsablePrivateKey(text)) {
     throw new ConfigError([`CROWBAR_SSH_KEY is not an unencrypted OpenSSH private key: ${path}`]);
   }
   return text;

@@ -1,7 +1,8 @@
 import type { Bus } from '../../shared/bus/bus.js';
 import { type ConsumerHandle, consume } from '../../shared/bus/consume.js';
-import { annealerMessages, inventoryEvents } from '../../shared/catalogue/index.js';
+import { annealerMessages, consumers, inventoryEvents, system } from '../../shared/catalogue/index.js';
 import type { Logger } from '../../shared/log.js';
+import { runOfJigJob } from './dispatch.js';
 import type { Scheduler } from './scheduler.js';
 
 /**
@@ -98,6 +99,21 @@ export function startConsumers(deps: {
         [inventoryEvents.deploymentCommitted, kickOn],
         [inventoryEvents.deploymentProposed, kickOn],
         [inventoryEvents.deploymentDeleted, kickOn],
+      ],
+    }),
+    // A jig job the runners gave up on (dead-lettered) never brings a result: its run fails now, with
+    // the runners' reason, rather than holding a slot of the cap until its deadline.
+    consume(bus, {
+      decl: consumers.events('annealer-dead-letters', 5),
+      log,
+      handlers: [
+        [
+          system.messageDeadLettered,
+          async (m) => {
+            const run = m.stream === 'JIG' ? runOfJigJob(m.messageId) : null;
+            if (run !== null && (await scheduler.abandoned(run, m.reason))) kick();
+          },
+        ],
       ],
     }),
   ]);

@@ -3,11 +3,11 @@ import { createBatcher } from '../../shared/batcher.js';
 import type { Bus } from '../../shared/bus/bus.js';
 import { annealerMessages } from '../../shared/catalogue/index.js';
 import type { Db } from '../../shared/db/database.js';
-import { enqueueOutbox, type OutboxEntry } from '../../shared/db/outbox.js';
+import type { OutboxEntry } from '../../shared/db/outbox.js';
 import type { Logger } from '../../shared/log.js';
 import * as store from './db/store.js';
 import type { Finished, InventoryClient } from './inventory.js';
-import { type AnnealerOutbox, outboxEntry } from './outbox.js';
+import { type AnnealerOutbox, outboxEntry, writeWithEntries } from './outbox.js';
 
 /** What a runner sends when its run ends. */
 export type RunResult = z.infer<typeof annealerMessages.runFinished.schema>;
@@ -24,20 +24,8 @@ const outcomeOf = (res: Applied): RunOutcome =>
 /** Results are kept with their run at most this long (the tail of the runlog, which is what is read). */
 const keptRunlogChars = 65_536;
 
-/**
- * Applying results: a result counts only with the run's current token and from its newest attempt; it is
- * kept with the run first (so a result inventory could not take yet is applied later, not lost), then
- * reported to inventory, and the run is closed with its `run.finished` event in one transaction.
- */
-export function createResults(deps: {
-  db: Db;
-  bus: Bus;
-  log: Logger;
-  inventory: InventoryClient;
-  outbox: AnnealerOutbox;
-}) {
-  const { db, bus, log, inventory, outbox } = deps;
-  // Results arrive at the rate runs end: the runs table's reads and writes go a batch per statement.
+/** Results arrive at the rate runs end: the runs table's reads and writes go a batch per statement. */
+function runBatchers(db: Db, outbox: AnnealerOutbox) {
   const lookupRun = createBatcher({
     maxBatch: 128,
     maxInFlight: 2,
@@ -55,21 +43,45 @@ export function createResults(deps: {
   const close = createBatcher({
     maxBatch: 128,
     maxInFlight: 2,
-    send: async (rs: { id: number; state: 'done' | 'failed'; reason: string; event: OutboxEntry }[]) => {
-      // `run.finished` is committed with the close, so it is published once a run is closed, crash or not.
-      const ids = await db.transaction(async (tx) => {
-        const closed = await store.closeRuns(tx, rs);
-        await enqueueOutbox(
-          tx,
-          outbox.table,
-          rs.filter((r) => closed.has(r.id)).map((r) => r.event),
-        );
-        return closed;
-      });
-      if (ids.size > 0) outbox.flush();
-      return rs.map((r) => ids.has(r.id));
-    },
+    // `run.finished` is committed with the close, so it is published once a run is closed, crash or not.
+    send: (rs: { id: number; state: 'done' | 'failed'; reason: string; event: OutboxEntry }[]) =>
+      writeWithEntries(db, outbox, rs, store.closeRuns, (r) => r.event),
   });
+  return { lookupRun, keepOutcome, close };
+}
+
+/** The `run.finished` event of a run, committed with its close. */
+function finishedEvent(bus: Bus, run: store.RunRow, outcome: RunOutcome): OutboxEntry {
+  const started = run.dispatchedAt ?? run.createdAt;
+  return outboxEntry(
+    bus,
+    annealerMessages.runFinishedEvent,
+    {
+      runId: run.id,
+      noderoleId: run.noderoleId,
+      node: String(run.nodeId),
+      role: run.role ?? '',
+      outcome,
+      durationMs: Math.max(0, Date.now() - new Date(started).getTime()),
+    },
+    `run-finished:${run.id}`,
+  );
+}
+
+/**
+ * Applying results: a result counts only with the run's current token and from its newest attempt; it is
+ * kept with the run first (so a result inventory could not take yet is applied later, not lost), then
+ * reported to inventory, and the run is closed with its `run.finished` event in one transaction.
+ */
+export function createResults(deps: {
+  db: Db;
+  bus: Bus;
+  log: Logger;
+  inventory: InventoryClient;
+  outbox: AnnealerOutbox;
+}) {
+  const { db, bus, log, inventory } = deps;
+  const { lookupRun, keepOutcome, close } = runBatchers(db, deps.outbox);
 
   /** Tells inventory how the run ended (fenced by the token), then closes the run. */
   async function report(run: store.RunRow, result: Report, how: 'ran' | 'skipped' = 'ran') {
@@ -82,25 +94,12 @@ export function createResults(deps: {
       requeue: result.requeue ?? false,
     });
     const outcome: RunOutcome = how === 'skipped' ? 'skipped' : outcomeOf(res);
-    const started = run.dispatchedAt ?? run.createdAt;
     await close({
       id: run.id,
       state: result.ok ? 'done' : 'failed',
       // The run list shows a skipped jig's reason (e.g. a destructive role that already ran).
       reason: !res.applied ? `stale (${res.state})` : how === 'skipped' ? result.runlog : res.state,
-      event: outboxEntry(
-        bus,
-        annealerMessages.runFinishedEvent,
-        {
-          runId: run.id,
-          noderoleId: run.noderoleId,
-          node: String(run.nodeId),
-          role: run.role ?? '',
-          outcome,
-          durationMs: Math.max(0, Date.now() - new Date(started).getTime()),
-        },
-        `run-finished:${run.id}`,
-      ),
+      event: finishedEvent(bus, run, outcome),
     });
     log.info({ run: run.id, noderole: run.noderoleId, outcome, applied: res.applied }, 'run finished');
   }
@@ -146,6 +145,19 @@ export function createResults(deps: {
     };
   }
 
-  return { report, finished, begin };
+  /** A job the runners gave up on: its run, if still running, fails with their reason. */
+  async function abandoned(runId: number, reason: string): Promise<boolean> {
+    const run = await lookupRun(runId);
+    if (run?.state !== 'running') return false;
+    log.warn({ run: runId, noderole: run.noderoleId, reason }, 'jig job dead-lettered; failing its run');
+    await report(run, {
+      ok: false,
+      wall: null,
+      runlog: `the jig runners gave up on run ${runId} (${reason}); it may not have run`,
+    });
+    return true;
+  }
+
+  return { report, finished, begin, abandoned };
 }
 export type Results = ReturnType<typeof createResults>;

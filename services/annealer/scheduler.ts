@@ -42,10 +42,11 @@ export function createScheduler(deps: {
   });
 
   return {
-    pass: dispatcher.pass,
-    idle: dispatcher.idle,
+    pass: () => dispatcher.pass(),
+    idle: (stop?: boolean) => dispatcher.idle(stop),
     finished: results.finished,
     begin: results.begin,
+    abandoned: results.abandoned,
 
     /** Queues a high-lane re-run of an ACTIVE noderole. */
     async enqueue(noderoleId: number, reason: string) {

@@ -37,6 +37,10 @@ function passLoop(scheduler: Scheduler, log: Logger) {
   let stopped = false;
   let running: Promise<void> | null = null;
   let again = false;
+  // What health shows: since when the pass under way runs, and how many ended and failed.
+  let since: number | null = null;
+  let passes = 0;
+  let failures = 0;
   const kick = () => {
     if (stopped) return;
     if (running) {
@@ -46,11 +50,15 @@ function passLoop(scheduler: Scheduler, log: Logger) {
     running = (async () => {
       do {
         again = false;
+        since = Date.now();
         try {
           await scheduler.pass();
         } catch (err) {
+          failures++;
           log.warn({ err }, 'anneal pass failed; will retry');
         }
+        passes++;
+        since = null;
       } while (again && !stopped);
     })().finally(() => {
       running = null;
@@ -62,6 +70,7 @@ function passLoop(scheduler: Scheduler, log: Logger) {
     stop: () => {
       stopped = true;
     },
+    detail: () => ({ passes, failures, passRunningMs: since === null ? null : Date.now() - since }),
     /** Resolves when the pass under way (if any) has ended. */
     idle: async () => {
       await running;
@@ -120,7 +129,11 @@ export const annealerService: ServiceDef<typeof annealerConfig> = {
     loop.kick();
 
     return {
-      detail: () => ({ cap: config.CROWBAR_ANNEAL_CAP }),
+      detail: () => ({
+        cap: config.CROWBAR_ANNEAL_CAP,
+        ...loop.detail(),
+        consumers: consumers.map((c) => ({ ...c.stats })),
+      }),
       async stop() {
         loop.stop();
         clearInterval(passTimer);

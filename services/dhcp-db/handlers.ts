@@ -1,5 +1,6 @@
 import type { Bus } from '../../shared/bus/bus.js';
 import { consume } from '../../shared/bus/consume.js';
+import { causedBy, type Envelope } from '../../shared/bus/envelope.js';
 import {
   type AllocationSummary,
   consumers,
@@ -58,11 +59,15 @@ export async function startConsumers(bus: Bus, projection: Projection, log: Logg
       [ipamMessages.allocationDeleted, allocation(true)],
     ],
   });
-  const network = async (d: { network: { id: number } }, ctx: { log: Logger }) => {
+  const network = async (d: { network: { id: number } }, env: Envelope, ctx: { log: Logger }) => {
     // Taken before the read: the detail is at least as new as this time.
     const time = new Date();
     try {
-      const detail = await bus.request(ipamRpcs.networkGet, { network: d.network.id }, { timeoutMs: 10_000 });
+      const detail = await bus.request(
+        ipamRpcs.networkGet,
+        { network: d.network.id },
+        { timeoutMs: 10_000, ...causedBy(env) },
+      );
       await projection.network(detail, time, false);
       ctx.log.debug({ network: detail.name, ranges: detail.ranges.length }, 'dhcp network seen');
     } catch (err) {
@@ -75,8 +80,8 @@ export async function startConsumers(bus: Bus, projection: Projection, log: Logg
     log,
     concurrency: 1,
     handlers: [
-      [ipamMessages.networkCreated, (d, _env, ctx) => network(d, ctx)],
-      [ipamMessages.networkChanged, (d, _env, ctx) => network(d, ctx)],
+      [ipamMessages.networkCreated, network],
+      [ipamMessages.networkChanged, network],
       [
         ipamMessages.networkDeleted,
         async (d, env) => {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { positive, q } from './openapi/docs.js';
 import type { Example, RouteDoc } from './openapi-routes.js';
 import {
+  bulkRedelivery,
   createdWebhook,
   deliveryPage,
   deliveryRow,
@@ -117,6 +118,24 @@ export const webhookRouteDocs: Record<string, RouteDoc> = {
     params: { id: 'webhook id' },
     query: logQuery,
     response: ex(deliveryPage, { deliveries: [delivered, deadLettered], next: '1843' }),
+  },
+  'POST /api/v2/webhooks/:id/deliveries/redeliver': {
+    tag,
+    summary: 'Send every dead-lettered event of a webhook again, in event order (admin)',
+    description:
+      "Takes every `dead-lettered` row of the webhook's delivery log (what `GET …/deliveries?status=dead-lettered` lists) and sends those events again from the EVENTS stream, signed anew with their same `webhook-id`: one after the other, oldest event first, each up to `CROWBAR_WEBHOOK_ATTEMPTS` attempts with backoff, in the background of the gateway asked — one given up on again does not stop the ones after it. Accepted at once (202) with how many were queued and their delivery ids in the order they are sent; each row counts the redelivery at once. Not queued: events the stream no longer has (`missing`) and ones an earlier bulk redelivery of the same gateway is still sending (`inFlight`). Out of band, like a single redelivery: it neither waits for nor holds back the webhook's stream deliveries. `status=dead-lettered` is required; another status, or any other query parameter, is a 422 naming it.",
+    params: { id: 'webhook id' },
+    query: {
+      status: q(z.literal('dead-lettered'), 'required: `dead-lettered` (the only ones sent again in bulk)'),
+    },
+    status: 202,
+    response: ex(bulkRedelivery, {
+      webhook: 4,
+      queued: 2,
+      deliveries: ['4-1843', '4-1851'],
+      missing: ['4-1201'],
+      inFlight: [],
+    }),
   },
   'POST /api/v2/webhooks/:id/deliveries/:delivery/redeliver': {
     tag,

@@ -1,7 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import { type NetworkInterfaceInfo, networkInterfaces } from 'node:os';
-import { sql } from 'drizzle-orm';
 import type { Bus } from '../../shared/bus/bus.js';
 import { health, ipamRpcs, type ServiceName, serviceName } from '../../shared/catalogue/index.js';
 import type { Logger } from '../../shared/log.js';
@@ -9,6 +8,14 @@ import { bind } from './engine/binding.js';
 import { bindAdminRoles, commitNode, createNode } from './engine/nodes.js';
 import { commit } from './engine/transitions.js';
 import type { GraphTx } from './engine/tx.js';
+import {
+  adminNodeServiceState,
+  firstAdminNode,
+  lockFirstAdminHint,
+  mergeNodeHint,
+  setHostKeyIfUnset,
+} from './store/nodes.js';
+import { roleExists } from './store/roles.js';
 
 type Tx = <T>(fn: (g: GraphTx) => Promise<T>) => Promise<T>;
 
@@ -50,9 +57,7 @@ export async function seedAdminNode(
   const keyFile = opts.hostKeyFile ?? '/etc/ssh/ssh_host_ed25519_key.pub';
   const hostKey = opts.hostChanges && existsSync(keyFile) ? readFileSync(keyFile, 'utf8').trim() : null;
   await tx(async (g) => {
-    let admin = await g.one<{ id: number }>(
-      sql`select id from inventory.nodes where admin order by id limit 1`,
-    );
+    let admin = await firstAdminNode(g);
     if (!admin) {
       admin = await createNode(g, {
         name,
@@ -62,10 +67,7 @@ export async function seedAdminNode(
       });
       log.info({ node: admin.id, name }, 'admin node created');
     }
-    if (hostKey)
-      await g.rows(
-        sql`update inventory.nodes set ssh_host_key = ${hostKey} where id = ${admin.id} and ssh_host_key is null`,
-      );
+    if (hostKey) await setHostKeyIfUnset(g, admin.id, hostKey);
     await bindAdminRoles(g, admin.id);
   });
 }
@@ -82,9 +84,7 @@ export async function hintAdminAddresses(
   noInterface: (network: string, subnets: string[]) => void,
   interfaces?: NodeJS.Dict<NetworkInterfaceInfo[]>,
 ): Promise<boolean> {
-  const admin = await g.one<{ id: number; hint: Record<string, unknown> }>(
-    sql`select id, hint from inventory.nodes where admin order by id limit 1 for update`,
-  );
+  const admin = await lockFirstAdminHint<Record<string, unknown>>(g);
   if (!admin) return false;
   const hints: Record<string, string> = {};
   let carried = false;
@@ -97,9 +97,7 @@ export async function hintAdminAddresses(
   }
   if (!carried) noInterface(network.name, network.subnets);
   if (Object.keys(hints).length === 0) return false;
-  await g.rows(
-    sql`update inventory.nodes set hint = hint || ${JSON.stringify(hints)}::jsonb, version = version + 1 where id = ${admin.id}`,
-  );
+  await mergeNodeHint(g, admin.id, hints);
   await g.nodeChanged(admin.id, ['hint'], `this machine's addresses on network ${network.name}`);
   g.log.info({ node: admin.id, network: network.name, hints }, "admin node's addresses are this machine's");
   return true;
@@ -135,14 +133,7 @@ export function adminNodeReconciler(deps: {
   let committed = false;
   let joined = false;
   return async (): Promise<boolean> => {
-    const admin = await tx((g) =>
-      g.one<{ id: number; owners: string[] | null; proposed: number }>(sql`
-        select n.id,
-          (select array_agg(distinct r.owner) from inventory.noderoles nr join inventory.roles r on r.id = nr.role_id
-            where nr.node_id = n.id and r.jig = 'service' and r.owner is not null) as owners,
-          (select count(*)::int from inventory.noderoles nr where nr.node_id = n.id and nr.state = 'proposed') as proposed
-        from inventory.nodes n where n.admin order by n.id limit 1`),
-    );
+    const admin = await tx((g) => adminNodeServiceState(g));
     if (!admin) return false;
     if (!committed) {
       const owners = (admin.owners ?? []).filter((o): o is ServiceName => serviceName.safeParse(o).success);
@@ -162,8 +153,7 @@ export function adminNodeReconciler(deps: {
   };
 
   async function join(id: number): Promise<boolean> {
-    const role = await tx((g) => g.one(sql`select 1 from inventory.roles where name = 'network-admin'`));
-    if (!role) return false;
+    if (!(await tx((g) => roleExists(g, 'network-admin')))) return false;
     const net = await bus.request(ipamRpcs.networkGet, { network: 'admin' }, { timeoutMs: 5000 });
     // A turn of its own when the hint changes, so network-ipam has seen it (node.changed) before the
     // role binds and allocates.
@@ -175,4 +165,27 @@ export function adminNodeReconciler(deps: {
       return true;
     });
   }
+}
+
+/**
+ * Runs the admin node's reconciler every second until it is done, or for at most 10 minutes (the
+ * operator can still commit and join it through the API); answers the function that stops it.
+ */
+export function reconcileAdminNode(deps: Parameters<typeof adminNodeReconciler>[0]): () => void {
+  const until = Date.now() + 600_000;
+  const reconcile = adminNodeReconciler(deps);
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    reconcile()
+      .then((done) => {
+        if (done || Date.now() > until) clearInterval(timer);
+      })
+      .catch((err: unknown) => deps.log.warn({ err }, 'admin node not reconciled yet; will retry'))
+      .finally(() => {
+        busy = false;
+      });
+  }, 1000);
+  return () => clearInterval(timer);
 }

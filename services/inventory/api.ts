@@ -1,4 +1,3 @@
-import { sql } from 'drizzle-orm';
 import type { Bus } from '../../shared/bus/bus.js';
 import type { Lineage } from '../../shared/bus/envelope.js';
 import {
@@ -43,11 +42,27 @@ import {
   listNodes,
   listRoles,
   noderoleFor,
-  type RowOf,
 } from './engine/queries.js';
 import { nodeState } from './engine/states.js';
 import { commit, propose, todo } from './engine/transitions.js';
 import type { GraphTx } from './engine/tx.js';
+import {
+  deploymentRoleDetail,
+  deploymentRoleProposed,
+  deploymentRoleRows,
+  deploymentRows,
+  setDeploymentRoleProposed,
+  upsertDeploymentRole,
+} from './store/deployments.js';
+import { descendants } from './store/graph.js';
+import {
+  deleteNoderoleRow,
+  mergeProposedDataWhileProposed,
+  noderoleVersion,
+  setNoderoleProposedData,
+} from './store/noderoles.js';
+import { roleIdNamed } from './store/roles.js';
+import { noderoleOfNamedRole } from './store/views.js';
 
 /** One operation of the operator API: its checked request in, its answer out (`inventoryOpRpcs`). */
 type Handler<K extends InventoryOp> = (g: GraphTx, a: InventoryOpArgs<K>) => Promise<InventoryOpAnswer<K>>;
@@ -64,16 +79,7 @@ const withState = <N extends { states: NoderoleState[] }>(n: N) => ({ ...n, stat
 /** Deletion rule of reference §1.11: leaves, or subtrees on one node, or subtrees never run. */
 async function deleteNoderole(g: GraphTx, id: number) {
   const self = await nr(g, id);
-  const desc = await g.rows<{
-    id: number;
-    nodeId: number;
-    state: string;
-    runCount: number;
-    cohort: number;
-  }>(sql`
-    with recursive d(id) as (select child_id from inventory.noderole_edges where parent_id = ${id}
-      union select e.child_id from inventory.noderole_edges e join d on e.parent_id = d.id)
-    select nr.id, nr.node_id as "nodeId", nr.state, nr.run_count as "runCount", nr.cohort from d join inventory.noderoles nr on nr.id = d.id`);
+  const desc = await descendants(g, id);
   const sameNode = desc.every((d) => d.nodeId === self.nodeId);
   const neverRun = desc.every((d) => d.state === 'proposed' && d.runCount === 0);
   if (desc.length && !sameNode && !neverRun) {
@@ -83,7 +89,7 @@ async function deleteNoderole(g: GraphTx, id: number) {
   }
   for (const d of [...desc.sort((a, b) => b.cohort - a.cohort), { id }]) {
     const s = await g.noderoleSummary(d.id);
-    await g.rows(sql`delete from inventory.noderoles where id = ${d.id}`);
+    await deleteNoderoleRow(g, d.id);
     g.emit(inventoryEvents.noderoleDeleted, { noderole: s });
   }
   await g.nodeChanged(self.nodeId, ['roles'], `noderole ${id} deleted`);
@@ -155,28 +161,23 @@ const handlers: { [K in InventoryOp]: Handler<K> } = {
       a.deployment !== undefined
         ? await deploymentId(g, a.deployment)
         : (await getNodeDetail(g, node)).deploymentId;
-    const exists = await g.one<{ id: number }>(sql`
-      select nr.id from inventory.noderoles nr join inventory.roles r on r.id = nr.role_id where nr.node_id = ${node} and r.name = ${a.role}`);
-    if (exists)
-      throw new ConflictError(`node ${node} already has role ${a.role} (noderole ${exists.id})`, {
+    const exists = await noderoleOfNamedRole(g, node, a.role);
+    if (exists !== undefined)
+      throw new ConflictError(`node ${node} already has role ${a.role} (noderole ${exists})`, {
         rule: 'one noderole per role and node',
       });
     const id = await bind(g, a.role, node, dep);
     if (a.data) {
-      await g.rows(
-        sql`update inventory.noderoles set proposed_data = proposed_data || ${JSON.stringify(a.data)}::jsonb where id = ${id} and state = 'proposed'`,
-      );
+      await mergeProposedDataWhileProposed(g, id, JSON.stringify(a.data));
     }
     return getNoderole(g, id);
   },
   'noderole.update': async (g, a) => {
     const row = await nr(g, a.noderole);
-    const v = await g.one<{ version: number }>(
-      sql`select version from inventory.noderoles where id = ${a.noderole}`,
-    );
-    if (a.version !== undefined && a.version !== v?.version) {
+    const version = await noderoleVersion(g, a.noderole);
+    if (a.version !== undefined && a.version !== version) {
       throw new ConflictError(
-        `noderole ${a.noderole} is at version ${v?.version}, not ${a.version}; re-read it and try again`,
+        `noderole ${a.noderole} is at version ${version}, not ${a.version}; re-read it and try again`,
         {
           rule: 'stale version',
         },
@@ -186,9 +187,7 @@ const handlers: { [K in InventoryOp]: Handler<K> } = {
       throw new ConflictError(`noderole ${a.noderole} is ${row.state}; propose it before editing its data`, {
         rule: 'data is editable while proposed',
       });
-    await g.rows(
-      sql`update inventory.noderoles set proposed_data = ${JSON.stringify(a.data)}::jsonb, version = version + 1 where id = ${a.noderole}`,
-    );
+    await setNoderoleProposedData(g, a.noderole, JSON.stringify(a.data));
     return getNoderole(g, a.noderole);
   },
   'noderole.retry': async (g, a) => {
@@ -205,11 +204,7 @@ const handlers: { [K in InventoryOp]: Handler<K> } = {
   },
   'noderole.delete': async (g, a) => deleteNoderole(g, a.noderole),
   'deployment.create': async (g, a) => createDeployment(g, a),
-  'deployment.list': async (g) => ({
-    deployments: await g.rows<InventoryOpAnswer<'deployment.get'>>(
-      sql`select id, name, parent_id as "parentId", state, system, description from inventory.deployments order by id`,
-    ),
-  }),
+  'deployment.list': async (g) => ({ deployments: await deploymentRows(g) }),
   'deployment.get': async (g, a) => getDeployment(g, await deploymentId(g, a.deployment)),
   'deployment.propose': async (g, a) => proposeDeployment(g, await deploymentId(g, a.deployment)),
   'deployment.commit': async (g, a) => commitDeployment(g, await deploymentId(g, a.deployment)),
@@ -220,38 +215,27 @@ const handlers: { [K in InventoryOp]: Handler<K> } = {
   'deployment.graph': async (g, a) => deploymentGraph(g, await deploymentId(g, a.deployment)),
   'deployment.preview': async (g, a) => previewCommit(g, await deploymentId(g, a.deployment)),
   'deployment_role.list': async (g, a) => ({
-    deployment_roles: await g.rows<RowOf<'deployment_role.list', 'deployment_roles'>>(sql`
-      select dr.id, dr.deployment_id as "deploymentId", d.name as deployment, r.name as role, dr.proposed_data as "proposedData",
-             dr.committed_data as "committedData" from inventory.deployment_roles dr join inventory.roles r on r.id = dr.role_id
-      join inventory.deployments d on d.id = dr.deployment_id
-      ${a.deployment !== undefined ? sql`where dr.deployment_id = ${await deploymentId(g, a.deployment)}` : sql``} order by dr.id`),
+    deployment_roles: await deploymentRoleRows(
+      g,
+      a.deployment !== undefined ? await deploymentId(g, a.deployment) : undefined,
+    ),
   }),
   'deployment_role.create': async (g, a) => {
     const dep = await deploymentId(g, a.deployment);
-    const role = await g.one<{ id: number }>(sql`select id from inventory.roles where name = ${a.role}`);
-    if (!role) throw new NotFoundError(`no role ${a.role}`, { field: 'role' });
-    const r = await g.one<{ id: number }>(sql`
-      insert into inventory.deployment_roles (deployment_id, role_id, proposed_data) values (${dep}, ${role.id}, ${JSON.stringify(a.data ?? {})}::jsonb)
-      on conflict (deployment_id, role_id) do update set proposed_data = inventory.deployment_roles.proposed_data || excluded.proposed_data
-      returning id`);
-    return { id: r!.id, deploymentId: dep, role: a.role };
+    const role = await roleIdNamed(g, a.role);
+    if (role === undefined) throw new NotFoundError(`no role ${a.role}`, { field: 'role' });
+    const id = await upsertDeploymentRole(g, dep, role, a.data ?? {});
+    return { id, deploymentId: dep, role: a.role };
   },
   'deployment_role.get': async (g, a) => {
-    const r = await g.one<InventoryOpAnswer<'deployment_role.get'>>(sql`
-      select dr.id, dr.deployment_id as "deploymentId", r.name as role, dr.proposed_data as "proposedData",
-                                dr.committed_data as "committedData", dr.wall from inventory.deployment_roles dr
-                                join inventory.roles r on r.id = dr.role_id where dr.id = ${a.id}`);
+    const r = await deploymentRoleDetail(g, a.id);
     if (!r) throw new NotFoundError(`no deployment role ${a.id}`, { field: 'deployment_role' });
     return r;
   },
   'deployment_role.update': async (g, a) => {
-    const r = await g.one<{ p: JsonObject }>(
-      sql`select proposed_data as p from inventory.deployment_roles where id = ${a.id}`,
-    );
-    if (!r) throw new NotFoundError(`no deployment role ${a.id}`, { field: 'deployment_role' });
-    await g.rows(
-      sql`update inventory.deployment_roles set proposed_data = ${JSON.stringify(deepMerge(r.p, a.data))}::jsonb where id = ${a.id}`,
-    );
+    const p = await deploymentRoleProposed<JsonObject>(g, a.id, false);
+    if (p === undefined) throw new NotFoundError(`no deployment role ${a.id}`, { field: 'deployment_role' });
+    await setDeploymentRoleProposed(g, a.id, JSON.stringify(deepMerge(p, a.data)), false);
     return handlers['deployment_role.get'](g, { id: a.id });
   },
   'deployment_role.commit': async (g, a) => {

@@ -1,21 +1,20 @@
 import { fileURLToPath } from 'node:url';
-import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { consume } from '../../shared/bus/consume.js';
-import { fqdn, inventoryAnnealRpcs, inventoryRpcs, ipamMessages } from '../../shared/catalogue/index.js';
+import { fqdn, ipamMessages } from '../../shared/catalogue/index.js';
 import { startOutboxRelay } from '../../shared/db/outbox.js';
-import { ConflictError, NotFoundError } from '../../shared/errors.js';
 import { createFaults } from '../../shared/fault.js';
 import type { ServiceDef } from '../../shared/service/host.js';
-import { adminNodeReconciler, hintAdminAddresses, oncePerNetwork, seedAdminNode } from './admin-node.js';
+import { hintAdminAddresses, oncePerNetwork, reconcileAdminNode, seedAdminNode } from './admin-node.js';
 import { serveOperations } from './api.js';
 import { outbox } from './db/schema.js';
 import { readBarclamps } from './domain/barclamp.js';
-import { bind } from './engine/binding.js';
-import { defineRole, importBarclamps } from './engine/catalogue.js';
-import { createNode, deploymentId, nodeId, updateNode, verifyCredential } from './engine/nodes.js';
-import { annealStatus, candidates, finishRuns, startRuns } from './engine/runs.js';
-import { type EnvelopeMaker, type GraphTx, inGraphTx } from './engine/tx.js';
+import { importBarclamps } from './engine/catalogue.js';
+import { createNode } from './engine/nodes.js';
+import { type EnvelopeMaker, inGraphTx } from './engine/tx.js';
+import { serveAnnealRpcs, serveNodeRpcs } from './rpcs.js';
+import { seedSystemDeployment } from './store/deployments.js';
+import { anySystemNodeExists } from './store/nodes.js';
 
 const inventoryConfig = z.object({
   /** The admin node created at first start (skipped with `false`, e.g. by `npm start -- --wizard`). */
@@ -50,10 +49,8 @@ export const testBarclampDir = fileURLToPath(new URL('./barclamps-test', import.
 /** Seeds what every installation has: the committed `system` deployment and its phantom node. */
 async function seed(run: <T>(fn: Parameters<typeof inGraphTx<T>>[3]) => Promise<T>) {
   await run(async (g) => {
-    await g.rows(sql`insert into inventory.deployments (name, state, system, description)
-                     values ('system', 'committed', true, 'The system deployment: the admin node and cluster-wide services')
-                     on conflict (name) do nothing`);
-    if (!(await g.one(sql`select 1 from inventory.nodes where system`))) {
+    await seedSystemDeployment(g);
+    if (!(await anySystemNodeExists(g))) {
       await createNode(g, {
         name: 'system-phantom.internal.local',
         system: true,
@@ -83,12 +80,13 @@ export const inventoryService: ServiceDef<typeof inventoryConfig> = {
       faults: createFaults(config, log),
     });
     const tx = <T>(fn: Parameters<typeof inGraphTx<T>>[3], lineage = {}, readOnly = false) =>
-      inGraphTx(db, deps, lineage, fn, { readOnly }).finally(() => void relay.flush());
+      // A read-only transaction cannot have added to the outbox: no relay pass (a transaction of its own).
+      inGraphTx(db, deps, lineage, fn, { readOnly }).finally(() => readOnly || void relay.flush());
 
     const specs = config.CROWBAR_BARCLAMPS.flatMap((dir) => readBarclamps(dir));
     await tx((g) => importBarclamps(g, specs));
     await seed((fn) => tx(fn));
-    let adminTimer: NodeJS.Timeout | null = null;
+    let stopAdminNode: () => void = () => undefined;
     const noInterface = oncePerNetwork(log);
     // Every network (the wizard's, the operator's): the admin node's address there is this machine's.
     const networks = await consume(bus, {
@@ -109,148 +107,21 @@ export const inventoryService: ServiceDef<typeof inventoryConfig> = {
       await seedAdminNode((fn) => tx(fn), config.CROWBAR_ADMIN_NODE, log, {
         hostChanges: config.CROWBAR_ADMIN_HOST_CHANGES === 'true',
       });
-      // Bounded: gives up after 10 minutes (the operator can still commit and join it through the API).
-      const until = Date.now() + 600_000;
-      const reconcile = adminNodeReconciler({ tx: (fn) => tx(fn), bus, log, noInterface });
-      let busy = false;
-      adminTimer = setInterval(() => {
-        if (busy) return;
-        busy = true;
-        reconcile()
-          .then((done) => {
-            if ((done || Date.now() > until) && adminTimer) clearInterval(adminTimer);
-          })
-          .catch((err: unknown) => log.warn({ err }, 'admin node not reconciled yet; will retry'))
-          .finally(() => {
-            busy = false;
-          });
-      }, 1000);
+      stopAdminNode = reconcileAdminNode({ tx: (fn) => tx(fn), bus, log, noInterface });
     }
     log.info(
       { barclamps: specs.map((b) => b.name), roles: specs.reduce((n, b) => n + b.roles.length, 0) },
       'barclamps imported',
     );
 
-    const lineageOf = (env: { correlationId: string; id: string }) => ({
-      correlationId: env.correlationId,
-      causationId: env.id,
-    });
     serveOperations(bus, tx);
-    bus.serve(inventoryRpcs.getNode, async (req) =>
-      tx(
-        async (g) => {
-          const n = await g.nodeSummary(await nodeId(g, req.node));
-          if (!n) throw new NotFoundError(`no node ${req.node}`, { field: 'node' });
-          return n;
-        },
-        {},
-        true,
-      ),
-    );
-    bus.serve(inventoryRpcs.listNodes, async () =>
-      tx(
-        async (g) => {
-          const ids = await g.rows<{ id: number }>(sql`select id from inventory.nodes order by id`);
-          const nodes = [];
-          for (const { id } of ids) nodes.push((await g.nodeSummary(id))!);
-          return { nodes };
-        },
-        {},
-        true,
-      ),
-    );
-    bus.serve(inventoryRpcs.defineRole, async (req, env) =>
-      tx(async (g) => ({ id: await defineRole(g, req), name: req.name }), lineageOf(env)),
-    );
-    bus.serve(inventoryRpcs.deleteRole, async (req, env) =>
-      tx(async (g) => {
-        const r = await g.one<{ id: number }>(sql`select id from inventory.roles where name = ${req.name}`);
-        if (!r) return { deleted: false };
-        const used = await g.one<{ n: number }>(
-          sql`select count(*)::int as n from inventory.noderoles where role_id = ${r.id}`,
-        );
-        if (used?.n)
-          throw new ConflictError(`role ${req.name} is still bound to ${used.n} nodes`, {
-            rule: 'bound roles cannot be deleted',
-          });
-        await g.rows(sql`delete from inventory.attribs where role_id = ${r.id}`);
-        await g.rows(sql`delete from inventory.deployment_roles where role_id = ${r.id}`);
-        await g.rows(sql`delete from inventory.roles where id = ${r.id}`);
-        return { deleted: true };
-      }, lineageOf(env)),
-    );
-    bus.serve(inventoryRpcs.bindRole, async (req, env) =>
-      tx(async (g) => {
-        const node = await nodeId(g, req.node);
-        const dep =
-          req.deployment !== undefined
-            ? await deploymentId(g, req.deployment)
-            : (await g.nodeSummary(node))!.deploymentId;
-        return g.noderoleSummary(await bind(g, req.role, node, dep));
-      }, lineageOf(env)),
-    );
-    bus.serve(inventoryRpcs.setAlive, async (req, env) =>
-      tx(async (g) => {
-        const id = await nodeId(g, req.node);
-        const changed = await updateNode(g, id, { alive: req.alive }, req.reason);
-        return { node: (await g.nodeSummary(id))!, changed: changed.length > 0 };
-      }, lineageOf(env)),
-    );
-    bus.serve(inventoryRpcs.verifyNodeCredential, async (req) =>
-      tx(
-        async (g) => {
-          const id = await verifyCredential(g, req.node, req.secret);
-          return { valid: id !== null, nodeId: id };
-        },
-        {},
-        true,
-      ),
-    );
-    bus.serve(inventoryAnnealRpcs.runnable, async (req) =>
-      tx(async (g) => ({ candidates: await candidates(g, req.limit, req.excludeNodeIds) }), {}, true),
-    );
-    /**
-     * A batch runs in one transaction and a few statements (rows locked in noderole order, a stable lock
-     * order between batches). If the transaction fails as a whole, each item is tried on its own, so one
-     * bad item fails alone.
-     */
-    const batch = async <Q extends { noderoleId: number }, R>(
-      items: Q[],
-      many: (g: GraphTx, items: Q[]) => Promise<R[]>,
-      lineage: { correlationId: string; causationId: string },
-    ): Promise<({ result: R } | { error: string })[]> => {
-      try {
-        return (await tx((g) => many(g, items), lineage)).map((result) => ({ result }));
-      } catch (err) {
-        log.warn({ err, items: items.length }, 'batch transaction failed; trying its items one by one');
-        return Promise.all(
-          items.map((item) =>
-            tx(async (g) => (await many(g, [item]))[0] as R, lineage).then(
-              (result) => ({ result }),
-              (e: unknown) => ({
-                error: `noderole ${item.noderoleId}: ${e instanceof Error ? e.message : String(e)}`,
-              }),
-            ),
-          ),
-        );
-      }
-    };
-    bus.serve(inventoryAnnealRpcs.startRuns, async (req, env) => ({
-      results: await batch(
-        req.runs,
-        (g, runs) => startRuns(g, runs, { adminHostChanges: config.CROWBAR_ADMIN_HOST_CHANGES === 'true' }),
-        lineageOf(env),
-      ),
-    }));
-    bus.serve(inventoryAnnealRpcs.finishRuns, async (req, env) => ({
-      results: await batch(req.runs, finishRuns, lineageOf(env)),
-    }));
-    bus.serve(inventoryAnnealRpcs.status, async () => tx((g) => annealStatus(g), {}, true));
+    serveNodeRpcs(bus, tx);
+    serveAnnealRpcs(bus, tx, log, { adminHostChanges: config.CROWBAR_ADMIN_HOST_CHANGES === 'true' });
     log.debug('inventory serving');
 
     return {
       stop: async () => {
-        if (adminTimer) clearInterval(adminTimer);
+        stopAdminNode();
         await networks.stop();
         await relay.stop();
       },

@@ -53,22 +53,34 @@ export function createRunLocks(deps: { url: string; applicationName: string; log
     return connecting;
   };
 
+  // One query at a time on the lock connection: pg queues overlapping ones itself today, but calling
+  // `query` on a busy client is deprecated (pg 9 will refuse it), and jobs take and release concurrently.
+  let tail: Promise<unknown> = Promise.resolve();
+  const serially = <T>(f: () => Promise<T>): Promise<T> => {
+    const p = tail.then(f, f);
+    tail = p.catch(() => undefined);
+    return p;
+  };
+
   return {
     async tryTake(runId) {
       if (held.has(runId)) return true;
       const c = await connection();
-      const r = await c.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtextextended($1, 0)) as ok', [
-        keyOf(runId),
-      ]);
+      const r = await serially(() =>
+        c.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtextextended($1, 0)) as ok', [
+          keyOf(runId),
+        ]),
+      );
       const ok = r.rows[0]?.ok === true;
       if (ok) held.add(runId);
       return ok;
     },
     async release(runId) {
-      if (!held.delete(runId) || !client) return;
-      await client
-        .query('select pg_advisory_unlock(hashtextextended($1, 0))', [keyOf(runId)])
-        .catch(() => undefined);
+      const c = client;
+      if (!held.delete(runId) || !c) return;
+      await serially(() =>
+        c.query('select pg_advisory_unlock(hashtextextended($1, 0))', [keyOf(runId)]),
+      ).catch(() => undefined);
     },
     async close() {
       held.clear();

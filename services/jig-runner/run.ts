@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { createBatcher } from '../../shared/batcher.js';
 import { type Bus, parsePayload } from '../../shared/bus/bus.js';
+import type { Lineage } from '../../shared/bus/envelope.js';
 import {
   alivenessMessages,
   annealerMessages,
@@ -12,7 +13,9 @@ import {
 import type { Db } from '../../shared/db/database.js';
 import { enqueueOutbox, type OutboxRelay } from '../../shared/db/outbox.js';
 import { queryRows, queryText } from '../../shared/db/prepared.js';
+import { UnavailableError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
+import { retrying } from '../../shared/retry.js';
 import { sshTargetOf } from '../../shared/ssh/target.js';
 import { outbox, runlogs } from './db/schema.js';
 import { runScriptJig } from './jigs/script.js';
@@ -61,6 +64,8 @@ interface Delivery {
   jobLog: Logger;
   keepAlive: () => void;
   attempt: number;
+  /** What the messages this run sends carry: the job's correlation, caused by the job. */
+  lineage: Lineage;
 }
 
 /**
@@ -71,13 +76,15 @@ interface Delivery {
 export function createJobRunner(deps: RunnerDeps) {
   const ctx: RunnerCtx = { ...deps, recordDone: doneRecorder(deps) };
   const inflight = new Map<number, Promise<void>>();
-  return (job: JigJob, jobLog: Logger, keepAlive: () => void, attempt: number) => {
+  return (job: JigJob, jobLog: Logger, keepAlive: () => void, attempt: number, lineage: Lineage = {}) => {
     const running = inflight.get(job.runId);
     if (running) {
       jobLog.info({ run: job.runId }, 'duplicate delivery of a run in progress here; waiting for it');
       return running;
     }
-    const p = handle(ctx, { job, jobLog, keepAlive, attempt }).finally(() => inflight.delete(job.runId));
+    const p = handle(ctx, { job, jobLog, keepAlive, attempt, lineage }).finally(() =>
+      inflight.delete(job.runId),
+    );
     inflight.set(job.runId, p);
     return p;
   };
@@ -113,8 +120,9 @@ async function handle(ctx: RunnerCtx, d: Delivery) {
  * begin round trip, and one runlog row written when it is done. Its result is fenced by the run's
  * token like any other.
  */
-async function handleNoop(ctx: RunnerCtx, { job, jobLog, attempt }: Delivery) {
-  const result = await runJig(ctx.bus, job, ctx.key);
+async function handleNoop(ctx: RunnerCtx, d: Delivery) {
+  const { job, jobLog, attempt, lineage } = d;
+  const result = await runJig(ctx.bus, job, ctx.key, lineage);
   await ctx.recordDone({
     runId: job.runId,
     noderoleId: job.noderoleId,
@@ -127,11 +135,33 @@ async function handleNoop(ctx: RunnerCtx, { job, jobLog, attempt }: Delivery) {
     { run: job.runId, noderole: job.noderoleId, node: job.node.name, role: job.role, ok: true },
     'run ended',
   );
-  await ctx.bus.publish(
-    annealerMessages.runFinished,
-    { runId: job.runId, token: job.token, ok: result.ok, wall: result.wall, runlog: result.log },
-    { msgId: `finished:${job.runId}:${job.token}` },
+  // The result's message id makes a publish that did reach JetStream before its ack was lost harmless.
+  await throughOutage(d, 'publishing the result', () =>
+    ctx.bus.publish(
+      annealerMessages.runFinished,
+      { runId: job.runId, token: job.token, ok: result.ok, wall: result.wall, runlog: result.log },
+      { msgId: `finished:${job.runId}:${job.token}`, ...lineage },
+    ),
   );
+}
+
+/**
+ * A step on the bus tried again while NATS is away (a server killed, a stream's leader moving) instead
+ * of spending the job's three deliveries in a second: a job given up on leaves its run waiting for the
+ * annealer's deadline. The delivery is kept ours meanwhile; past the role's timeout the error goes up.
+ */
+async function throughOutage<T>(d: Delivery, what: string, step: () => Promise<T>): Promise<T> {
+  const { value, tries } = await retrying(step, {
+    retryable: (err) => err instanceof UnavailableError,
+    until: Date.now() + d.job.timeoutSeconds * 1000,
+    delayMs: (tries) => Math.min(5000, 200 * 2 ** Math.min(tries, 5)),
+    onRetry: (err, tries) => {
+      if (tries === 1) d.jobLog.warn({ run: d.job.runId, err }, `${what}: NATS unavailable; trying again`);
+      d.keepAlive();
+    },
+  });
+  if (tries > 1) d.jobLog.info({ run: d.job.runId, tries }, `${what}: NATS answered again`);
+  return value;
 }
 
 /** Finished runs' runlogs, written a batch per statement under load. */
@@ -181,12 +211,14 @@ async function takeRun(ctx: RunnerCtx, { job, jobLog, keepAlive }: Delivery): Pr
 /** A run this runner holds: begun with the annealer, logged, run, probed after, and its result recorded. */
 async function runHeld(ctx: RunnerCtx, d: Delivery, logCtx: Record<string, unknown>) {
   const { bus, settings } = ctx;
-  const { job, jobLog } = d;
-  const begin = await bus.request(annealerMessages.beginRun, {
-    runId: job.runId,
-    token: job.token,
-    runner: ctx.instance,
-  });
+  const { job, jobLog, lineage } = d;
+  const begin = await throughOutage(d, 'beginning the run', () =>
+    bus.request(
+      annealerMessages.beginRun,
+      { runId: job.runId, token: job.token, runner: ctx.instance },
+      lineage,
+    ),
+  );
   if (!begin.proceed) {
     jobLog.warn({ ...logCtx, fenced: true, reason: begin.reason }, 'run not started');
     return;
@@ -211,20 +243,20 @@ async function runHeld(ctx: RunnerCtx, d: Delivery, logCtx: Record<string, unkno
   if (job.jig === 'script' && settings.probeAfterRun) {
     // The probe service reports a dead node to inventory itself; we only ask it to look now.
     await bus
-      .request(alivenessMessages.probe, { nodeId: job.node.id }, { timeoutMs: 20_000 })
+      .request(alivenessMessages.probe, { nodeId: job.node.id }, { timeoutMs: 20_000, ...lineage })
       .catch(() => undefined);
   }
-  await recordFinished(ctx, job, row!.id, begin.attempt, result, logText);
+  await recordFinished(ctx, d, row!.id, begin.attempt, result, logText);
 }
 
 /** Runs the jig, keeping the job ours meanwhile; a jig that throws is a failed result. */
-async function runKeptAlive(ctx: RunnerCtx, { job, keepAlive }: Delivery): Promise<JigResult> {
+async function runKeptAlive(ctx: RunnerCtx, { job, keepAlive, lineage }: Delivery): Promise<JigResult> {
   // Keep the job ours while the jig works, well inside the ack wait.
   const alive = ctx.settings.keepAlive
     ? setInterval(keepAlive, Math.max(300, Math.floor(ctx.settings.ackWaitMs / 3)))
     : undefined;
   try {
-    return await runJig(ctx.bus, job, ctx.key);
+    return await runJig(ctx.bus, job, ctx.key, lineage);
   } catch (err) {
     return {
       ok: false,
@@ -239,7 +271,7 @@ async function runKeptAlive(ctx: RunnerCtx, { job, keepAlive }: Delivery): Promi
 /** The run log's end and the result in one transaction: a result recorded here is never lost. */
 async function recordFinished(
   ctx: RunnerCtx,
-  job: JigJob,
+  { job, lineage }: Delivery,
   logId: number,
   attempt: number,
   result: JigResult,
@@ -258,7 +290,7 @@ async function recordFinished(
       sql`update jig_runner.runlogs set ok = ${result.ok}, log = ${logText}, finished_at = now() where id = ${logId}`,
     );
     const envelope = {
-      ...bus.envelope(wireType(def), payload),
+      ...bus.envelope(wireType(def), payload, lineage),
       id: `finished:${job.runId}:${job.token}`,
     };
     await enqueueOutbox(tx, outbox, [{ subject: def.subject, envelope }]);
@@ -266,7 +298,7 @@ async function recordFinished(
   void ctx.relay.flush();
 }
 
-async function runJig(bus: Bus, job: JigJob, key: () => string): Promise<JigResult> {
+async function runJig(bus: Bus, job: JigJob, key: () => string, lineage: Lineage): Promise<JigResult> {
   if (job.jig === 'noop') return { ok: true, wall: null, log: `noop jig: ${job.role} on ${job.node.name}` };
   if (job.jig === 'service') {
     const owner = serviceName.safeParse(job.owner);
@@ -282,9 +314,9 @@ async function runJig(bus: Bus, job: JigJob, key: () => string): Promise<JigResu
         node: job.node.name,
         data: job.data,
       },
-      { timeoutMs: job.timeoutSeconds * 1000 },
+      { timeoutMs: job.timeoutSeconds * 1000, ...lineage },
     );
     return { ok: true, wall: r.wall, log: r.log };
   }
-  return runScriptJig(job, await sshTargetOf(bus, job.node), key());
+  return runScriptJig(job, await sshTargetOf(bus, job.node, lineage), key());
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { consume } from '../../shared/bus/consume.js';
+import { causedBy } from '../../shared/bus/envelope.js';
 import { annealerMessages } from '../../shared/catalogue/index.js';
 import { intFromEnv } from '../../shared/config.js';
 import { startOutboxRelay } from '../../shared/db/outbox.js';
@@ -75,7 +76,10 @@ export const jigRunnerService: ServiceDef<typeof jigRunnerConfig> = {
       log,
       concurrency: config.CROWBAR_JIG_CONCURRENCY,
       handlers: [
-        [annealerMessages.jigRun, async (job, _env, ctx) => once(job, ctx.log, ctx.keepAlive, ctx.attempt)],
+        [
+          annealerMessages.jigRun,
+          async (job, env, ctx) => once(job, ctx.log, ctx.keepAlive, ctx.attempt, causedBy(env)),
+        ],
       ],
     });
     return {

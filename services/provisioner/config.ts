@@ -20,6 +20,8 @@ export const provisionerConfig = z.object({
   /** 69 when running as root, else 10069; 0 picks a free port (tests). */
   CROWBAR_TFTP_PORT: intFromEnv(0, 65_535).optional(),
   CROWBAR_TFTP_ADDRESS: z.string().min(1).default('0.0.0.0'),
+  /** Threads moving TFTP blocks; unset: one per core, at most 4; 0: transfers on the service's own thread. */
+  CROWBAR_TFTP_THREADS: intFromEnv(0, 64).optional(),
   /** The boot root: everything served over TFTP and HTTP lives under it (made if missing). */
   CROWBAR_BOOT_ROOT: z.string().min(1).default('/var/lib/crowbar/boot'),
   /** Bootenv YAML directories, comma-separated. */

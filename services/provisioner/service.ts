@@ -221,6 +221,7 @@ function startBootTftp(ctx: ProvisionerCtx, rootReal: string) {
     address: ctx.config.CROWBAR_TFTP_ADDRESS,
     port: tftpPort(ctx.config),
     log: ctx.log,
+    ...(ctx.config.CROWBAR_TFTP_THREADS === undefined ? {} : { threads: ctx.config.CROWBAR_TFTP_THREADS }),
     onTransfer: (t) => {
       const mac = registry.macOfClient(t.client);
       const node = mac ? registry.byMac(mac) : undefined;

@@ -93,7 +93,13 @@ export function natsPermissions(name: ServiceName, prefix: string): NatsPermissi
         ...g.asks.map(p),
         js('INFO'),
         ...own.flatMap((s) => [js(`STREAM.INFO.${s}`), js(`STREAM.CREATE.${s}`), js(`STREAM.UPDATE.${s}`)]),
-        ...read.flatMap((s) => [js(`CONSUMER.*.${s}.>`), js(`CONSUMER.*.*.${s}.>`), `$JS.ACK.${s}.>`]),
+        // A stream it reads: its state too (consume.ts compares it with the consumer's, stranded.ts).
+        ...read.flatMap((s) => [
+          js(`STREAM.INFO.${s}`),
+          js(`CONSUMER.*.${s}.>`),
+          js(`CONSUMER.*.*.${s}.>`),
+          `$JS.ACK.${s}.>`,
+        ]),
       ],
     },
     subscribe: { allow: [`${inboxPrefixFor(name)}.>`, ...g.answers.map(p)] },

@@ -55,6 +55,8 @@ export interface RpcOptions extends Lineage {
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
+/** How `serve` starts a successful answer (`JSON.stringify({ ok: true, data })`); `requestJson` relies on it. */
+const okPrefix = [...enc.encode('{"ok":true,"data":')];
 
 export function encodeEnvelope(env: Envelope): Uint8Array {
   // Buffer.from is cheaper than TextEncoder for small strings (pooled allocation).
@@ -139,6 +141,13 @@ function natsServer(url: string): {
   return { servers, auth: pass ? { user, pass } : { token: user }, shown };
 }
 
+interface NatsLink {
+  state: 'connected' | 'disconnected';
+  since: number;
+  disconnects: number;
+  reconnects: number;
+}
+
 /**
  * The one door to NATS. Publishes events and commands as envelopes, answers and asks RPCs.
  * Consuming lives in consume.ts.
@@ -158,6 +167,7 @@ export class Bus {
     readonly js: JetStreamClient,
     readonly jsm: JetStreamManager,
     opts: BusOptions,
+    private readonly link: NatsLink,
   ) {
     this.prefix = opts.prefix;
     this.source = opts.source;
@@ -186,10 +196,20 @@ export class Bus {
     } catch (cause) {
       throw new UnavailableError(`cannot reach NATS at ${shown}`, { cause });
     }
+    const link: NatsLink = {
+      state: 'connected',
+      since: Date.now(),
+      disconnects: 0,
+      reconnects: 0,
+    };
     void (async () => {
       for await (const s of nc.status()) {
-        if (s.type === 'disconnect' || s.type === 'reconnect')
-          opts.log.warn({ nats: s.type }, 'nats connection status');
+        if (s.type !== 'disconnect' && s.type !== 'reconnect') continue;
+        link.state = s.type === 'disconnect' ? 'disconnected' : 'connected';
+        link.since = Date.now();
+        if (s.type === 'disconnect') link.disconnects++;
+        else link.reconnects++;
+        opts.log.warn({ nats: s.type, server: nc.getServer() }, 'nats connection status');
       }
     })();
     const jsm = await jetstreamManager(nc).catch((cause: unknown) => {
@@ -198,9 +218,21 @@ export class Bus {
         cause,
       });
     });
-    const bus = new Bus(nc, jetstream(nc), jsm, opts);
+    const bus = new Bus(nc, jetstream(nc), jsm, opts, link);
     if (opts.streams) await applyStreams(jsm, opts.prefix, opts.streams, opts.replicas);
     return bus;
+  }
+
+  /** Which NATS server this connection is on and how it has fared: service detail, fault diagnostics. */
+  natsLink(): {
+    server: string;
+    state: NatsLink['state'];
+    forSeconds: number;
+    disconnects: number;
+    reconnects: number;
+  } {
+    const { since, ...rest } = this.link;
+    return { ...rest, server: this.nc.getServer(), forSeconds: Math.round((Date.now() - since) / 100) / 10 };
   }
 
   subject(relative: string): string {
@@ -246,18 +278,46 @@ export class Bus {
     data: z.input<Q>,
     opts: RpcOptions = {},
   ): Promise<z.infer<R>> {
+    return this.answerOf(def, await this.ask(def, data, opts));
+  }
+
+  /**
+   * As `request`, but the answer comes back as its JSON text, as the owning service wrote it, without
+   * being parsed here: for a caller that only passes it on (the gateway's REST routes answer it as it
+   * is). The answering side checked it against `def.response` before sending it (`serve`); an answer
+   * in any other form than `serve`'s goes through `request`'s checks and is written out again.
+   */
+  async requestJson<Q extends z.ZodType, R extends z.ZodType>(
+    def: RpcDef<Q, R>,
+    data: z.input<Q>,
+    opts: RpcOptions = {},
+  ): Promise<Uint8Array<ArrayBuffer>> {
+    const reply = await this.ask(def, data, opts);
+    const n = reply.byteLength;
+    if (n > okPrefix.length && reply[n - 1] === 0x7d && okPrefix.every((b, i) => reply[i] === b))
+      return new Uint8Array(reply.subarray(okPrefix.length, n - 1));
+    return enc.encode(JSON.stringify(this.answerOf(def, reply)));
+  }
+
+  private async ask<Q extends z.ZodType, R extends z.ZodType>(
+    def: RpcDef<Q, R>,
+    data: z.input<Q>,
+    opts: RpcOptions,
+  ): Promise<Uint8Array> {
     this.guard?.ask(def.subject);
     const payload = parsePayload(def.request, data, `${def.type} request`);
     const env = this.envelope(wireType(def), payload, opts);
-    let reply: Uint8Array;
     try {
       const m = await this.nc.request(this.subject(def.subject), encodeEnvelope(env), {
         timeout: opts.timeoutMs ?? 5000,
       });
-      reply = m.data;
+      return m.data;
     } catch (cause) {
       throw new UnavailableError(`${def.service} did not answer ${def.type}`, { cause });
     }
+  }
+
+  private answerOf<R extends z.ZodType>(def: RpcDef<z.ZodType, R>, reply: Uint8Array): z.infer<R> {
     const body = JSON.parse(dec.decode(reply)) as {
       ok: boolean;
       data?: unknown;
@@ -286,6 +346,7 @@ export class Bus {
             const env = decodeEnvelope(msg.data);
             const req = parsePayload(def.request, env.data, `${def.type} request`);
             const res = await handler(req, { ...env, data: req });
+            // `ok` first, then `data`: requestJson takes the answer's text from after this prefix.
             out = { ok: true, data: parsePayload(def.response, res, `${def.type} response`) };
           } catch (e) {
             // A database that is away is the caller's 503 (try again), not an internal error.

@@ -1,4 +1,4 @@
-import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import { type ConsumerMessages, type JsMsg, RetentionPolicy } from '@nats-io/jetstream';
 import { headers } from '@nats-io/transport-node';
 import type { z } from 'zod';
 import {
@@ -13,6 +13,7 @@ import { CrowbarError, ValidationError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type Bus, decodeEnvelope, parsePayload } from './bus.js';
 import type { Envelope } from './envelope.js';
+import { watchStranded } from './stranded.js';
 import { applyConsumer, streamName } from './streams.js';
 
 /** What a handler decided. Returning nothing means ack. */
@@ -50,12 +51,16 @@ export interface ConsumeOptions<Ds extends readonly Def[]> {
   /** Messages handled at once by this process. */
   concurrency?: number;
   log: Logger;
+  /** How often a work-queue consumer is checked for messages it would never deliver (default 10 s). */
+  strandedCheckMs?: number;
 }
 
 export interface ConsumerHandle {
   stop(): Promise<void>;
   /** Counters for status reports. */
   stats: { handled: number; retried: number; deadLettered: number };
+  /** A work-queue consumer's checks for stored messages it would not deliver, and times it was made again. */
+  readonly stranded: { checks: number; remade: number };
 }
 
 /**
@@ -77,7 +82,7 @@ export async function consume<const Ds extends readonly Def[]>(
 ): Promise<ConsumerHandle> {
   const { log } = opts;
   const pairs = opts.handlers as unknown as [Def, Handler<Def>][];
-  const decl: ConsumerDecl = {
+  const decl: ConsumerDecl & { filterSubject: string } = {
     ...opts.decl,
     filterSubject: opts.decl.filterSubject ?? filterFor(...pairs.map((p) => p[0])),
   };
@@ -87,7 +92,8 @@ export async function consume<const Ds extends readonly Def[]>(
   for (const pair of pairs) table.set(wireType(pair[0]), pair);
   const concurrency = opts.concurrency ?? 16;
   const stats = { handled: 0, retried: 0, deadLettered: 0 };
-  const consumer = await bus.js.consumers.get(streamName(bus.prefix, decl.stream), decl.durable);
+  const stream = streamName(bus.prefix, decl.stream);
+  const consumer = await bus.js.consumers.get(stream, decl.durable);
 
   const deadLetter = async (m: JsMsg, reason: string, env: Envelope | null) => {
     stats.deadLettered++;
@@ -182,17 +188,40 @@ export async function consume<const Ds extends readonly Def[]>(
       done();
     });
   };
-  const messages: ConsumerMessages = await consumer.consume({
-    max_messages: Math.max(concurrency * 2, 64),
-    callback: (m) => {
-      if (active < concurrency) run(m);
-      else waiting.push(m);
-    },
-  });
+  const pull = (c: typeof consumer) =>
+    c.consume({
+      max_messages: Math.max(concurrency * 2, 64),
+      callback: (m) => {
+        if (active < concurrency) run(m);
+        else waiting.push(m);
+      },
+    });
+  let messages: ConsumerMessages = await pull(consumer);
+  // A work-queue stream's consumer is watched for messages it would never deliver (stranded.ts).
+  const retention = (await bus.jsm.streams.info(stream)).config.retention;
+  const watch =
+    retention === RetentionPolicy.Workqueue
+      ? watchStranded({
+          jsm: bus.jsm,
+          prefix: bus.prefix,
+          decl,
+          everyMs: opts.strandedCheckMs ?? 10_000,
+          log,
+          restart: async () => {
+            const old = messages;
+            messages = await pull(await bus.js.consumers.get(stream, decl.durable));
+            await old.close().catch(() => undefined);
+          },
+        })
+      : null;
 
   return {
     stats,
+    get stranded() {
+      return { checks: watch?.stats.checks ?? 0, remade: watch?.stats.remade ?? 0 };
+    },
     async stop() {
+      watch?.stop();
       await messages.close().catch(() => undefined);
       // Not started: hand them back at once rather than after the ack wait.
       for (const m of waiting.splice(0)) m.nak();

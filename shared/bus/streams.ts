@@ -1,8 +1,22 @@
-import { AckPolicy, type JetStreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import {
+  AckPolicy,
+  JetStreamApiError,
+  type JetStreamManager,
+  RetentionPolicy,
+  StorageType,
+} from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import type { ConsumerDecl, StreamDecl } from '../catalogue/index.js';
+import { retrying } from '../retry.js';
 
 export const streamName = (prefix: string, name: string) => `${prefix.toUpperCase()}_${name}`;
+
+/**
+ * A create refused with "error creating store for stream" (10077): nats-server 2.9 removes an account's
+ * emptied store directory when its last stream is deleted, and a create racing that removal fails to
+ * make its own directory. Nothing was created; the same create a moment later succeeds.
+ */
+const storeRace = (err: unknown) => err instanceof JetStreamApiError && err.code === 10077;
 
 /** Creates or updates each declared stream so that running it twice changes nothing. */
 export async function applyStreams(
@@ -24,7 +38,12 @@ export async function applyStreams(
     };
     const existing = await jsm.streams.info(config.name).catch(() => null);
     if (!existing) {
-      await jsm.streams.add(config).catch(async (err: unknown) => {
+      const add = () => jsm.streams.add(config);
+      await retrying(add, {
+        retryable: storeRace,
+        until: Date.now() + 5000,
+        delayMs: (n) => 50 * 2 ** n,
+      }).catch(async (err: unknown) => {
         // Another process may have created it between our look and our add.
         if (!(await jsm.streams.info(config.name).catch(() => null))) throw err;
       });

@@ -149,10 +149,24 @@ export const inventoryRpcs = {
     request: { node: 'd52-54-00-12-34-56.cluster.example.com' },
     response: nodeExample,
   }),
-  listNodes: rpc('inventory', 'node.list', 1, z.object({}), z.object({ nodes: z.array(nodeSummary) }), {
-    request: {},
-    response: { nodes: [nodeExample] },
-  }),
+  /**
+   * Every node's summary, or with `node` or `macs` only the nodes with that id or one of those MACs (any
+   * case): registration finds a machine's node so, in one statement, however many nodes there are.
+   */
+  listNodes: rpc(
+    'inventory',
+    'node.list',
+    1,
+    z.object({
+      node: id.optional(),
+      macs: z.array(z.string().min(1).max(64)).max(64).optional(),
+    }),
+    z.object({ nodes: z.array(nodeSummary) }),
+    {
+      request: { macs: ['52:54:00:12:34:56'] },
+      response: { nodes: [nodeExample] },
+    },
+  ),
   /**
    * Defines (or updates) a role owned by another service, e.g. `network-admin` from network-ipam.
    * Idempotent by name.

@@ -129,7 +129,7 @@ export async function hostService<S extends z.ZodObject>(
     status: 'up' as const,
     startedAt: startedAt.toISOString(),
     uptimeSeconds: (clock.now().getTime() - startedAt.getTime()) / 1000,
-    detail: r.detail?.() ?? {},
+    detail: { ...r.detail?.(), nats: bus.natsLink() },
   }));
   await bus.publish(system.serviceStarted, { service: def.name, instance, version });
   log.info({ version }, 'service started');
@@ -139,7 +139,7 @@ export async function hostService<S extends z.ZodObject>(
     name: def.name,
     instance,
     log,
-    detail: () => r.detail?.() ?? {},
+    detail: () => ({ ...r.detail?.(), nats: bus.natsLink() }),
     stop(reason = 'stop requested') {
       stopping ??= (async () => {
         healthSub.unsubscribe();

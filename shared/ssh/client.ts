@@ -24,6 +24,8 @@ export interface SshTarget {
   hostKey: string;
   /** Bound on TCP connect + handshake + auth. */
   timeoutMs?: number;
+  /** Bound on each SFTP operation, plus a second per MiB it moves (default 30 s). */
+  sftpTimeoutMs?: number;
 }
 
 export interface SshSession {
@@ -90,7 +92,7 @@ export function connectSsh(target: SshTarget): Promise<SshSession> {
       if (settled) return;
       settled = true;
       clearTimeout(guard);
-      resolve(openSession(client, target.host, port));
+      resolve(openSession(client, target.host, port, target.sftpTimeoutMs));
     });
     client.on('error', (err: Error & { level?: string }) => fail(classify(err, where, keyRejected)));
     client.once('close', () => fail(new SshError(`connection to ${where} closed during handshake`)));
@@ -115,14 +117,14 @@ export function connectSsh(target: SshTarget): Promise<SshSession> {
   });
 }
 
-function openSession(client: ssh2.Client, host: string, port: number): SshSession {
+function openSession(client: ssh2.Client, host: string, port: number, sftpTimeoutMs?: number): SshSession {
   let closed = false;
   client.on('close', () => {
     closed = true;
   });
   // Errors after the handshake surface through the pending operation; keep the emitter from throwing.
   client.on('error', () => undefined);
-  const sftp = new SftpSession(client);
+  const sftp = new SftpSession(client, sftpTimeoutMs);
   return {
     host,
     port,

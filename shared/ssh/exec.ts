@@ -46,21 +46,33 @@ export function execOn(client: ssh2.Client, command: string, opts: ExecOptions =
   const timeoutMs = opts.timeoutMs ?? 60_000;
   const max = opts.maxOutputBytes ?? 1024 * 1024;
   return new Promise<ExecResult>((resolve, reject) => {
-    client.exec(command, (err, stream) => {
-      if (err) return reject(new SshError(`cannot start command: ${err.message}`, { cause: err }));
+    let done = false;
+    let stream: ssh2.ClientChannel | null = null;
+    // Started before the channel is asked for: a peer that vanished after the login never answers the
+    // channel request, and the command's allowance covers that wait too.
+    const timer = setTimeout(() => {
+      if (done) return;
+      done = true;
+      // Best effort: OpenSSH honours signal requests; closing the channel stops it otherwise.
+      stream?.signal('KILL');
+      stream?.close();
+      reject(new SshCommandTimeoutError(`command timeout after ${timeoutMs} ms`));
+    }, timeoutMs);
+    client.exec(command, (err, channel) => {
+      if (done) {
+        channel?.close();
+        return;
+      }
+      if (err) {
+        done = true;
+        clearTimeout(timer);
+        return reject(new SshError(`cannot start command: ${err.message}`, { cause: err }));
+      }
+      stream = channel;
       const out = new Bounded(max);
       const errOut = new Bounded(max);
       let code: number | null = null;
       let signal: string | null = null;
-      let done = false;
-      const timer = setTimeout(() => {
-        if (done) return;
-        done = true;
-        // Best effort: OpenSSH honours signal requests; closing the channel stops it otherwise.
-        stream.signal('KILL');
-        stream.close();
-        reject(new SshCommandTimeoutError(`command timeout after ${timeoutMs} ms`));
-      }, timeoutMs);
       stream.on('data', (b: Buffer) => out.push(b));
       stream.stderr.on('data', (b: Buffer) => errOut.push(b));
       stream.on('exit', (c: number | null, s?: string) => {

@@ -2,4 +2,4 @@
 export { connectSsh, type SshSession, type SshTarget } from './client.js';
 export * from './errors.js';
 export type { ExecOptions, ExecResult } from './exec.js';
-export { generateKeyPair, parsePinnedKey, type SshKeyPair } from './keys.js';
+export { generateKeyPair, isUsablePrivateKey, parsePinnedKey, type SshKeyPair } from './keys.js';

@@ -26,6 +26,12 @@ export function generateKeyPair(comment = 'crowbar'): SshKeyPair {
   throw new Error('could not generate a readable ed25519 key pair');
 }
 
+/** Whether `text` is an OpenSSH private key ssh2 can use as it is (read back, not encrypted). */
+export function isUsablePrivateKey(text: string): boolean {
+  const parsed = utils.parseKey(text);
+  return !(parsed instanceof Error) && !Array.isArray(parsed) && parsed.isPrivateKey();
+}
+
 export interface PinnedKey {
   /** Key type as on the wire, e.g. `ssh-ed25519`. */
   type: string;

@@ -1,4 +1,5 @@
 import type { Bus } from '../bus/bus.js';
+import type { Lineage } from '../bus/envelope.js';
 import { ipamMessages } from '../catalogue/index.js';
 
 /**
@@ -8,14 +9,16 @@ import { ipamMessages } from '../catalogue/index.js';
 export async function sshTargetOf(
   bus: Bus,
   node: { id: number; name: string; hint: Record<string, unknown> },
+  lineage: Lineage = {},
 ): Promise<{ host: string; port: number }> {
   const hint = node.hint.ssh as { host?: unknown; port?: unknown } | undefined;
   const port = typeof hint?.port === 'number' ? hint.port : 22;
   if (typeof hint?.host === 'string') return { host: hint.host, port };
-  const { allocations } = await bus.request(ipamMessages.nodeAddresses, {
-    nodeId: node.id,
-    category: 'admin',
-  });
+  const { allocations } = await bus.request(
+    ipamMessages.nodeAddresses,
+    { nodeId: node.id, category: 'admin' },
+    lineage,
+  );
   const first = allocations.find((a) => a.family === 'ipv4') ?? allocations[0];
   if (!first) throw new Error(`node ${node.name} has no admin address to reach it on`);
   return { host: first.address.split('/')[0]!, port };

@@ -44,9 +44,14 @@ export async function expectSurvived(opts: {
   fault: string;
   acked: boolean;
   settleMs?: number;
+  /** More to say when the anneal does not settle (e.g. the JetStream consumers' state). */
+  diagnose?: () => Promise<Record<string, unknown>>;
 }) {
   const { s, databaseUrl, deployment, total, writes } = opts;
-  const outcome = await annealOutcome(databaseUrl, deployment, opts.settleMs ?? 180_000);
+  const outcome = await annealOutcome(databaseUrl, deployment, opts.settleMs ?? 180_000, async () => ({
+    services: Object.fromEntries([...s.services].map(([name, h]) => [name, h.detail()])),
+    ...(opts.diagnose ? await opts.diagnose() : {}),
+  }));
   await writes.stop();
   const missing = await missingNodes(databaseUrl, writes.acked);
   reportFault(opts.fault, outcome, {
@@ -59,8 +64,12 @@ export async function expectSurvived(opts: {
   );
   expect(outcome.errorsWithoutReason).toBe(0);
   expect(outcome.destructiveTwice).toBe(0);
-  if (opts.acked) expect(writes.acked.length).toBeGreaterThan(0);
-  else expect(writes.attempts()).toBeGreaterThan(0);
+  const fared = JSON.stringify({
+    writes: writes.outcomes(),
+    nats: Object.fromEntries([...s.services].map(([name, h]) => [name, h.detail().nats])),
+  });
+  if (opts.acked) expect(writes.acked.length, fared).toBeGreaterThan(0);
+  else expect(writes.attempts(), fared).toBeGreaterThan(0);
   expect(missing).toEqual([]);
   expect((await s.call('POST', '/nodes', { name: `after.${deployment}.crowbar.test` })).status).toBe(201);
 }
@@ -96,11 +105,16 @@ export interface AnnealOutcome {
   destructiveTwice: number;
 }
 
-/** Waits until no noderole of the deployment is waiting or running, then counts what happened. */
+/**
+ * Waits until no noderole of the deployment is waiting or running, then counts what happened. One that
+ * does not settle in `ms` fails naming what is still open: the unsettled noderoles and their runs, and
+ * what `diagnose` adds.
+ */
 export async function annealOutcome(
   databaseUrl: string,
   deployment: string,
   ms: number,
+  diagnose: () => Promise<Record<string, unknown>> = async () => ({}),
 ): Promise<AnnealOutcome> {
   const db = new pg.Client({ connectionString: databaseUrl });
   await db.connect();
@@ -117,7 +131,20 @@ export async function annealOutcome(
         ).rows[0].n === 0,
       ms,
       250,
-    );
+    ).catch(async (err: Error) => {
+      const open = await db.query(
+        `select nr.id, nr.state, r.name as role, nr.run_count, (select json_agg(json_build_object('id', ru.id,
+           'state', ru.state, 'begins', ru.begins, 'reason', ru.reason, 'created', ru.created_at,
+           'dispatched', ru.dispatched_at, 'deadline', ru.deadline) order by ru.id)
+           from annealer.runs ru where ru.noderole_id = nr.id) as runs
+         ${where} and nr.state not in ('active', 'error') order by nr.id limit 10`,
+        [deployment],
+      );
+      const runs = await db.query('select state, count(*)::int n from annealer.runs group by state');
+      throw new Error(
+        `${err.message}; open noderoles (first 10): ${JSON.stringify(open.rows)}; runs by state: ${JSON.stringify(runs.rows)}; ${JSON.stringify(await diagnose().catch((e: unknown) => ({ diagnoseFailed: String(e) })))}`,
+      );
+    });
     const states = Object.fromEntries(
       (await db.query(`select nr.state, count(*)::int n ${where} group by nr.state`, [deployment])).rows.map(
         (r) => [r.state, r.n],
@@ -143,23 +170,37 @@ export async function annealOutcome(
 
 /**
  * Operator writes (`POST /nodes`) issued every `everyMs` until stopped: which were answered 2xx, so a test
- * can check that each of those was committed.
+ * can check that each of those was committed. A write without an answer in 15 s counts as status 0 and
+ * the loop goes on (fetch itself would wait five minutes); `outcomes()` says how the writes fared.
  */
 export function writeLoop(s: Stack, tag: string, everyMs = 100) {
   const acked: string[] = [];
+  const statuses = new Map<number, number>();
+  let lastFailure: unknown = null;
   let n = 0;
   let stop = false;
   const done = (async () => {
     while (!stop && n < 2000) {
       const name = `w${n++}.${tag}.crowbar.test`;
-      const r = await s.call('POST', '/nodes', { name }).catch(() => ({ status: 0, body: null }));
+      let timer: NodeJS.Timeout | undefined;
+      const r = await Promise.race([
+        s.call('POST', '/nodes', { name }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('no answer in 15 s')), 15_000);
+        }),
+      ])
+        .catch((err: Error) => ({ status: 0, body: err.message }))
+        .finally(() => clearTimeout(timer));
+      statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
       if (r.status >= 200 && r.status < 300) acked.push(name);
+      else lastFailure = { at: new Date().toISOString(), status: r.status, body: r.body };
       await new Promise((res) => setTimeout(res, everyMs));
     }
   })();
   return {
     acked,
     attempts: () => n,
+    outcomes: () => ({ attempts: n, byStatus: Object.fromEntries(statuses), lastFailure }),
     async stop() {
       stop = true;
       await done;

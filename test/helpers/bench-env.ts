@@ -6,6 +6,9 @@ import pg from 'pg';
 import { startNatsServer } from '../../infra/nats.js';
 import { pickPort } from '../../infra/ports.js';
 import { startEmbeddedPostgres } from '../../infra/postgres.js';
+import { Bus } from '../../shared/bus/bus.js';
+import { createLogger } from '../../shared/log.js';
+import { createTestEnv, type TestEnv } from './env.js';
 
 /**
  * PostgreSQL and NATS for a benchmark outside vitest: the machine's own when they answer
@@ -54,4 +57,40 @@ export async function benchServices(log: (l: string) => void): Promise<{
       for (const s of stops) await s().catch(() => undefined);
     },
   };
+}
+
+/**
+ * What a bench must undo, undone newest first when it ends (`run`) or is stopped with Ctrl-C (then the
+ * process exits 130), so an interrupted bench still drops its database and streams.
+ */
+export function benchCleanups() {
+  const cleanups: (() => Promise<void>)[] = [];
+  const run = async () => {
+    for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const)
+    process.once(sig, () => void run().then(() => process.exit(130)));
+  return { defer: (c: () => Promise<void>) => void cleanups.push(c), run };
+}
+export type BenchCleanups = ReturnType<typeof benchCleanups>;
+
+/** A database and bus prefix of the bench's own (on `benchServices`), dropped at the end. */
+export async function benchEnvironment(scope: BenchCleanups, log: (l: string) => void): Promise<TestEnv> {
+  const services = await benchServices(log);
+  scope.defer(() => services.stop());
+  const env = await createTestEnv(services);
+  scope.defer(() => env.cleanup());
+  return env;
+}
+
+/** A bus client on the bench's environment, closed at the end. */
+export async function benchBus(scope: BenchCleanups, env: TestEnv, source = 'bench'): Promise<Bus> {
+  const bus = await Bus.connect({
+    url: env.natsUrl,
+    prefix: env.prefix,
+    source,
+    log: createLogger(source, { level: 'warn' }),
+  });
+  scope.defer(() => bus.close());
+  return bus;
 }

@@ -46,7 +46,13 @@ export async function startStack(
   };
   const services = new Map<ServiceName, HostedService>();
   const stop = async () => {
-    for (const h of [...services.values()].reverse()) await h.stop('test done');
+    for (const [name, h] of [...services.entries()].reverse()) {
+      // A slow stop is named on the test's output (a hook that runs out of time says only that it did).
+      const slow = setTimeout(() => {
+        process.stdout.write(`[stack] ${name} still stopping after 10 s: ${JSON.stringify(h.detail())}\n`);
+      }, 10_000);
+      await h.stop('test done').finally(() => clearTimeout(slow));
+    }
   };
   try {
     for (const def of allServices.filter((d) => names.includes(d.name)))

@@ -86,7 +86,11 @@ export function registerRoutes(deps: RegisterDeps): Hono {
     const secret = bearer(c);
     const reg = await readRegistration(c);
     const caller = await authenticate(deps, secret, reg);
-    const { nodes } = await deps.bus.request(inventoryRpcs.listNodes, {});
+    // Only the nodes this machine could be: one statement in inventory, not every node's summary.
+    const { nodes } = await deps.bus.request(inventoryRpcs.listNodes, {
+      macs: reg.macs,
+      ...(reg.node === undefined ? {} : { node: reg.node }),
+    });
     const known = (nodes as NodeSummary[]).find(
       (n) => n.id === reg.node || n.macs.some((m) => reg.macs.includes(m.toLowerCase())),
     );

@@ -88,6 +88,18 @@ export const deliveryRow = z.object({
   /** Times an operator asked for it again. */
   redeliveries: z.number().int().nonnegative(),
 });
+/** What `POST …/deliveries/redeliver?status=dead-lettered` queued: delivery ids, in event order. */
+export const bulkRedelivery = z.object({
+  webhook: z.number().int().positive(),
+  /** How many events were queued (the length of `deliveries`). */
+  queued: z.number().int().nonnegative(),
+  /** The queued ones, oldest event first: the order they are sent in. */
+  deliveries: z.array(z.string()),
+  /** Dead-lettered ones whose event the EVENTS stream no longer has: not queued. */
+  missing: z.array(z.string()),
+  /** Dead-lettered ones this gateway is sending again already (an earlier bulk redelivery): not queued twice. */
+  inFlight: z.array(z.string()),
+});
 export const deliveryPage = z.object({
   deliveries: z.array(deliveryRow),
   /** The cursor of the next (older) page; null on the last. */
@@ -145,6 +157,22 @@ function deliveryQuery(q: Record<string, string | undefined>) {
     ...(cursor !== undefined ? { before: Number(cursor) } : {}),
     ...(status !== undefined ? { status: status as DeliveryStatus } : {}),
   };
+}
+
+/** The query of a bulk redelivery: `status=dead-lettered`, and nothing else (a 422 naming what is wrong). */
+function bulkQuery(q: Record<string, string | undefined>): void {
+  const unknown = Object.keys(q).find((k) => k !== 'status');
+  if (unknown !== undefined)
+    throw new ValidationError(`unknown query parameter ${unknown.slice(0, 40)}; only status is taken`, {
+      field: unknown.slice(0, 40),
+    });
+  if (q.status !== 'dead-lettered')
+    throw new ValidationError(
+      q.status === undefined
+        ? 'status is required: status=dead-lettered (a bulk redelivery sends the dead-lettered ones again)'
+        : `status must be dead-lettered (only those are redelivered in bulk), got "${q.status.slice(0, 40)}"`,
+      { field: 'status' },
+    );
 }
 
 /** A delivery as the log names it (`<webhook>-<seq>`, the `webhook-id` header) or its bare sequence. */
@@ -225,6 +253,13 @@ export function webhookRoutes(deps: WebhookRouteDeps | undefined): Hono<{
     await d.store.get(id);
     return c.json(await d.store.listDeliveries({ webhookId: id, ...q }));
   });
+  app.post('/webhooks/:id/deliveries/redeliver', async (c) => {
+    const d = need();
+    const id = webhookId(c.req.param('id'));
+    bulkQuery(c.req.query());
+    const target = await d.store.target(id);
+    return c.json(await d.dispatcher.redeliverDead(target), 202);
+  });
   app.post('/webhooks/:id/deliveries/:delivery/redeliver', async (c) => {
     const d = need();
     const id = webhookId(c.req.param('id'));
@@ -233,9 +268,8 @@ export function webhookRoutes(deps: WebhookRouteDeps | undefined): Hono<{
     const logged = await d.store.getDelivery(id, seq);
     if (!logged)
       throw new NotFoundError(`webhook ${id} has no delivery ${id}-${seq} in its log`, { field: 'delivery' });
-    const ev = await d.dispatcher.eventAt(seq);
-    // A stream made anew numbers its events from 1 again: the sequence must still be the same event.
-    if (!ev || ev.type !== logged.type || (logged.eventId !== null && ev.eventId !== logged.eventId))
+    const ev = await d.dispatcher.eventOf(logged);
+    if (!ev)
       throw new NotFoundError(
         `event ${seq} of delivery ${logged.id} is no longer in the EVENTS stream (it keeps events 7 days)`,
         { field: 'delivery' },

@@ -1,26 +1,24 @@
-import { sql } from 'drizzle-orm';
 import type { Json } from '../../../shared/catalogue/index.js';
 import { NotFoundError, ValidationError } from '../../../shared/errors.js';
 import { schemaProblem } from '../domain/schema.js';
+import {
+  type AttribRow,
+  attribNamed,
+  attribRows,
+  deploymentRoleAttribData,
+  noderoleData,
+} from '../store/attribs.js';
+import { noderoleOfRole } from '../store/binding.js';
+import { deploymentRoleProposed, setDeploymentRoleProposed } from '../store/deployments.js';
+import { activeNoderolesWanting, noderoleProposedData, setNoderoleProposedData } from '../store/noderoles.js';
+import { lockNodeHint, nodeData, setNodeHint } from '../store/nodes.js';
+import { roleName, roleTemplate } from '../store/roles.js';
 import { deepMerge, getPath, type JsonObject, setPath } from './data.js';
-import type { RowOf } from './queries.js';
 import { blockOrTodo } from './transitions.js';
 import type { GraphTx } from './tx.js';
 
-interface AttribRow {
-  id: number;
-  roleId: number | null;
-  name: string;
-  map: string;
-  schema: JsonObject;
-  defaultValue: Json;
-  writable: boolean;
-}
-
 async function attrib(g: GraphTx, name: string): Promise<AttribRow> {
-  const a = await g.one<AttribRow>(
-    sql`select id, role_id as "roleId", name, map, schema, default_value as "defaultValue", writable from inventory.attribs where name = ${name}`,
-  );
+  const a = await attribNamed(g, name);
   if (!a) throw new NotFoundError(`no attrib ${name}`, { field: 'attrib' });
   return a;
 }
@@ -36,10 +34,7 @@ function checkValue(a: AttribRow, value: Json | undefined): Json {
 }
 
 export async function listAttribs(g: GraphTx) {
-  return g.rows<
-    RowOf<'attrib.list', 'attribs'>
-  >(sql`select a.name, a.map, a.description, a.schema, a.default_value as "default", a.writable, r.name as role
-                    from inventory.attribs a left join inventory.roles r on r.id = a.role_id order by a.name`);
+  return attribRows(g);
 }
 
 /**
@@ -53,19 +48,14 @@ async function resolveTarget(
   id: number,
 ): Promise<[string, number]> {
   if (target !== 'node' || a.roleId === null) return [target, id];
-  const nr = await g.one<{ id: number }>(
-    sql`select id from inventory.noderoles where node_id = ${id} and role_id = ${a.roleId}`,
-  );
-  if (!nr) {
-    const role = await g.one<{ name: string }>(sql`select name from inventory.roles where id = ${a.roleId}`);
-    throw new NotFoundError(
-      `attrib ${a.name} belongs to role ${role?.name}, which node ${id} does not have`,
-      {
-        field: 'attrib',
-      },
-    );
+  const nr = await noderoleOfRole(g, id, a.roleId);
+  if (nr === undefined) {
+    const role = await roleName(g, a.roleId);
+    throw new NotFoundError(`attrib ${a.name} belongs to role ${role}, which node ${id} does not have`, {
+      field: 'attrib',
+    });
   }
-  return ['noderole', nr.id];
+  return ['noderole', nr];
 }
 
 /**
@@ -85,43 +75,23 @@ export async function getAttrib(
   let blob: JsonObject = {};
   let pending: JsonObject | null = null;
   if (kind === 'node') {
-    const n = await g.one<{ hint: JsonObject; discovery: JsonObject }>(
-      sql`select hint, discovery from inventory.nodes where id = ${key}`,
-    );
+    const n = await nodeData<JsonObject>(g, key);
     if (!n) throw new NotFoundError(`no node ${key}`, { field: 'node' });
     blob = deepMerge(n.discovery, n.hint);
   } else if (kind === 'noderole') {
-    const r = await g.one<{
-      state: string;
-      t: JsonObject;
-      dw: JsonObject | null;
-      dc: JsonObject | null;
-      wall: JsonObject;
-      sysdata: JsonObject;
-      p: JsonObject;
-      c: JsonObject;
-    }>(sql`
-      select nr.state, r.template as t, dr.wall as dw, dr.committed_data as dc, nr.wall, nr.sysdata,
-             nr.proposed_data as p, nr.committed_data as c
-      from inventory.noderoles nr join inventory.roles r on r.id = nr.role_id
-      left join inventory.deployment_roles dr on dr.role_id = nr.role_id and dr.deployment_id = nr.deployment_id
-      where nr.id = ${key}`);
+    const r = await noderoleData(g, key);
     if (!r) throw new NotFoundError(`no noderole ${key}`, { field: 'noderole' });
     blob = deepMerge(r.t, r.dw, r.dc, r.wall, r.sysdata, r.state === 'proposed' ? r.p : r.c);
     if (r.state !== 'proposed') pending = r.p;
   } else if (kind === 'deployment_role') {
-    const r = await g.one<{ t: JsonObject; wall: JsonObject; p: JsonObject; c: JsonObject }>(sql`
-      select r.template as t, dr.wall, dr.proposed_data as p, dr.committed_data as c from inventory.deployment_roles dr
-      join inventory.roles r on r.id = dr.role_id where dr.id = ${key}`);
+    const r = await deploymentRoleAttribData(g, key);
     if (!r) throw new NotFoundError(`no deployment role ${key}`, { field: 'deployment_role' });
     blob = deepMerge(r.t, r.wall, r.c);
     pending = r.p;
   } else if (kind === 'role') {
-    const r = await g.one<{ t: JsonObject }>(
-      sql`select template as t from inventory.roles where id = ${key}`,
-    );
-    if (!r) throw new NotFoundError(`no role ${key}`, { field: 'role' });
-    blob = r.t;
+    const t = await roleTemplate<JsonObject>(g, key);
+    if (t === undefined) throw new NotFoundError(`no role ${key}`, { field: 'role' });
+    blob = t;
   }
   const v = getPath(blob, a.map);
   const value = v === undefined ? (a.defaultValue ?? null) : v;
@@ -149,20 +119,11 @@ export async function setAttrib(
   const value = checkValue(a, given);
   const [kind, key] = await resolveTarget(g, a, target, id);
   if (kind === 'node') {
-    const n = await g.one<{ hint: JsonObject }>(
-      sql`select hint from inventory.nodes where id = ${key} for update`,
-    );
+    const n = await lockNodeHint<JsonObject>(g, key);
     if (!n) throw new NotFoundError(`no node ${key}`, { field: 'node' });
-    await g.rows(
-      sql`update inventory.nodes set hint = ${JSON.stringify(setPath(n.hint, a.map, value))}::jsonb, version = version + 1
-          where id = ${key}`,
-    );
+    await setNodeHint(g, key, JSON.stringify(setPath(n.hint, a.map, value)));
     await g.nodeChanged(key, ['hint'], `attrib ${name} set`);
-    const wanting = await g.rows<{ id: number }>(sql`
-      select nr.id from inventory.noderoles nr join inventory.roles r on r.id = nr.role_id
-      join inventory.deployments d on d.id = nr.deployment_id
-      where nr.node_id = ${key} and ${name} = any(r.wants_attribs) and nr.state = 'active' and d.state = 'committed'
-      order by nr.cohort, nr.id`);
+    const wanting = await activeNoderolesWanting(g, key, name);
     for (const w of wanting) {
       const nr = await g.noderole(w.id);
       if (nr?.state === 'active') await blockOrTodo(g, nr, `node attrib ${name} changed`);
@@ -172,20 +133,12 @@ export async function setAttrib(
   if (kind === 'noderole') {
     const nr = await g.noderole(key);
     if (!nr) throw new NotFoundError(`no noderole ${key}`, { field: 'noderole' });
-    const r = await g.one<{ p: JsonObject }>(
-      sql`select proposed_data as p from inventory.noderoles where id = ${key}`,
-    );
-    await g.rows(
-      sql`update inventory.noderoles set proposed_data = ${JSON.stringify(setPath(r!.p, a.map, value))}::jsonb,
-          version = version + 1 where id = ${key}`,
-    );
+    const p = await noderoleProposedData<JsonObject>(g, key);
+    await setNoderoleProposedData(g, key, JSON.stringify(setPath(p!, a.map, value)));
     return { name, value, pending: nr.state !== 'proposed' };
   }
-  const r = await g.one<{ p: JsonObject }>(
-    sql`select proposed_data as p from inventory.deployment_roles where id = ${key} for update`,
-  );
-  if (!r) throw new NotFoundError(`no deployment role ${key}`, { field: 'deployment_role' });
-  await g.rows(sql`update inventory.deployment_roles set proposed_data = ${JSON.stringify(setPath(r.p, a.map, value))}::jsonb,
-                   updated_at = now() where id = ${key}`);
+  const p = await deploymentRoleProposed<JsonObject>(g, key, true);
+  if (p === undefined) throw new NotFoundError(`no deployment role ${key}`, { field: 'deployment_role' });
+  await setDeploymentRoleProposed(g, key, JSON.stringify(setPath(p, a.map, value)), true);
   return { name, value, pending: true };
 }

@@ -1,52 +1,36 @@
-import { sql } from 'drizzle-orm';
 import { inventoryEvents } from '../../../shared/catalogue/index.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../../shared/errors.js';
-import { type GraphTx, idIn } from './tx.js';
+import {
+  insertNoderole,
+  nextCohort,
+  noderoleOfRole,
+  providerInDeployment,
+  providerOnNode,
+  rolesOnNode,
+} from '../store/binding.js';
+import { deploymentChain as chainOf, ensureDeploymentRoles } from '../store/deployments.js';
+import { adoptPeerChildren, linkParent } from '../store/graph.js';
+import { anySystemNode, isAdminNode, phantomOf } from '../store/nodes.js';
+import {
+  joinableProvides,
+  attribOwners as ownersOf,
+  providerFlags,
+  type RoleRow,
+  roleNamed,
+} from '../store/roles.js';
+import type { GraphTx } from './tx.js';
 
-export interface RoleRow {
-  id: number;
-  name: string;
-  jig: string;
-  owner: string | null;
-  flags: string[];
-  requires: string[];
-  wantsAttribs: string[];
-  provides: string[];
-  conflicts: string[];
-}
+export type { RoleRow };
 
 export async function roleByName(g: GraphTx, name: string): Promise<RoleRow> {
-  const r = await g.one<RoleRow>(sql`
-    select id, name, jig, owner, flags, requires, wants_attribs as "wantsAttribs", provides, conflicts
-    from inventory.roles where name = ${name}`);
+  const r = await roleNamed(g, name);
   if (!r) throw new NotFoundError(`no role ${name}`, { field: 'role' });
   return r;
 }
 
 /** The deployment and its ancestors, closest first. */
 export async function deploymentChain(g: GraphTx, deploymentId: number): Promise<number[]> {
-  const rows = await g.rows<{ id: number }>(sql`
-    with recursive c(id, parent_id, depth) as (
-      select id, parent_id, 0 from inventory.deployments where id = ${deploymentId}
-      union all select d.id, d.parent_id, c.depth + 1 from inventory.deployments d join c on d.id = c.parent_id where c.depth < 64)
-    select id from c order by depth`);
-  return rows.map((r) => r.id);
-}
-
-async function findOnNode(g: GraphTx, nodeId: number, role: string): Promise<number | undefined> {
-  const r = await g.one<{ id: number }>(sql`
-    select nr.id from inventory.noderoles nr join inventory.roles r on r.id = nr.role_id
-    where nr.node_id = ${nodeId} and (r.name = ${role} or ${role} = any(r.provides))
-    order by (r.name = ${role}) desc, nr.id limit 1`);
-  return r?.id;
-}
-
-async function findInDeployment(g: GraphTx, deploymentId: number, role: string): Promise<number | undefined> {
-  const r = await g.one<{ id: number }>(sql`
-    select nr.id from inventory.noderoles nr join inventory.roles r on r.id = nr.role_id
-    where nr.deployment_id = ${deploymentId} and (r.name = ${role} or ${role} = any(r.provides))
-    order by (r.name = ${role}) desc, nr.id limit 1`);
-  return r?.id;
+  return chainOf(g, deploymentId);
 }
 
 /**
@@ -55,13 +39,10 @@ async function findInDeployment(g: GraphTx, deploymentId: number, role: string):
  */
 async function phantomNode(g: GraphTx, deploymentId: number): Promise<number | undefined> {
   for (const d of await deploymentChain(g, deploymentId)) {
-    const p = await g.one<{ id: number }>(
-      sql`select id from inventory.nodes where system and deployment_id = ${d} order by id limit 1`,
-    );
-    if (p) return p.id;
+    const p = await phantomOf(g, d);
+    if (p !== undefined) return p;
   }
-  return (await g.one<{ id: number }>(sql`select id from inventory.nodes where system order by id limit 1`))
-    ?.id;
+  return anySystemNode(g);
 }
 
 async function validateAgainstNode(g: GraphTx, role: RoleRow, nodeId: number) {
@@ -70,16 +51,13 @@ async function validateAgainstNode(g: GraphTx, role: RoleRow, nodeId: number) {
   // The admin node is the machine the control plane runs on: a destructive role (an OS install) would
   // wipe it. It joins instead (crowbar-joined-node provides crowbar-installed-node, reference §1.16).
   if (role.flags.includes('destructive')) {
-    const admin = await g.one(sql`select 1 from inventory.nodes where id = ${nodeId} and admin`);
-    if (admin)
+    if (await isAdminNode(g, nodeId))
       throw new ConflictError(
         `role ${role.name} is destructive and cannot be bound to the admin node; bind crowbar-joined-node first, which provides crowbar-installed-node`,
         { rule: 'the admin node is never installed' },
       );
   }
-  const existing = await g.rows<{ name: string; conflicts: string[]; provides: string[] }>(sql`
-    select r.name, r.conflicts, r.provides from inventory.noderoles nr join inventory.roles r on r.id = nr.role_id
-    where nr.node_id = ${nodeId}`);
+  const existing = await rolesOnNode(g, nodeId);
   for (const e of existing) {
     if (role.conflicts.includes(e.name) || e.conflicts.includes(role.name)) {
       throw new ConflictError(`role ${role.name} conflicts with ${e.name} already on the node`, {
@@ -115,32 +93,25 @@ export async function bind(
   const role = await roleByName(g, roleName);
   // Service roles front a cluster-wide service: they always live on the system phantom node.
   if (role.flags.includes('service')) nodeId = (await phantomNode(g, deploymentId)) ?? nodeId;
-  const existing = await g.one<{ id: number }>(
-    sql`select id from inventory.noderoles where node_id = ${nodeId} and role_id = ${role.id}`,
-  );
-  if (existing) return existing.id;
+  const existing = await noderoleOfRole(g, nodeId, role.id);
+  if (existing !== undefined) return existing;
   await joinAdminFirst(g, role, nodeId, deploymentId, depth);
   await validateAgainstNode(g, role, nodeId);
 
-  const attribOwners = role.wantsAttribs.length
-    ? await g.rows<{ name: string }>(sql`
-        select distinct r.name from inventory.attribs a join inventory.roles r on r.id = a.role_id
-        where a.name = any(${sql.param(role.wantsAttribs)}::text[]) and r.id <> ${role.id}`)
-    : [];
+  const attribOwners = role.wantsAttribs.length ? await ownersOf(g, role.wantsAttribs, role.id) : [];
   const wanted = [...new Set([...role.requires, ...attribOwners.map((r) => r.name)])];
   const chain = await deploymentChain(g, deploymentId);
   const parents: number[] = [];
   for (const p of wanted) {
-    const pRole = await g.one<{ flags: string[] }>(sql`
-      select flags from inventory.roles where name = ${p} or ${p} = any(provides) order by (name = ${p}) desc limit 1`);
+    const pRole = await providerFlags(g, p);
     if (!pRole)
       throw new ValidationError(`role ${role.name} requires ${p}, which no barclamp defines`, {
         field: 'role',
       });
-    let found = await findOnNode(g, nodeId, p);
+    let found = await providerOnNode(g, nodeId, p);
     if (!found && !pRole.flags.includes('implicit')) {
       for (const d of chain) {
-        found = await findInDeployment(g, d, p);
+        found = await providerInDeployment(g, d, p);
         if (found) break;
       }
     }
@@ -148,28 +119,12 @@ export async function bind(
     parents.push(found);
   }
 
-  await g.rows(sql`insert into inventory.deployment_roles (deployment_id, role_id) values (${deploymentId}, ${role.id})
-                   on conflict (deployment_id, role_id) do nothing`);
-  const cohort = parents.length
-    ? ((
-        await g.one<{ c: number }>(
-          sql`select max(cohort)::int + 1 as c from inventory.noderoles where ${idIn(sql`id`, parents)}`,
-        )
-      )?.c ?? 0)
-    : 0;
-  const created = await g.one<{ id: number }>(sql`
-    insert into inventory.noderoles (node_id, role_id, deployment_id, state, cohort)
-    values (${nodeId}, ${role.id}, ${deploymentId}, 'proposed', ${cohort}) returning id`);
-  const id = created!.id;
-  for (const p of parents) await link(g, p, id);
+  await ensureDeploymentRoles(g, deploymentId, [role.id]);
+  const cohort = parents.length ? ((await nextCohort(g, parents)) ?? 0) : 0;
+  const id = await insertNoderole(g, { nodeId, roleId: role.id, deploymentId, cohort });
+  for (const p of parents) await linkParent(g, p, id);
   // Cluster roles: a new instance adopts its peers' children.
-  if (role.flags.includes('cluster')) {
-    await g.rows(sql`
-      insert into inventory.noderole_edges (parent_id, child_id)
-      select ${id}, e.child_id from inventory.noderole_edges e join inventory.noderoles peer on peer.id = e.parent_id
-      where peer.role_id = ${role.id} and peer.deployment_id = ${deploymentId} and peer.id <> ${id}
-      on conflict do nothing`);
-  }
+  if (role.flags.includes('cluster')) await adoptPeerChildren(g, id, role.id, deploymentId);
   const summary = await g.noderoleSummary(id);
   g.log.info(
     { noderole: id, node: summary.node, role: role.name, cohort, correlationId: g.lineage.correlationId },
@@ -194,25 +149,7 @@ async function joinAdminFirst(
 ) {
   const joined = 'crowbar-joined-node';
   if (role.name === joined || role.requires.length === 0) return;
-  const j = await g.one<{ provides: string[] }>(sql`
-    select r.provides from inventory.roles r join inventory.nodes n on n.id = ${nodeId} and n.admin
-    where r.name = ${joined}
-      and not exists (select 1 from inventory.noderoles nr where nr.node_id = n.id and nr.role_id = r.id)`);
+  const j = await joinableProvides(g, joined, nodeId);
   if (j && role.requires.some((x) => j.provides.includes(x)))
     await bind(g, joined, nodeId, deploymentId, depth + 1);
-}
-
-/** Adds a parent edge (and, for cluster-role parents, the same edge under every peer). */
-async function link(g: GraphTx, parentId: number, childId: number) {
-  await g.rows(
-    sql`insert into inventory.noderole_edges (parent_id, child_id) values (${parentId}, ${childId}) on conflict do nothing`,
-  );
-  await g.rows(sql`
-    insert into inventory.noderole_edges (parent_id, child_id)
-    select peer.id, ${childId} from inventory.noderoles p join inventory.roles r on r.id = p.role_id
-    -- Peers are looked for only under a cluster role (offset 0 keeps the filter first).
-    cross join lateral (select q.id from inventory.noderoles q
-      where q.role_id = p.role_id and q.deployment_id = p.deployment_id and q.id <> p.id offset 0) peer
-    where p.id = ${parentId} and 'cluster' = any(r.flags)
-    on conflict do nothing`);
 }

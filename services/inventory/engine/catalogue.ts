@@ -1,6 +1,6 @@
-import { sql } from 'drizzle-orm';
-import type { Json, JsonObject } from '../../../shared/catalogue/index.js';
 import { type BarclampSpec, checkRoleGraph, type RoleSpec } from '../domain/barclamp.js';
+import { upsertAttribRow } from '../store/attribs.js';
+import { roleGraph, upsertBarclamp, upsertRoleRow } from '../store/roles.js';
 import type { GraphTx } from './tx.js';
 
 type RoleInput = Pick<
@@ -20,53 +20,21 @@ type RoleInput = Pick<
   timeout: number;
 };
 
-async function upsertBarclamp(
-  g: GraphTx,
-  b: { name: string; description: string; version: string; sourcePath: string },
-) {
-  const r = await g.one<{ id: number }>(sql`
-    insert into inventory.barclamps (name, description, version, source_path) values (${b.name}, ${b.description}, ${b.version}, ${b.sourcePath})
-    on conflict (name) do update set description = excluded.description, version = excluded.version,
-      source_path = excluded.source_path, updated_at = now()
-    returning id`);
-  return r!.id;
-}
-
 export async function upsertRole(g: GraphTx, barclampId: number, r: RoleInput): Promise<number> {
-  const arr = (xs: readonly string[]) => sql`${`{${xs.map((x) => `"${x}"`).join(',')}}`}::text[]`;
-  const row = await g.one<{ id: number }>(sql`
-    insert into inventory.roles (name, barclamp_id, description, jig, owner, flags, requires, wants_attribs, provides, conflicts,
-                                 template, scripts, timeout_seconds)
-    values (${r.name}, ${barclampId}, ${r.description}, ${r.jig}, ${r.owner}, ${arr(r.flags)}, ${arr(r.requires)},
-            ${arr(r['wants-attribs'])}, ${arr(r.provides)}, ${arr(r.conflicts)}, ${JSON.stringify(r.template)}::jsonb,
-            ${JSON.stringify(r.scripts)}::jsonb, ${r.timeout})
-    on conflict (name) do update set barclamp_id = excluded.barclamp_id, description = excluded.description, jig = excluded.jig,
-      owner = excluded.owner, flags = excluded.flags, requires = excluded.requires, wants_attribs = excluded.wants_attribs,
-      provides = excluded.provides, conflicts = excluded.conflicts, template = excluded.template, scripts = excluded.scripts,
-      timeout_seconds = excluded.timeout_seconds, updated_at = now()
-    returning id`);
-  return row!.id;
-}
-
-async function upsertAttrib(
-  g: GraphTx,
-  barclampId: number,
-  roleId: number | null,
-  a: {
-    name: string;
-    map: string;
-    description: string;
-    schema: JsonObject;
-    default?: Json | undefined;
-    writable: boolean;
-  },
-) {
-  await g.rows(sql`
-    insert into inventory.attribs (name, barclamp_id, role_id, description, map, schema, default_value, writable)
-    values (${a.name}, ${barclampId}, ${roleId}, ${a.description}, ${a.map}, ${JSON.stringify(a.schema)}::jsonb,
-            ${a.default === undefined ? null : JSON.stringify(a.default)}::jsonb, ${a.writable})
-    on conflict (name) do update set barclamp_id = excluded.barclamp_id, role_id = excluded.role_id, description = excluded.description,
-      map = excluded.map, schema = excluded.schema, default_value = excluded.default_value, writable = excluded.writable`);
+  return upsertRoleRow(g, barclampId, {
+    name: r.name,
+    description: r.description,
+    jig: r.jig,
+    owner: r.owner,
+    flags: r.flags,
+    requires: r.requires,
+    wantsAttribs: r['wants-attribs'],
+    provides: r.provides,
+    conflicts: r.conflicts,
+    template: r.template,
+    scripts: r.scripts,
+    timeoutSeconds: r.timeout,
+  });
 }
 
 /**
@@ -76,16 +44,14 @@ async function upsertAttrib(
 export async function importBarclamps(g: GraphTx, specs: BarclampSpec[]): Promise<void> {
   const fileRoles = specs.flatMap((b) => b.roles);
   const names = new Set(fileRoles.map((r) => r.name));
-  const others = await g.rows<{ name: string; requires: string[]; provides: string[] }>(
-    sql`select name, requires, provides from inventory.roles`,
-  );
+  const others = await roleGraph(g);
   checkRoleGraph([...fileRoles, ...others.filter((o) => !names.has(o.name))]);
   for (const b of specs) {
     const bid = await upsertBarclamp(g, b);
-    for (const a of b.attribs) await upsertAttrib(g, bid, null, a);
+    for (const a of b.attribs) await upsertAttribRow(g, bid, null, a);
     for (const r of b.roles) {
       const rid = await upsertRole(g, bid, r);
-      for (const a of r.attribs) await upsertAttrib(g, bid, rid, a);
+      for (const a of r.attribs) await upsertAttribRow(g, bid, rid, a);
     }
   }
 }
@@ -104,9 +70,7 @@ export async function defineRole(
     owner: string | null;
   },
 ): Promise<number> {
-  const all = await g.rows<{ name: string; requires: string[]; provides: string[] }>(
-    sql`select name, requires, provides from inventory.roles`,
-  );
+  const all = await roleGraph(g);
   checkRoleGraph([
     ...all.filter((o) => o.name !== r.name),
     { name: r.name, requires: r.requires, provides: [] },

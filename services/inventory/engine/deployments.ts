@@ -1,11 +1,31 @@
 import { isDeepStrictEqual } from 'node:util';
-import { sql } from 'drizzle-orm';
 import { inventoryEvents } from '../../../shared/catalogue/index.js';
 import { ConflictError, NotFoundError } from '../../../shared/errors.js';
+import {
+  commitDeploymentRoleData,
+  commitDeploymentRolesOf,
+  countChildDeployments,
+  deleteDeploymentRolesOf,
+  deleteDeploymentRow,
+  deploymentNameTaken,
+  insertDeployment,
+  lockDeploymentRole,
+  resetDeploymentRoleData,
+  setDeploymentState,
+} from '../store/deployments.js';
+import { countForeignChildrenOfDeployment, edgesOfDeployment } from '../store/graph.js';
+import {
+  activeNoderolesOfRole,
+  deleteNoderoleRow,
+  lockNoderoleIdsOfDeploymentForDelete,
+  proposedNoderoleIdsOfDeployment,
+} from '../store/noderoles.js';
+import { moveNodesOfDeployment, phantomsOf } from '../store/nodes.js';
+import { graphVertices } from '../store/views.js';
 import type { JsonObject } from './data.js';
 import { createNode, deleteNode, deploymentId } from './nodes.js';
 import { commitPlan } from './preview.js';
-import { getDeployment, type RowOf } from './queries.js';
+import { getDeployment } from './queries.js';
 import { blockOrTodo, commit } from './transitions.js';
 import type { GraphTx } from './tx.js';
 
@@ -21,14 +41,12 @@ export async function createDeployment(
   g: GraphTx,
   a: { name: string; parent?: number | string | undefined; description?: string | undefined },
 ) {
-  if (await g.one(sql`select 1 from inventory.deployments where name = ${a.name}`)) {
+  if (await deploymentNameTaken(g, a.name)) {
     throw new ConflictError(`deployment ${a.name} already exists`, { rule: 'deployment names are unique' });
   }
   const parent = await deploymentId(g, a.parent ?? 'system');
-  const r = await g.one<{ id: number }>(sql`
-    insert into inventory.deployments (name, parent_id, description, state) values (${a.name}, ${parent}, ${a.description ?? ''}, 'proposed')
-    returning id`);
-  const d = await getDeployment(g, r!.id);
+  const id = await insertDeployment(g, { name: a.name, parentId: parent, description: a.description ?? '' });
+  const d = await getDeployment(g, id);
   g.log.info(
     { deployment: d.id, name: d.name, parent, correlationId: g.lineage.correlationId },
     'deployment created',
@@ -56,7 +74,7 @@ export async function proposeDeployment(g: GraphTx, id: number) {
   if (d.system)
     throw new ConflictError('the system deployment is never proposed', { rule: 'system deployment' });
   if (d.state === 'proposed') return d;
-  await g.rows(sql`update inventory.deployments set state = 'proposed', updated_at = now() where id = ${id}`);
+  await setDeploymentState(g, id, 'proposed');
   g.log.info({ deployment: id, from: d.state, to: 'proposed' }, 'deployment state changed');
   g.emit(inventoryEvents.deploymentProposed, { deployment: { ...summary(d), state: 'proposed' } });
   return { ...d, state: 'proposed' as const };
@@ -70,19 +88,13 @@ export async function proposeDeployment(g: GraphTx, id: number) {
 export async function commitDeployment(g: GraphTx, id: number) {
   const d = await getDeployment(g, id);
   const { poked } = await commitPlan(g, id);
-  await g.rows(
-    sql`update inventory.deployments set state = 'committed', updated_at = now() where id = ${id}`,
-  );
-  await g.rows(
-    sql`update inventory.deployment_roles set committed_data = proposed_data, updated_at = now() where deployment_id = ${id}`,
-  );
+  await setDeploymentState(g, id, 'committed');
+  await commitDeploymentRolesOf(g, id);
   for (const p of poked) {
     const nr = await g.noderole(p.id);
     if (nr?.state === 'active') await blockOrTodo(g, nr, `deployment role data of ${p.role} changed`);
   }
-  const nrs = await g.rows<{ id: number }>(
-    sql`select id from inventory.noderoles where deployment_id = ${id} and state = 'proposed' order by cohort, id`,
-  );
+  const nrs = await proposedNoderoleIdsOfDeployment(g, id);
   for (const { id: nrId } of nrs) {
     const nr = await g.noderole(nrId);
     if (nr) await commit(g, nr, `deployment ${d.name} committed`);
@@ -104,53 +116,43 @@ export async function deleteDeployment(g: GraphTx, id: number) {
   const d = await getDeployment(g, id);
   if (d.system)
     throw new ConflictError('the system deployment cannot be deleted', { rule: 'system deployment' });
-  const kids = await g.one<{ n: number }>(
-    sql`select count(*)::int as n from inventory.deployments where parent_id = ${id}`,
-  );
-  if (kids?.n) {
-    throw new ConflictError(`deployment ${d.name} has ${kids.n} child deployments; delete them first`, {
+  const kids = await countChildDeployments(g, id);
+  if (kids) {
+    throw new ConflictError(`deployment ${d.name} has ${kids} child deployments; delete them first`, {
       rule: 'deployments with children cannot be deleted',
     });
   }
   // Noderoles of this deployment that others depend on would leave those children without a parent.
-  const foreign = await g.one<{ n: number }>(sql`
-    select count(*)::int as n from inventory.noderole_edges e join inventory.noderoles p on p.id = e.parent_id
-    join inventory.noderoles c on c.id = e.child_id where p.deployment_id = ${id} and c.deployment_id <> ${id}`);
-  if (foreign?.n) {
+  const foreign = await countForeignChildrenOfDeployment(g, id);
+  if (foreign) {
     throw new ConflictError(
-      `deployment ${d.name} has noderoles that ${foreign.n} noderoles elsewhere depend on`,
+      `deployment ${d.name} has noderoles that ${foreign} noderoles elsewhere depend on`,
       {
         rule: 'noderoles other deployments depend on',
       },
     );
   }
-  const nrs = await g.rows<{ id: number }>(
-    sql`select id from inventory.noderoles where deployment_id = ${id} order by cohort desc, id desc for update`,
-  );
+  const nrs = await lockNoderoleIdsOfDeploymentForDelete(g, id);
   const touched = new Set<number>();
   for (const { id: nrId } of nrs) {
     const s = await g.noderoleSummary(nrId);
     touched.add(s.nodeId);
-    await g.rows(sql`delete from inventory.noderoles where id = ${nrId}`);
+    await deleteNoderoleRow(g, nrId);
     g.emit(inventoryEvents.noderoleDeleted, { noderole: s });
   }
-  await g.rows(sql`delete from inventory.deployment_roles where deployment_id = ${id}`);
-  const phantoms = await g.rows<{ id: number }>(
-    sql`select id from inventory.nodes where deployment_id = ${id} and system`,
-  );
+  await deleteDeploymentRolesOf(g, id);
+  const phantoms = await phantomsOf(g, id);
   for (const p of phantoms) {
     touched.delete(p.id);
     await deleteNode(g, p.id);
   }
-  const moved = await g.rows<{ id: number }>(sql`
-    update inventory.nodes set deployment_id = ${d.parentId}, version = version + 1, updated_at = now()
-    where deployment_id = ${id} returning id`);
+  const moved = await moveNodesOfDeployment(g, id, d.parentId);
   for (const m of moved) {
     touched.delete(m.id);
     await g.nodeChanged(m.id, ['deployment'], `deployment ${d.name} deleted`);
   }
   for (const n of touched) await g.nodeChanged(n, ['roles'], `deployment ${d.name} deleted`);
-  await g.rows(sql`delete from inventory.deployments where id = ${id}`);
+  await deleteDeploymentRow(g, id);
   g.log.info(
     { deployment: id, name: d.name, noderoles: nrs.length, nodesMoved: moved.length },
     'deployment deleted',
@@ -160,13 +162,8 @@ export async function deleteDeployment(g: GraphTx, id: number) {
 
 export async function deploymentGraph(g: GraphTx, id: number) {
   await getDeployment(g, id);
-  const vertices = await g.rows<RowOf<'deployment.graph', 'vertices'>>(sql`
-    select nr.id, n.name as node, r.name as role, nr.state, nr.cohort from inventory.noderoles nr
-    join inventory.nodes n on n.id = nr.node_id join inventory.roles r on r.id = nr.role_id
-    where nr.deployment_id = ${id} order by nr.cohort, nr.id`);
-  const edges = await g.rows<{ parent: number; child: number }>(sql`
-    select e.parent_id as parent, e.child_id as child from inventory.noderole_edges e
-    join inventory.noderoles c on c.id = e.child_id where c.deployment_id = ${id}`);
+  const vertices = await graphVertices(g, id);
+  const edges = await edgesOfDeployment(g, id);
   return { vertices, edges };
 }
 
@@ -176,24 +173,11 @@ export async function deploymentGraph(g: GraphTx, id: number) {
  * committed := proposed.
  */
 export async function commitDeploymentRole(g: GraphTx, drId: number): Promise<void> {
-  const dr = await g.one<{
-    deploymentId: number;
-    roleId: number;
-    p: JsonObject;
-    c: JsonObject;
-    role: string;
-  }>(sql`
-    select dr.deployment_id as "deploymentId", dr.role_id as "roleId", dr.proposed_data as p, dr.committed_data as c, r.name as role
-    from inventory.deployment_roles dr join inventory.roles r on r.id = dr.role_id where dr.id = ${drId} for update of dr`);
+  const dr = await lockDeploymentRole<JsonObject>(g, drId);
   if (!dr) throw new NotFoundError(`no deployment role ${drId}`, { field: 'deployment_role' });
-  await g.rows(
-    sql`update inventory.deployment_roles set committed_data = proposed_data, updated_at = now() where id = ${drId}`,
-  );
+  await commitDeploymentRoleData(g, drId);
   if (isDeepStrictEqual(dr.p, dr.c)) return;
-  const users = await g.rows<{ id: number }>(sql`
-    select nr.id from inventory.noderoles nr join inventory.deployments d on d.id = nr.deployment_id
-    where nr.deployment_id = ${dr.deploymentId} and nr.role_id = ${dr.roleId} and nr.state = 'active' and d.state = 'committed'
-    order by nr.cohort, nr.id`);
+  const users = await activeNoderolesOfRole(g, dr.deploymentId, dr.roleId);
   for (const u of users) {
     const nr = await g.noderole(u.id);
     if (nr?.state === 'active') await blockOrTodo(g, nr, `deployment role data of ${dr.role} changed`);
@@ -202,8 +186,6 @@ export async function commitDeploymentRole(g: GraphTx, drId: number): Promise<vo
 
 /** Deployment-role propose (reference §1.8): proposed data back to the committed data. */
 export async function proposeDeploymentRole(g: GraphTx, drId: number): Promise<void> {
-  const r =
-    await g.rows(sql`update inventory.deployment_roles set proposed_data = committed_data, updated_at = now()
-                             where id = ${drId} returning id`);
-  if (r.length === 0) throw new NotFoundError(`no deployment role ${drId}`, { field: 'deployment_role' });
+  if (!(await resetDeploymentRoleData(g, drId)))
+    throw new NotFoundError(`no deployment role ${drId}`, { field: 'deployment_role' });
 }

@@ -1,6 +1,8 @@
 import { isDeepStrictEqual } from 'node:util';
-import { sql } from 'drizzle-orm';
 import type { NoderoleState } from '../../../shared/catalogue/index.js';
+import { attribMap } from '../store/attribs.js';
+import { deploymentRoleDataOf } from '../store/deployments.js';
+import { commitCandidates, proposedDataOf } from '../store/runs.js';
 import { deepMerge, getPath, type JsonObject } from './data.js';
 import { getDeployment } from './queries.js';
 import { stageRunData } from './stage.js';
@@ -29,9 +31,7 @@ interface Candidate {
  * them re-runs the ACTIVE noderoles of that role in the deployment (reference §1.8).
  */
 export async function changedDeploymentRoles(g: GraphTx, deploymentId: number): Promise<number[]> {
-  const drs = await g.rows<{ roleId: number; p: JsonObject; c: JsonObject }>(sql`
-    select role_id as "roleId", proposed_data as p, committed_data as c from inventory.deployment_roles
-    where deployment_id = ${deploymentId}`);
+  const drs = await deploymentRoleDataOf<JsonObject>(g, deploymentId);
   return drs.filter((d) => !isDeepStrictEqual(d.p, d.c)).map((d) => d.roleId);
 }
 
@@ -46,16 +46,7 @@ export async function commitPlan(
   deploymentId: number,
 ): Promise<{ todo: Candidate[]; poked: Candidate[] }> {
   const changed = await changedDeploymentRoles(g, deploymentId);
-  const rows = await g.rows<Candidate>(sql`
-    select nr.id, nr.node_id as "nodeId", n.name as node, nr.role_id as "roleId", r.name as role, nr.cohort, nr.state,
-           'destructive' = any(r.flags) as destructive, n.bootenv,
-           coalesce((select jsonb_agg(jsonb_build_object('id', p.id, 'state', p.state) order by p.id)
-             from inventory.noderole_edges e join inventory.noderoles p on p.id = e.parent_id
-             where e.child_id = nr.id), '[]'::jsonb) as parents
-    from inventory.noderoles nr join inventory.roles r on r.id = nr.role_id join inventory.nodes n on n.id = nr.node_id
-    where nr.deployment_id = ${deploymentId}
-      and (nr.state = 'proposed' or (nr.state = 'active' and nr.role_id = any(${sql.param(changed)}::int[])))
-    order by nr.cohort, nr.id`);
+  const rows = await commitCandidates<Candidate>(g, deploymentId, changed);
   const poked = rows.filter((r) => r.state === 'active');
   const moving = new Set(rows.map((r) => r.id));
   const ready = (c: Candidate) => c.parents.every((p) => p.state === 'active' && !moving.has(p.id));
@@ -75,18 +66,16 @@ export async function previewCommit(g: GraphTx, deploymentId: number) {
   const installs = todo.filter((c) => c.role === installRole);
   const bootenvChanges: { nodeId: number; node: string; from: string; to: string }[] = [];
   if (installs.length > 0) {
-    const osMap =
-      (await g.one<{ map: string }>(sql`select map from inventory.attribs where name = ${targetOsAttrib}`))
-        ?.map ?? 'crowbar/provisioner/target_os';
+    const osMap = (await attribMap(g, targetOsAttrib)) ?? 'crowbar/provisioner/target_os';
     const staged = await stageRunData(
       g,
       installs.map((c) => c.id),
     );
     // What the run will see once committed: its staged data, with the data the commit makes effective.
-    const proposed = await g.rows<{ id: number; nr: JsonObject; dr: JsonObject | null }>(sql`
-      select nr.id, nr.proposed_data as nr, dr.proposed_data as dr from inventory.noderoles nr
-      left join inventory.deployment_roles dr on dr.role_id = nr.role_id and dr.deployment_id = nr.deployment_id
-      where nr.id = any(${sql.param(installs.map((c) => c.id))}::int[])`);
+    const proposed = await proposedDataOf<JsonObject>(
+      g,
+      installs.map((c) => c.id),
+    );
     const byId = new Map(proposed.map((p) => [p.id, p]));
     const seen = new Set<number>();
     for (const c of installs) {

@@ -1,26 +1,16 @@
-import { sql } from 'drizzle-orm';
+import type { NoderoleRow } from '../store/noderoles.js';
+import { lockForFinish, lockForRun as lockRows, runnable, stateCounts } from '../store/runs.js';
 import type { JsonObject } from './data.js';
 import { stageRunData } from './stage.js';
 import { activeMany, deactivate, error, type Succeeded, settle, transitionMany } from './transitions.js';
-import { type GraphTx, idIn, type NoderoleRow, noderoleCols } from './tx.js';
+import type { GraphTx } from './tx.js';
 
 /**
  * Runnable noderoles (reference §3.1): TODO, available, deployment committed, node alive and available,
  * and no noderole of the node in TRANSITION or ERROR. At most one per node, lowest cohort then id.
  */
 export async function candidates(g: GraphTx, limit: number, excludeNodeIds: number[]) {
-  return g.rows<{ noderoleId: number; nodeId: number; cohort: number }>(sql`
-    select * from (
-      select distinct on (nr.node_id) nr.id as "noderoleId", nr.node_id as "nodeId", nr.cohort
-      from inventory.noderoles nr
-      join inventory.nodes n on n.id = nr.node_id
-      join inventory.deployments d on d.id = nr.deployment_id
-      where nr.state = 'todo' and nr.available and d.state = 'committed' and n.alive and n.available
-        and not (nr.node_id = any(${`{${excludeNodeIds.join(',')}}`}::int[]))
-        -- One read of the busy nodes (a small partial index), then a hash lookup per waiting noderole.
-        and nr.node_id not in (select o.node_id from inventory.noderoles o where o.state in ('transition', 'error'))
-      order by nr.node_id, nr.cohort, nr.id) x
-    order by cohort, "noderoleId" limit ${limit}`);
+  return runnable(g, limit, excludeNodeIds);
 }
 
 export interface StartedRun {
@@ -44,29 +34,9 @@ export interface StartedRun {
   data: JsonObject;
 }
 
-type Locked = NoderoleRow & {
-  alive: boolean;
-  nodeAvailable: boolean;
-  roleName: string;
-  jig: string;
-  owner: string | null;
-  flags: string[];
-  scripts: Record<string, string>;
-  timeoutSeconds: number;
-  nodeName: string;
-  admin: boolean;
-  sshHostKey: string | null;
-  hint: JsonObject;
-};
-
 /** The noderoles and their nodes, all locked in id order, with what a run needs of role and node. */
-async function lockForRun(g: GraphTx, ids: number[]): Promise<Map<number, Locked>> {
-  const rows = await g.rows<Locked>(sql`
-    select ${noderoleCols(sql`nr`)}, n.alive, n.available as "nodeAvailable", r.name as "roleName", r.jig, r.owner,
-           r.flags, r.scripts, r.timeout_seconds as "timeoutSeconds", n.name as "nodeName", n.admin,
-           n.ssh_host_key as "sshHostKey", n.hint
-    from inventory.noderoles nr join inventory.nodes n on n.id = nr.node_id join inventory.roles r on r.id = nr.role_id
-    where ${idIn(sql`nr.id`, ids)} order by nr.id for update of nr, n`);
+async function lockForRun(g: GraphTx, ids: number[]) {
+  const rows = await lockRows<JsonObject>(g, ids);
   return new Map(rows.map((r) => [r.id, r]));
 }
 
@@ -100,7 +70,7 @@ export async function startRuns(
   // statement, so it sees a run another transaction started on the node while we waited.
   const locked = await lockForRun(g, [...new Set(runs.map((r) => r.noderoleId))]);
   const refused = new Map<number, string>();
-  const starting: { nr: Locked; token: string; i: number }[] = [];
+  const starting: { nr: NoderoleRow; token: string; i: number }[] = [];
   const nodes = new Set<number>();
   for (const [i, r] of runs.entries()) {
     const nr = locked.get(r.noderoleId);
@@ -157,9 +127,6 @@ export async function startRuns(
   });
 }
 
-/** A noderole locked to take a run's result, with whether its node can still take an ACTIVE one. */
-type Finishing = NoderoleRow & { alive: boolean; nodeAvailable: boolean };
-
 export interface RunResult {
   noderoleId: number;
   token: string;
@@ -180,14 +147,11 @@ export async function finishRuns(
   results: RunResult[],
 ): Promise<{ applied: boolean; state: string }[]> {
   const ids = [...new Set(results.map((r) => r.noderoleId))];
-  const rows = await g.rows<Finishing>(sql`
-    select ${noderoleCols(sql`nr`)}, n.alive, n.available as "nodeAvailable"
-    from inventory.noderoles nr join inventory.nodes n on n.id = nr.node_id
-    where ${idIn(sql`nr.id`, ids)} order by nr.id for update of nr`);
+  const rows = await lockForFinish(g, ids);
   const locked = new Map(rows.map((r) => [r.id, r]));
   const applied = new Set<number>();
   const succeeded: Succeeded[] = [];
-  const others: { r: RunResult; nr: Finishing }[] = [];
+  const others: { r: RunResult; nr: (typeof rows)[number] }[] = [];
   const taken = new Set<number>();
   for (const [i, r] of results.entries()) {
     const nr = locked.get(r.noderoleId);
@@ -216,9 +180,7 @@ export async function finishRuns(
 export async function annealStatus(
   g: GraphTx,
 ): Promise<{ status: 'failed' | 'working' | 'scheduled' | 'finished'; counts: Record<string, number> }> {
-  const rows = await g.rows<{ state: string; n: number }>(sql`
-    select nr.state, count(*)::int as n from inventory.noderoles nr join inventory.deployments d on d.id = nr.deployment_id
-    where d.state = 'committed' group by nr.state`);
+  const rows = await stateCounts(g);
   const counts = Object.fromEntries(rows.map((r) => [r.state, r.n]));
   const status = counts.error
     ? 'failed'

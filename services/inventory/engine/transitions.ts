@@ -1,12 +1,23 @@
-import { type SQL, sql } from 'drizzle-orm';
-import {
-  inventoryEvents,
-  type NoderoleState,
-  type NoderoleSummary,
-} from '../../../shared/catalogue/index.js';
+import type { SQL } from 'drizzle-orm';
+import { inventoryEvents, type NoderoleState } from '../../../shared/catalogue/index.js';
 import { InvalidTransitionError } from '../../../shared/errors.js';
+import { descendantsToBlock, lockChildren, shareLockParentStates } from '../store/graph.js';
+import {
+  clearRunToken,
+  commitNoderoleData,
+  type NoderoleRow,
+  noColumns,
+  runErrorColumns,
+  runnableGuard,
+  runStartColumns,
+  runSuccessColumns,
+  type StateColumns,
+  setNoderoleStates,
+  settleNoderoleRun,
+  touchNoderole,
+} from '../store/noderoles.js';
 import { legalFrom, type Operation } from './states.js';
-import { type GraphTx, idIn, type NoderoleRow, noderoleCols } from './tx.js';
+import type { GraphTx } from './tx.js';
 
 const hook = {
   error: inventoryEvents.noderoleError,
@@ -25,19 +36,6 @@ function check(op: Operation, nr: NoderoleRow) {
   }
 }
 
-/** What a state change returns for its hook event: the noderole as the event carries it. */
-const summaryCols = sql`nr.id, nr.role_id as "roleId", r.name as role, nr.node_id as "nodeId", n.name as node,
-  nr.deployment_id as "deploymentId", d.name as deployment, nr.state, nr.run_count as "runCount", nr.cohort`;
-
-/**
- * A per-row value inside a many-row update: `values[i]` belongs to noderole `ids[i]`. The rows are found
- * by key (`idIn`), which plans the same with or without table statistics.
- */
-const perRow = (ids: number[], values: unknown[], type: 'text' | 'jsonb') =>
-  ids.length === 1
-    ? sql`${values[0]}::${sql.raw(type)}`
-    : sql`(${sql.param(values)}::${sql.raw(type)}[])[array_position(${sql.param(ids)}::int[], nr.id)]`;
-
 /**
  * The one place noderole states change: writes `to` on every row of `nrs` (locked by the caller) in one
  * statement, logs old→new per row, and queues each row's hook event, in the order of `nrs`. `extra` sets
@@ -49,19 +47,17 @@ async function setStates(
   nrs: NoderoleRow[],
   to: NoderoleState,
   reason: (nr: NoderoleRow) => string,
-  extra = sql``,
+  extra: StateColumns = noColumns,
   guard?: SQL,
 ): Promise<Set<number>> {
   if (nrs.length === 0) return new Set();
-  const changed = await g.rows<NoderoleSummary & { deploymentState?: string }>(sql`
-    update inventory.noderoles nr set state = ${to}, version = nr.version + 1, updated_at = now() ${extra}
-    from inventory.roles r, inventory.nodes n, inventory.deployments d
-    where ${idIn(
-      sql`nr.id`,
-      nrs.map((x) => x.id),
-    )} and r.id = nr.role_id and n.id = nr.node_id and d.id = nr.deployment_id
-      ${guard ? sql`and ${guard}` : sql``}
-    returning ${summaryCols}, d.state as "deploymentState"`);
+  const changed = await setNoderoleStates(
+    g,
+    nrs.map((x) => x.id),
+    to,
+    extra,
+    guard,
+  );
   const byId = new Map(changed.map((c) => [c.id, c]));
   for (const nr of nrs) {
     const summary = byId.get(nr.id);
@@ -95,11 +91,11 @@ async function setState(
   nr: NoderoleRow,
   to: NoderoleState,
   reason: string,
-  extra = sql``,
+  extra: StateColumns = noColumns,
   guard?: SQL,
 ): Promise<boolean> {
   if (nr.state === to && !guard) {
-    await g.rows(sql`update inventory.noderoles set updated_at = now() ${extra} where id = ${nr.id}`);
+    await touchNoderole(g, nr.id, extra);
     return true;
   }
   const done = await setStates(g, [nr], to, () => reason, extra, guard);
@@ -108,16 +104,9 @@ async function setState(
 }
 
 export async function activatable(g: GraphTx, id: number): Promise<boolean> {
-  // FOR SHARE: a parent cannot change state until this transaction has acted on what it saw.
-  const parents = await g.rows<{ state: string }>(sql`
-    select p.state from inventory.noderole_edges e cross join lateral (
-      select id, state from inventory.noderoles where id = e.parent_id for share) p
-    where e.child_id = ${id} order by p.id`);
+  const parents = await shareLockParentStates(g, id);
   return parents.every((p) => p.state === 'active');
 }
-
-/** A child as `children` reads it: whether its parents are all ACTIVE, and whether it has TODO/ERROR children. */
-type Child = NoderoleRow & { ready: boolean; busyKids: boolean };
 
 /**
  * Direct children of the noderoles `ids` in one of `states`, locked, each once. FOR UPDATE re-reads a row
@@ -125,20 +114,8 @@ type Child = NoderoleRow & { ready: boolean; busyKids: boolean };
  * `states`. Each child also says whether all its parents are ACTIVE (the parents share-locked, so that
  * stays true until this transaction ends) and whether it has children in TODO or ERROR.
  */
-async function children(g: GraphTx, ids: number[], states: NoderoleState[]): Promise<Child[]> {
-  const rows = await g.rows<Child>(sql`
-    select c.*,
-      (select coalesce(bool_and(p.state = 'active'), true) from inventory.noderole_edges pe cross join lateral (
-         select state from inventory.noderoles where id = pe.parent_id for share) p where pe.child_id = c.id) as ready,
-      -- offset 0 keeps this a lookup by key per edge: flattened into a join, PostgreSQL without table
-      -- statistics (autovacuum off) hashed every TODO/ERROR noderole on each call.
-      exists (select 1 from inventory.noderole_edges ke cross join lateral (
-                select 1 from inventory.noderoles k where k.id = ke.child_id and k.state in ('todo', 'error') offset 0) k
-              where ke.parent_id = c.id) as "busyKids"
-    from inventory.noderole_edges e cross join lateral (
-      select ${noderoleCols(sql`nr`)} from inventory.noderoles nr
-      where nr.id = e.child_id and nr.state in ${sql.raw(`(${states.map((s) => `'${s}'`).join(',')})`)} for update) c
-    where ${idIn(sql`e.parent_id`, ids)} order by c.cohort, c.id`);
+async function children(g: GraphTx, ids: number[], states: NoderoleState[]) {
+  const rows = await lockChildren(g, ids, states);
   const seen = new Set<number>();
   return rows.filter((c) => !seen.has(c.id) && seen.add(c.id));
 }
@@ -171,7 +148,7 @@ export async function blockOrTodo(g: GraphTx, nr: NoderoleRow, reason: string): 
 
 export async function commit(g: GraphTx, nr: NoderoleRow, reason = 'committed'): Promise<void> {
   check('commit', nr);
-  await g.rows(sql`update inventory.noderoles set committed_data = proposed_data where id = ${nr.id}`);
+  await commitNoderoleData(g, nr.id);
   await blockOrTodo(g, nr, reason);
 }
 
@@ -199,13 +176,11 @@ export async function transitionMany(
     starts.map((s) => s.nr),
     'transition',
     (nr) => `run ${tokens.get(nr.id)} started`,
-    sql`, runlog = '', run_token = ${perRow(
+    runStartColumns(
       ids,
       starts.map((s) => s.token),
-      'text',
-    )}`,
-    sql`n.alive and n.available and d.state = 'committed' and nr.available
-        and not exists (select 1 from inventory.noderoles o where o.node_id = nr.node_id and o.id <> nr.id and o.state in ('transition', 'error'))`,
+    ),
+    runnableGuard,
   );
 }
 
@@ -233,17 +208,11 @@ export async function activeMany(g: GraphTx, done: Succeeded[]): Promise<void> {
     done.map((d) => d.nr),
     'active',
     (nr) => reasons.get(nr.id) ?? '',
-    sql`, run_count = nr.run_count + 1, run_token = null,
-        runlog = ${perRow(
-          ids,
-          done.map((d) => d.runlog),
-          'text',
-        )},
-        wall = coalesce(${perRow(
-          ids,
-          done.map((d) => (d.wall === null ? null : JSON.stringify(d.wall))),
-          'jsonb',
-        )}, nr.wall)`,
+    runSuccessColumns(
+      ids,
+      done.map((d) => d.runlog),
+      done.map((d) => (d.wall === null ? null : JSON.stringify(d.wall))),
+    ),
   );
   for (const d of done) d.nr.runCount++;
   const ready = (await children(g, ids, ['blocked'])).filter((c) => c.ready);
@@ -260,8 +229,7 @@ export async function activeMany(g: GraphTx, done: Succeeded[]): Promise<void> {
 export async function settle(g: GraphTx, nr: NoderoleRow, runlog: string, why: string): Promise<void> {
   check('active', nr);
   nr.runCount++;
-  await g.rows(sql`update inventory.noderoles set updated_at = now(), run_count = run_count + 1, runlog = ${runlog},
-                   run_token = null where id = ${nr.id}`);
+  await settleNoderoleRun(g, nr.id, runlog);
   await blockOrTodo(g, nr, why);
 }
 
@@ -272,13 +240,8 @@ export async function settle(g: GraphTx, nr: NoderoleRow, runlog: string, why: s
 export async function error(g: GraphTx, nr: NoderoleRow, runlog: string, reason: string): Promise<void> {
   if (nr.state === 'blocked') return;
   check('error', nr);
-  await setState(g, nr, 'error', reason, sql`, runlog = ${runlog}, run_token = null`);
-  const desc = await g.rows<{ id: number }>(sql`
-    with recursive d(id) as (
-      select child_id from inventory.noderole_edges where parent_id = ${nr.id}
-      union select e.child_id from inventory.noderole_edges e join d on e.parent_id = d.id)
-    select nr.id from d join inventory.noderoles nr on nr.id = d.id
-    where nr.state not in ('proposed', 'transition', 'blocked') order by nr.cohort, nr.id`);
+  await setState(g, nr, 'error', reason, runErrorColumns(runlog));
+  const desc = await descendantsToBlock(g, nr.id);
   for (const { id } of desc) {
     const c = await g.noderole(id);
     if (c && !['proposed', 'transition', 'blocked'].includes(c.state))
@@ -289,6 +252,6 @@ export async function error(g: GraphTx, nr: NoderoleRow, runlog: string, reason:
 /** Node died: non-PROPOSED noderoles go through block_or_todo (reference §4.1). */
 export async function deactivate(g: GraphTx, nr: NoderoleRow, reason: string): Promise<void> {
   if (nr.state === 'proposed') return;
-  await g.rows(sql`update inventory.noderoles set run_token = null where id = ${nr.id}`);
+  await clearRunToken(g, nr.id);
   await blockOrTodo(g, nr, reason);
 }

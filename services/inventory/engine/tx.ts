@@ -1,11 +1,10 @@
-import { type SQL, sql } from 'drizzle-orm';
+import type { SQL } from 'drizzle-orm';
 import type { z } from 'zod';
 import { parsePayload } from '../../../shared/bus/bus.js';
 import type { Envelope, Lineage } from '../../../shared/bus/envelope.js';
 import {
   type EventDef,
   inventoryEvents,
-  type NoderoleState,
   type NoderoleSummary,
   type NodeSummary,
   wireType,
@@ -15,44 +14,23 @@ import { enqueueOutbox, type OutboxEntry } from '../../../shared/db/outbox.js';
 import { queryRows } from '../../../shared/db/prepared.js';
 import type { Logger } from '../../../shared/log.js';
 import { outbox } from '../db/schema.js';
+import { findNoderole, findNoderoleSummary, type NoderoleRow } from '../store/noderoles.js';
+import { findNodeSummary } from '../store/nodes.js';
+import type { Row, StoreTx } from '../store/query.js';
 
-export type Row = Record<string, unknown>;
+export type { NoderoleRow } from '../store/noderoles.js';
+export type { Row } from '../store/query.js';
 
 type DrizzleTx = Parameters<Parameters<Db['transaction']>[0]>[0];
 
 /** Builds envelopes for the outbox (the bus builds them the same way for direct publishes). */
 export type EnvelopeMaker = <T>(type: string, data: T, lineage?: Lineage) => Envelope<T>;
 
-export interface NoderoleRow {
-  id: number;
-  nodeId: number;
-  roleId: number;
-  deploymentId: number;
-  state: NoderoleState;
-  cohort: number;
-  runCount: number;
-  available: boolean;
-  runToken: string | null;
-}
-
-/**
- * `col` is one of `ids`. One id is written `col = $1`: PostgreSQL plans `= any($1)` afresh on every call
- * (its generic plan guesses ten elements, so the one-element custom plan always looks cheaper), which
- * the engine's one-noderole paths cannot afford; a batch plans once for many rows.
- */
-export const idIn = (col: SQL, ids: number[]) =>
-  ids.length === 1 ? sql`${col} = ${ids[0]}` : sql`${col} = any(${sql.param(ids)}::int[])`;
-
-/** The columns of a NoderoleRow, read from the noderoles table under alias `t`. */
-export const noderoleCols = (t: SQL) => sql`${t}.id, ${t}.node_id as "nodeId", ${t}.role_id as "roleId",
-  ${t}.deployment_id as "deploymentId", ${t}.state, ${t}.cohort, ${t}.run_count as "runCount", ${t}.available,
-  ${t}.run_token as "runToken"`;
-
 /**
  * One inventory transaction: queries, and the events it will publish through the outbox when it commits.
  * Queries run as prepared statements; see `inGraphTx` for locking and retries.
  */
-export class GraphTx {
+export class GraphTx implements StoreTx {
   private readonly pending: OutboxEntry[] = [];
   constructor(
     readonly tx: DrizzleTx,
@@ -83,34 +61,17 @@ export class GraphTx {
   }
 
   async noderole(id: number, lock = true): Promise<NoderoleRow | undefined> {
-    return this.one<NoderoleRow>(sql`
-      select ${noderoleCols(sql`nr`)} from inventory.noderoles nr where nr.id = ${id} ${lock ? sql`for update` : sql``}`);
+    return findNoderole(this, id, lock);
   }
 
   async noderoleSummary(id: number): Promise<NoderoleSummary> {
-    const r = await this.one<NoderoleSummary>(sql`
-      select nr.id, nr.role_id as "roleId", r.name as role, nr.node_id as "nodeId", n.name as node,
-             nr.deployment_id as "deploymentId", d.name as deployment, nr.state, nr.run_count as "runCount", nr.cohort
-      from inventory.noderoles nr join inventory.roles r on r.id = nr.role_id
-      join inventory.nodes n on n.id = nr.node_id join inventory.deployments d on d.id = nr.deployment_id
-      where nr.id = ${id}`);
+    const r = await findNoderoleSummary(this, id);
     if (!r) throw new Error(`noderole ${id} vanished inside its transaction`);
     return r;
   }
 
   async nodeSummary(id: number): Promise<NodeSummary | undefined> {
-    return this.one<NodeSummary>(sql`
-      select n.id, n.name, n.admin, n.system, n.alive, n.available, n.bootenv, n.deployment_id as "deploymentId",
-             d.name as deployment, n.ssh_host_key as "sshHostKey",
-             coalesce((select array_agg(distinct upper(m)) from (
-                 select jsonb_array_elements_text(coalesce(n.hint->'admin_macs', '[]'::jsonb)) as m
-                 union select jsonb_array_elements_text(coalesce(n.discovery->'macs', '[]'::jsonb))) x), '{}') as macs,
-             coalesce((select array_agg(r.name order by r.name) from inventory.noderoles nr
-                 join inventory.roles r on r.id = nr.role_id where nr.node_id = n.id), '{}') as roles,
-             coalesce((select jsonb_object_agg(h.key, h.value) from jsonb_each_text(
-                 case when jsonb_typeof(n.hint) = 'object' then n.hint else '{}'::jsonb end) h
-               where h.key ~ '-v[46]addr$'), '{}'::jsonb) as "addressHints"
-      from inventory.nodes n join inventory.deployments d on d.id = n.deployment_id where n.id = ${id}`);
+    return findNodeSummary(this, id);
   }
 
   /** Emits `node.changed` with the node as it is now inside this transaction. */
@@ -139,14 +100,16 @@ export async function inGraphTx<T>(
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await db.transaction(async (tx) => {
-        // Queries say so, and PostgreSQL holds them to it.
-        if (opts.readOnly) await tx.execute(sql`set transaction read only`);
-        const g = new GraphTx(tx, deps.envelope, deps.log, lineage);
-        const out = await fn(g);
-        await g.flush();
-        return out;
-      });
+      // Queries say so (`begin read only`, no round trip of its own), and PostgreSQL holds them to it.
+      return await db.transaction(
+        async (tx) => {
+          const g = new GraphTx(tx, deps.envelope, deps.log, lineage);
+          const out = await fn(g);
+          await g.flush();
+          return out;
+        },
+        opts.readOnly ? { accessMode: 'read only' } : undefined,
+      );
     } catch (err) {
       const code =
         (err as { cause?: { code?: string }; code?: string }).cause?.code ?? (err as { code?: string }).code;

@@ -6,6 +6,7 @@
  * and block numbers roll over from 65535 to 0 as tftp-hpa and iPXE expect.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { availableParallelism } from 'node:os';
 import type { Logger } from '../../../shared/log.js';
 import { rateLimitedLog } from '../../../shared/rate-limited-log.js';
 import {
@@ -18,7 +19,9 @@ import {
   type TftpRequest,
 } from './packet.js';
 import { bootRoot, openBootFile, PathError } from './paths.js';
+import { transferSocket } from './socket.js';
 import { type TftpTransfer, Transfer } from './transfer.js';
+import { type ActiveTransfer, TransferThreads } from './transfer-threads.js';
 
 export type { TftpTransfer };
 
@@ -35,6 +38,8 @@ export interface TftpStats {
 
 export interface TftpServer {
   port: number;
+  /** Transfer threads moving the blocks (0: transfers run on the server's thread). */
+  threads: number;
   stats: TftpStats;
   stop(): Promise<void>;
 }
@@ -58,6 +63,11 @@ export interface TftpServerOptions {
   timeoutMs?: number;
   /** Bytes in flight per transfer; a larger windowsize is answered with less. Default 256 KiB. */
   maxWindowBytes?: number;
+  /**
+   * Threads that move the blocks (requests are taken on the server's own): default one per core, at
+   * most 4; 0 runs every transfer on the server's thread.
+   */
+  threads?: number;
 }
 
 /** A running server's settings, counters and transfers under way, shared by its parts. */
@@ -74,7 +84,9 @@ interface ServerCtx {
   onTransfer: ((t: TftpTransfer) => void) | undefined;
   stats: TftpStats;
   /** By client address:port, from the request on (a retransmitted RRQ must not start a second transfer). */
-  active: Map<string, Transfer | null>;
+  active: Map<string, ActiveTransfer | null>;
+  /** Where transfers run; null: on this thread. */
+  threads: TransferThreads | null;
   perClient: Map<string, number>;
   pending: Set<Promise<void>>;
   stopping: boolean;
@@ -104,14 +116,19 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     pending: new Set(),
     stopping: false,
     main: createSocket({ type: family }),
+    threads: await TransferThreads.start(opts.threads ?? Math.min(4, availableParallelism()), log),
     // A flood of `../` requests gives ten lines a minute per reason, not one per request.
     refusedLog: rateLimitedLog(log, 'warn', 'tftp request refused'),
   };
-  const port = await listen(ctx, opts.port);
-  log.info({ address, port, root: ctx.root }, 'tftp server listening');
+  const port = await listen(ctx, opts.port).catch(async (err: unknown) => {
+    await ctx.threads?.stop();
+    throw err;
+  });
+  log.info({ address, port, root: ctx.root, threads: ctx.threads?.size ?? 0 }, 'tftp server listening');
 
   return {
     port,
+    threads: ctx.threads?.size ?? 0,
     stats: ctx.stats,
     async stop() {
       if (ctx.stopping) return;
@@ -120,6 +137,7 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       const transfers = [...ctx.active.values()];
       for (const t of transfers) t?.finish(false, 'server stopped', 'stopped');
       await Promise.allSettled([...ctx.pending, ...transfers.map((t) => t?.closed)]);
+      await ctx.threads?.stop();
       log.info({ port }, 'tftp server stopped');
     },
   };
@@ -207,6 +225,31 @@ async function serve(ctx: ServerCtx, request: TftpRequest, rinfo: RemoteInfo, ke
   const opened = await openRequest(ctx, request, rinfo);
   if (!opened) return;
   const { file, negotiated } = opened;
+  const timeoutMs = negotiated.timeoutMs ?? ctx.timeoutMs;
+  const done = (t: TftpTransfer, reason: string | null) => {
+    release(ctx, rinfo);
+    transferDone(ctx, t, reason);
+  };
+  const threaded = ctx.threads?.run(
+    {
+      handle: file.handle,
+      size: file.size,
+      request,
+      client: rinfo,
+      negotiated,
+      address: ctx.address,
+      family: ctx.family,
+      timeoutMs,
+      retries: ctx.retries,
+      started,
+    },
+    done,
+    (error) => socketFailed(ctx, request, rinfo, error),
+  );
+  if (threaded) {
+    ctx.active.set(key, threaded);
+    return;
+  }
   const sock = await connectTo(ctx, request, rinfo);
   if (!sock) {
     await file.handle.close().catch(() => undefined);
@@ -222,13 +265,10 @@ async function serve(ctx: ServerCtx, request: TftpRequest, rinfo: RemoteInfo, ke
       request,
       client: rinfo,
       negotiated,
-      timeoutMs: negotiated.timeoutMs ?? ctx.timeoutMs,
+      timeoutMs,
       retries: ctx.retries,
       started,
-      done: (t, reason) => {
-        release(ctx, rinfo);
-        transferDone(ctx, t, reason);
-      },
+      done,
     }),
   );
 }
@@ -260,34 +300,25 @@ async function openRequest(ctx: ServerCtx, request: TftpRequest, rinfo: RemoteIn
 
 /** A socket of the transfer's own, connected to the client; null (counted unless stopping) when it fails. */
 async function connectTo(ctx: ServerCtx, request: TftpRequest, rinfo: RemoteInfo): Promise<Socket | null> {
-  const sock = createSocket({ type: ctx.family });
   try {
     if (ctx.stopping) throw new Error('stopping');
-    await new Promise<void>((resolve, reject) => {
-      sock.once('error', reject);
-      sock.bind({ address: ctx.address, port: 0 }, () => {
-        sock.connect(rinfo.port, rinfo.address, () => {
-          sock.off('error', reject);
-          resolve();
-        });
-      });
-    });
-    if (ctx.stopping) throw new Error('stopping');
-    return sock;
+    const sock = await transferSocket(ctx.address, ctx.family, rinfo);
+    if (!ctx.stopping) return sock;
+    sock.close();
+    throw new Error('stopping');
   } catch (err) {
-    release(ctx, rinfo);
-    try {
-      sock.close();
-    } catch {
-      // never bound
-    }
-    if (!ctx.stopping) {
-      count(ctx, 'socket');
-      ctx.stats.failed++;
-      ctx.log.error({ err, client: rinfo.address, file: request.file }, 'tftp transfer socket failed');
-    }
+    socketFailed(ctx, request, rinfo, err instanceof Error ? err.message : String(err));
     return null;
   }
+}
+
+/** The transfer's socket could not be made: released, and counted unless the server is stopping. */
+function socketFailed(ctx: ServerCtx, request: TftpRequest, rinfo: RemoteInfo, error: string) {
+  release(ctx, rinfo);
+  if (ctx.stopping) return;
+  count(ctx, 'socket');
+  ctx.stats.failed++;
+  ctx.log.error({ err: error, client: rinfo.address, file: request.file }, 'tftp transfer socket failed');
 }
 
 function count(ctx: ServerCtx, reason: string) {
