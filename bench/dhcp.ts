@@ -1,25 +1,5 @@
-/**
- * `npm run bench -- dhcp [--rounds N] [--seconds S] [--start R] [--max R] [--time-limit S] [--no-pg]
- *   [--only kea|ours|kea_pg]`
- *
- * DORA leases/s at the knee (the highest offered rate with ≤ 2.5 % of DISCOVERs not ending in an ACK)
- * of our dhcp-db next to Debian's kea-dhcp4 in the same run; baseline is Kea with multi-threading on and
- * its memfile lease store, Kea with its PostgreSQL lease store comes along as `kea_pg` (informational).
- * perfdhcp (Debian kea-admin) acts as a relay agent in a namespace of its own, giaddr 198.18.192.1, and
- * every exchange comes from a new client, so every ACK is a new lease (topology: `_dhcp-topology.ts`).
- *
- * The relayed /18 holds 16,369 addresses, so a step is at most 15,000 exchanges (S seconds at lower rates)
- * and every step starts its server on an empty lease store. A search doubles the rate from R until a
- * step fails (a failed step is tried once more), then bisects four times; it is bounded in steps and in
- * time (S of --time-limit). N rounds alternate Kea and ours (kea, ours, ours, kea) and keep each one's
- * best knee; kea_pg is searched once. non_unique counts addresses ACKed to two clients in a step
- * (perfdhcp -u) plus addresses dhcp_db.leases holds for more than one MAC.
- * ours: network-ipam and dhcp-db run in this process against a private database and bus prefix, dropped at
- * the end; dhcp-db listens on cbdb0 in the root namespace.
- */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -31,20 +11,19 @@ import { Bus } from '../shared/bus/index.js';
 import { ipamRpcs, streams } from '../shared/catalogue/index.js';
 import { createLogger } from '../shared/log.js';
 import { type HostedService, hostService, type ServiceDef } from '../shared/service/host.js';
+import { keaDhcp4, keaOnPostgres, keaSide } from './_dhcp-kea.js';
 import {
   better,
   createTopology,
   findKnee,
   giaddr,
   type Knee,
-  keaPath,
   oursPath,
   poolSize,
   relaySubnet,
   removeOurs,
   type SearchOptions,
   type Side,
-  spawnIn,
 } from './_dhcp-topology.js';
 
 const { values: opts } = parseArgs({
@@ -77,7 +56,6 @@ const runs = (side: 'kea' | 'ours' | 'kea_pg') => !opts.only || opts.only === si
 const log = createLogger('bench-dhcp', { level: process.env.LOG_LEVEL ?? 'warn' });
 const pgAdmin = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
-const keaDhcp4 = '/usr/sbin/kea-dhcp4';
 
 ensureDebianPrograms(
   [
@@ -92,118 +70,6 @@ ensureDebianPrograms(
   'perfdhcp and kea-dhcp4 for npm run bench -- dhcp',
   say,
 );
-
-// ---- Kea ----
-
-const keaSubnet = {
-  id: 1,
-  subnet: relaySubnet.cidr,
-  pools: [{ pool: `${relaySubnet.first} - ${relaySubnet.last}` }],
-  'option-data': [{ name: 'routers', data: giaddr }],
-};
-
-function keaSide(dir: string, label: string, leaseDatabase: object, emptyStore: () => Promise<void>): Side {
-  const conf = `${dir}/${label}.json`;
-  const logFile = `${dir}/${label}.log`;
-  writeFileSync(
-    conf,
-    JSON.stringify({
-      Dhcp4: {
-        'interfaces-config': { interfaces: [keaPath.serverIf], 'dhcp-socket-type': 'udp' },
-        'lease-database': leaseDatabase,
-        'multi-threading': { 'enable-multi-threading': true, 'thread-pool-size': 2, 'packet-queue-size': 64 },
-        // Nothing expires during the run.
-        'valid-lifetime': 86_400,
-        'renew-timer': 43_200,
-        'rebind-timer': 75_600,
-        subnet4: [keaSubnet],
-        loggers: [{ name: 'kea-dhcp4', output_options: [{ output: logFile }], severity: 'WARN' }],
-      },
-    }),
-  );
-  let kea: ReturnType<typeof spawnIn> | null = null;
-  return {
-    label,
-    path: keaPath,
-    readyMs: 15_000,
-    async start() {
-      await emptyStore();
-      kea = spawnIn(keaPath.serverNs!, [keaDhcp4, '-c', conf], {
-        KEA_PIDFILE_DIR: dir,
-        KEA_LOCKFILE_DIR: dir,
-      });
-    },
-    async stop() {
-      await kea?.stop();
-    },
-    alive: () => kea?.alive() ?? false,
-    diagnose() {
-      const logged = existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-3) : [];
-      return [
-        kea?.alive() ? 'kea-dhcp4 runs' : 'kea-dhcp4 exited',
-        kea?.output().trim().split('\n').slice(-3).join(' | ') ?? '',
-        ...logged,
-      ].join(' | ');
-    },
-    nonUnique: async () => null,
-  };
-}
-
-/** A directory holding the Unix socket of `c`'s server: Kea's namespace has no way to its 127.0.0.1. */
-async function socketDir(c: pg.Client): Promise<{ dir: string; port: number } | null> {
-  const r = await c.query(
-    "select current_setting('unix_socket_directories') as dirs, current_setting('port')::int as port",
-  );
-  const { dirs, port } = r.rows[0] as { dirs: string; port: number };
-  const dir = dirs
-    .split(',')
-    .map((d) => d.trim())
-    .find((d) => d && existsSync(`${d}/.s.PGSQL.${port}`));
-  return dir ? { dir, port } : null;
-}
-
-/** Kea on a fresh database of its own, its schema made by `kea-admin db-init`; null if it cannot be set up. */
-async function keaOnPostgres(admin: pg.Client, dir: string, tag: string): Promise<Knee | null> {
-  const socket = await socketDir(admin);
-  if (!socket) {
-    say('kea_pg: skipped (no Unix socket of the PostgreSQL server to reach it from a namespace)');
-    return null;
-  }
-  const keaDb = `crowbar_dhcp_bench_kea_${tag}`;
-  await admin.query(`create database ${keaDb}`);
-  stops.unshift(async () => {
-    await admin.query(`drop database if exists ${keaDb} with (force)`);
-  });
-  const u = new URL(pgAdmin);
-  const user = decodeURIComponent(u.username || 'postgres');
-  const password = decodeURIComponent(u.password);
-  try {
-    execFileSync(
-      'kea-admin',
-      ['db-init', 'pgsql', '-u', user, '-p', password, '-n', keaDb, '-h', u.hostname, '-P', u.port || '5432'],
-      { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', timeout: 60_000 },
-    );
-  } catch (cause) {
-    const out = String((cause as { stderr?: string }).stderr ?? '').trim();
-    throw new Error(`kea-admin db-init pgsql failed: ${out.split('\n').slice(-2).join(' ')}`, { cause });
-  }
-  const c = new pg.Client({ connectionString: pgAdmin.replace(/\/[^/]*$/, `/${keaDb}`) });
-  c.on('error', (e) => say(`kea_pg connection: ${e.message}`));
-  await c.connect();
-  stops.unshift(() => c.end());
-  const leaseDatabase = {
-    type: 'postgresql',
-    name: keaDb,
-    host: socket.dir,
-    port: socket.port,
-    user,
-    ...(password ? { password } : {}),
-  };
-  const side = keaSide(dir, 'kea_pg', leaseDatabase, async () => {
-    await c.query('delete from lease4');
-  });
-  return findKnee(side, search);
-}
 
 // ---- ours ----
 
@@ -413,7 +279,7 @@ async function main() {
   let keaPg: Knee | null = null;
   if (!opts['no-pg'] && runs('kea_pg')) {
     try {
-      keaPg = await keaOnPostgres(admin, dir, tag);
+      keaPg = await keaOnPostgres(admin, dir, tag, { pgAdmin, search, say, stops });
     } catch (err) {
       say(`kea_pg: skipped (${err instanceof Error ? err.message : String(err)})`);
     }

@@ -1,13 +1,9 @@
 /**
  * dhcp-db's native UDP socket against real kernel networking: two namespaces ("clients"), each behind a
- * veth in the root namespace where the sockets live. Addresses only from 198.18.101.0/24 (a free /27 of
- * it), names prefixed cbsk plus a random tag. Frames are seen on the client side with an AF_PACKET
- * listener, so "reached the client's MAC" is observed, not inferred.
+ * veth in the root namespace where the sockets live (test/helpers/veth-clients.ts). Frames are seen on
+ * the client side with an AF_PACKET listener, so "reached the client's MAC" is observed, not inferred.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -17,150 +13,13 @@ import {
   openDhcpSocket,
   type PacketInfo,
 } from '../services/dhcp-db/server/socket.js';
+import { type Client, macBytes, run, until, vethClients } from './helpers/veth-clients.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const tag = randomBytes(3).toString('hex');
-
-const run = (cmd: string, args: string[]) =>
-  execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
-const ip = (args: string[]) => run('ip', args);
-
-interface Client {
-  ns: string;
-  hostIf: string;
-  ifindex: number;
-  hostMac: string;
-  /** The root side's address (and A's second one, to show `from` picks the source). */
-  host: string;
-  clientIp: string;
-  clientMac: string;
-}
-
-/** A /27 of 198.18.101.0/24 that nothing in the root namespace uses yet: its base (0, 32, … 224). */
-function freeBlock(): number {
-  const octets = [...ip(['-4', '-o', 'addr', 'show']).matchAll(/inet 198\.18\.101\.(\d+)\//g)].map((m) =>
-    Number(m[1]),
-  );
-  const free = [0, 32, 64, 96, 128, 160, 192, 224].filter((b) => !octets.some((o) => o >= b && o < b + 32));
-  const pick = free[(randomBytes(1)[0] as number) % Math.max(free.length, 1)];
-  if (pick === undefined) throw new Error('no free /27 left in 198.18.101.0/24');
-  return pick;
-}
-
-const namespaces: string[] = [];
-const links: string[] = [];
-const children: ChildProcess[] = [];
 const sockets: DhcpSocket[] = [];
-const net = (i: number) => `198.18.101.${i}`;
-
-function addClient(letter: string, hostAddrs: number[], clientAddr: number): Client {
-  const ns = `cbsk-${tag}-${letter}`;
-  const hostIf = `cbsk${tag}${letter}`;
-  const peer = `cbsk${tag}p${letter}`;
-  ip(['netns', 'add', ns]);
-  namespaces.push(ns);
-  ip(['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', peer]);
-  links.push(hostIf);
-  ip(['link', 'set', peer, 'netns', ns]);
-  ip(['-n', ns, 'link', 'set', peer, 'name', 'eth0']);
-  for (const a of hostAddrs) ip(['addr', 'add', `${net(a)}/28`, 'dev', hostIf]);
-  ip(['-n', ns, 'addr', 'add', `${net(clientAddr)}/28`, 'dev', 'eth0']);
-  ip(['link', 'set', hostIf, 'up']);
-  ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
-  ip(['-n', ns, 'link', 'set', 'lo', 'up']);
-  const hostLink = JSON.parse(ip(['-j', 'link', 'show', 'dev', hostIf]))[0] as {
-    ifindex: number;
-    address: string;
-  };
-  const clientLink = JSON.parse(ip(['-j', '-n', ns, 'link', 'show', 'dev', 'eth0']))[0] as {
-    address: string;
-  };
-  return {
-    ns,
-    hostIf,
-    ifindex: hostLink.ifindex,
-    hostMac: hostLink.address,
-    host: net(hostAddrs[0] as number),
-    clientIp: net(clientAddr),
-    clientMac: clientLink.address,
-  };
-}
-
-const macBytes = (mac: string) => Uint8Array.from(mac.split(':').map((h) => Number.parseInt(h, 16)));
-
-/** Sends `count` datagrams "<text>#<i>" from the client's eth0, port 68. */
-const SEND = `
-import socket, sys
-dst, port, text, count = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'eth0')
-s.bind(('0.0.0.0', 68))
-for i in range(count):
-    s.sendto(('%s#%d' % (text, i)).encode(), (dst, port))
-`;
-function sendFrom(c: Client, dst: string, port: number, text: string, count = 1) {
-  run('ip', ['netns', 'exec', c.ns, 'python3', '-c', SEND, dst, String(port), text, String(count)]);
-}
-
-/** Prints one JSON line per IPv4/UDP frame to `dport` arriving on eth0, after a first line "ready". */
-const CAPTURE = `
-import json, socket, struct, sys
-dport = int(sys.argv[1])
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
-s.bind(('eth0', 0))
-print('ready', flush=True)
-while True:
-    f, addr = s.recvfrom(65535)
-    if addr[2] == socket.PACKET_OUTGOING or len(f) < 42 or f[23] != 17:
-        continue
-    u = 14 + (f[14] & 15) * 4
-    sport, dp = struct.unpack('!HH', f[u:u + 4])
-    if dp != dport:
-        continue
-    print(json.dumps({'dstMac': f[0:6].hex(':'), 'srcMac': f[6:12].hex(':'),
-        'src': socket.inet_ntoa(f[26:30]), 'dst': socket.inet_ntoa(f[30:34]),
-        'sport': sport, 'dport': dp, 'payload': f[u + 8:].decode('latin-1')}), flush=True)
-`;
-interface Frame {
-  dstMac: string;
-  srcMac: string;
-  src: string;
-  dst: string;
-  sport: number;
-  dport: number;
-  payload: string;
-}
-async function capture(c: Client, dport: number) {
-  const child = spawn('ip', ['netns', 'exec', c.ns, 'python3', '-u', '-c', CAPTURE, String(dport)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  children.push(child);
-  const frames: Frame[] = [];
-  const lines = createInterface({ input: child.stdout! });
-  await new Promise<void>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`capture in ${c.ns} exited with ${code}`)));
-    lines.on('line', (l) => (l === 'ready' ? resolve() : frames.push(JSON.parse(l) as Frame)));
-  });
-  return {
-    frames,
-    async frame(payload: string) {
-      await until(() => frames.some((f) => f.payload === payload), `a frame "${payload}" in ${c.ns}`);
-      return frames.find((f) => f.payload === payload)!;
-    },
-  };
-}
-
-/** Waits for something that must happen; its absence after 5 s is a failure, never a pass. */
-async function until(done: () => boolean, what: string, ms = 5000) {
-  const deadline = Date.now() + ms;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
+let lab: ReturnType<typeof vethClients>;
+let tag: string;
+let net: (i: number) => string;
 function open(opts: Parameters<typeof openDhcpSocket>[0], got: { text: string; info: PacketInfo }[] = []) {
   const s = openDhcpSocket(opts, (buf, info) => got.push({ text: buf.toString(), info }));
   sockets.push(s);
@@ -182,9 +41,10 @@ beforeAll(() => {
   }
   const problem = nativeLoadProblem();
   if (problem) throw new Error(problem);
-  base = freeBlock();
-  a = addClient('a', [base + 1, base + 3], base + 2);
-  b = addClient('b', [base + 17], base + 18);
+  lab = vethClients();
+  ({ base, net, tag } = lab);
+  a = lab.addClient('a', [base + 1, base + 3], base + 2);
+  b = lab.addClient('b', [base + 17], base + 18);
 });
 
 afterEach(() => {
@@ -193,27 +53,7 @@ afterEach(() => {
 
 afterAll(() => {
   for (const s of sockets.splice(0)) s.close();
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  for (const ns of namespaces.splice(0)) {
-    try {
-      for (const pid of ip(['netns', 'pids', ns]).split(/\s+/).filter(Boolean))
-        process.kill(Number(pid), 'SIGKILL');
-    } catch {
-      // namespace or process already gone
-    }
-    try {
-      ip(['netns', 'del', ns]);
-    } catch {
-      // already gone
-    }
-  }
-  for (const l of links.splice(0)) {
-    try {
-      ip(['link', 'del', l]);
-    } catch {
-      // went with its peer's namespace
-    }
-  }
+  lab?.cleanup();
 });
 
 describe('receiving', () => {
@@ -224,12 +64,12 @@ describe('receiving', () => {
     const sb = open({ port: 67, ifname: b.hostIf }, gotB);
     expect([sa.port, sa.ifname, sb.port, sb.ifname]).toEqual([67, a.hostIf, 67, b.hostIf]);
 
-    sendFrom(a, '255.255.255.255', 67, 'from-a');
+    lab.sendFrom(a, '255.255.255.255', 67, 'from-a');
     await until(() => gotA.length >= 1, 'the broadcast from behind A');
-    sendFrom(b, '255.255.255.255', 67, 'from-b');
+    lab.sendFrom(b, '255.255.255.255', 67, 'from-b');
     await until(() => gotB.length >= 1, 'the broadcast from behind B');
     // A fence: anything from B that wrongly reached A's socket would be queued before this.
-    sendFrom(a, '255.255.255.255', 67, 'fence-a');
+    lab.sendFrom(a, '255.255.255.255', 67, 'fence-a');
     await until(() => gotA.length >= 2, 'the second broadcast from behind A');
 
     expect(gotA.map((g) => g.text)).toEqual(['from-a#0', 'fence-a#0']);
@@ -254,11 +94,11 @@ describe('receiving', () => {
     const gotB: { text: string; info: PacketInfo }[] = [];
     open({ port: 67, ifname: a.hostIf }, gotA);
     open({ port: 67, ifname: b.hostIf }, gotB);
-    sendFrom(b, b.host, 67, 'uni-b');
+    lab.sendFrom(b, b.host, 67, 'uni-b');
     await until(() => gotB.length >= 1, 'the unicast from behind B');
-    sendFrom(a, a.host, 67, 'uni-a');
+    lab.sendFrom(a, a.host, 67, 'uni-a');
     await until(() => gotA.length >= 1, 'the unicast from behind A');
-    sendFrom(b, b.host, 67, 'fence-b');
+    lab.sendFrom(b, b.host, 67, 'fence-b');
     await until(() => gotB.length >= 2, 'the second unicast from behind B');
     expect(gotA.map((g) => [g.text, g.info.destination, g.info.ifname])).toEqual([
       ['uni-a#0', a.host, a.hostIf],
@@ -278,9 +118,9 @@ describe('receiving', () => {
       if (calls % 10 === 0) throw new Error('handler bug');
     });
     sockets.push(s);
-    sendFrom(a, '255.255.255.255', 67, 'burst', 100);
+    lab.sendFrom(a, '255.255.255.255', 67, 'burst', 100);
     await until(() => calls >= 100, '100 datagrams');
-    sendFrom(a, '255.255.255.255', 67, 'after');
+    lab.sendFrom(a, '255.255.255.255', 67, 'after');
     await until(() => calls >= 101, 'a datagram after the throws');
     expect(texts).toEqual([...Array.from({ length: 100 }, (_, i) => `burst#${i}`), 'after#0']);
     expect(s.stats).toEqual({ received: 101, sent: 0, sendErrors: 0, callbackErrors: 10 });
@@ -295,10 +135,10 @@ describe('receiving', () => {
       s.close();
     });
     sockets.push(s);
-    sendFrom(a, '255.255.255.255', 67, 'closer', 5);
+    lab.sendFrom(a, '255.255.255.255', 67, 'closer', 5);
     await until(() => texts.length >= 1 && control.length >= 5, 'the five datagrams');
     // Whatever the closed socket still delivered would come before this later one reaches the control.
-    sendFrom(a, '255.255.255.255', 67, 'later');
+    lab.sendFrom(a, '255.255.255.255', 67, 'later');
     await until(() => control.length >= 6, 'the later datagram');
     expect(texts).toEqual(['closer#0']);
     expect(s.stats.received).toBe(1);
@@ -307,7 +147,7 @@ describe('receiving', () => {
 
 describe('sending', () => {
   it('unicasts to a client without that address through an ARP entry, from the chosen source', async () => {
-    const cap = await capture(a, 68);
+    const cap = await lab.capture(a, 68);
     const yiaddr = net(base + 10); // in A's /28, configured nowhere
     const s = open({ port: 67, ifname: a.hostIf });
     const secondary = net(base + 3);
@@ -327,13 +167,13 @@ describe('sending', () => {
       dport: 68,
       payload: 'offer-1',
     });
-    expect(ip(['neigh', 'show', yiaddr, 'dev', a.hostIf])).toContain(`lladdr ${a.clientMac}`);
+    expect(run('ip', ['neigh', 'show', yiaddr, 'dev', a.hostIf])).toContain(`lladdr ${a.clientMac}`);
     expect(s.stats).toMatchObject({ sent: 1, sendErrors: 0 });
   });
 
   it('sends through the interface given by ifindex, not the one routing would pick', async () => {
-    const capA = await capture(a, 68);
-    const capB = await capture(b, 68);
+    const capA = await lab.capture(a, 68);
+    const capB = await lab.capture(b, 68);
     const s = open({ port: 0 }); // bound to no device
     expect(s.ifname).toBeNull();
     expect(s.port).toBeGreaterThan(0);

@@ -15,12 +15,11 @@ import {
   renderTemplate,
 } from '../services/provisioner/domain/bootenv.js';
 import { startHttp } from '../services/provisioner/http.js';
-import type { NodeRegistry } from '../services/provisioner/registry.js';
 import type { NodeSummary } from '../shared/catalogue/index.js';
 import { checkDiscoveryToken, mintDiscoveryToken } from '../shared/discovery-token.js';
 import { createLogger } from '../shared/log.js';
 import { ensureTool } from './helpers/dig.js';
-import { nodeSummary } from './helpers/fixtures.js';
+import { fixedRegistry, nodeSummary } from './helpers/fixtures.js';
 import {
   autoinstallSchema,
   cloudInitSchemaError,
@@ -62,16 +61,7 @@ const rockyBadDisk = node(16, 'r2.lab.test', 'rocky-9-install', 'vda$(reboot)', 
 const preseedBadDisk = node(17, 'p1.lab.test', 'debian-12-preseed-install', 'sda`id`', '52:54:00:00:17:01');
 const preseedUnderscore = node(18, 'p_2.lab.test', 'debian-12-preseed-install', 'vda', '52:54:00:00:18:01');
 
-const registry = {
-  load: async () => undefined,
-  put: async () => false,
-  byMac: (mac: string) => nodes.find((n) => n.summary.macs.includes(mac))?.summary,
-  byName: (name: string) => nodes.find((n) => n.summary.name === name)?.summary,
-  byId: (id: number) => nodes.find((n) => n.summary.id === id)?.summary,
-  sawClient: () => undefined,
-  macOfClient: () => null,
-  size: () => nodes.length,
-} satisfies NodeRegistry;
+const registry = fixedRegistry(() => nodes.map((n) => n.summary));
 
 /** The context the provisioner gives templates (its service's renderContext, with a fixed clock). */
 function context(

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +15,7 @@ import { mintDiscoveryToken } from '../shared/discovery-token.js';
 import { until } from './helpers/dhcp-clients.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
 import { openSse } from './helpers/sse.js';
+import { newKeyPair } from './helpers/sshd.js';
 import { type Stack, startStack, testAdminToken } from './helpers/stack.js';
 
 /**
@@ -108,8 +108,7 @@ describe('NATS least privilege', () => {
     );
     // A machine registers: inventory makes its credential, the gateway hands it over.
     const mac = '52:54:00:bd:00:01';
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'k')]);
-    const hostKey = readFileSync(join(dir, 'k.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
+    const hostKey = newKeyPair(dir);
     const token = mintDiscoveryToken(secret, { expires: Math.floor(Date.now() / 1000) + 600, nodeId: null });
     const r = await fetch(`${s.api}/node-api/register`, {
       method: 'POST',

@@ -1,6 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +7,8 @@ import { pickPort } from '../infra/ports.js';
 import { checkDiscoveryToken, mintDiscoveryToken } from '../shared/discovery-token.js';
 import { until } from './helpers/dhcp-clients.js';
 import { createTestEnv, type TestEnv } from './helpers/env.js';
+import { rawGet } from './helpers/raw-http.js';
+import { newKeyPair } from './helpers/sshd.js';
 import { type Stack, startStack, testAdminToken } from './helpers/stack.js';
 
 /**
@@ -23,31 +24,8 @@ let dir: string;
 let base: string;
 let apiPort: number;
 
-/** A raw GET (fetch would normalise `..` out of the path before sending it). */
-function get(path: string, headers: Record<string, string> = {}) {
-  return new Promise<{
-    status: number;
-    body: Buffer;
-    headers: Record<string, string | string[] | undefined>;
-  }>((resolve, reject) => {
-    const u = new URL(base);
-    const req = request({ host: u.hostname, port: u.port, path, method: 'GET', headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), headers: res.headers }),
-      );
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-const keyPair = () => {
-  const k = join(dir, `k${Math.random().toString(36).slice(2)}`);
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', k]);
-  return readFileSync(`${k}.pub`, 'utf8').trim();
-};
+const get = (path: string, headers: Record<string, string> = {}) => rawGet(base, path, headers);
+const keyPair = () => newKeyPair(dir);
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'crowbar-prov-'));
@@ -57,13 +35,12 @@ beforeAll(async () => {
   mkdirSync(image);
   writeFileSync(join(image, 'vmlinuz'), 'kernel-bytes');
   writeFileSync(join(image, 'initrd.img'), 'initrd-bytes');
-  const big = Buffer.alloc(1 << 20);
-  for (let i = 0; i < big.length; i++) big[i] = i % 251;
+  const big = Buffer.from(Array.from({ length: 1 << 20 }, (_, i) => i % 251));
   writeFileSync(join(root, 'images', 'os.img'), big);
   writeFileSync(join(dir, 'secret.txt'), 'OUTSIDE-THE-BOOT-ROOT');
   symlinkSync(join(dir, 'secret.txt'), join(root, 'images', 'escape'));
   symlinkSync(dir, join(root, 'up'));
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'cluster')]);
+  newKeyPair(dir, 'cluster');
 
   apiPort = await pickPort(0);
   const httpPort = await pickPort(0);

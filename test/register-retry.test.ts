@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +7,7 @@ import { inventoryRpcs } from '../shared/catalogue/index.js';
 import { mintDiscoveryToken } from '../shared/discovery-token.js';
 import { until } from './helpers/dhcp-clients.js';
 import { connectTestBus, createTestEnv, type TestEnv } from './helpers/env.js';
+import { newKeyPair } from './helpers/sshd.js';
 import { type Stack, startStack } from './helpers/stack.js';
 
 /**
@@ -38,8 +38,7 @@ afterAll(async () => {
 
 describe('registration retried after a partial failure', () => {
   it('answers 503 while network-admin cannot be bound, stores nothing, and the retry creates the node with its roles', async () => {
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'k')]);
-    const hostKey = readFileSync(join(dir, 'k.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
+    const hostKey = newKeyPair(dir);
     const mac = '52:54:00:bc:00:01';
     const register = () =>
       fetch(`${stack.api}/node-api/register`, {
@@ -75,8 +74,7 @@ describe('registration retried after a partial failure', () => {
     const mac = '52:54:00:bc:00:02';
     const name = `d${mac.replaceAll(':', '-')}.crowbar.internal`;
     expect((await stack.call('POST', '/nodes', { name, mac })).status).toBe(201);
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'k2')]);
-    const hostKey = readFileSync(join(dir, 'k2.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
+    const hostKey = newKeyPair(dir);
     const r = await fetch(`${stack.api}/node-api/register`, {
       method: 'POST',
       headers: {

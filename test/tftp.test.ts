@@ -5,22 +5,15 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createSocket, type Socket } from 'node:dgram';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDebianPrograms } from '../infra/packages.js';
-import {
-  ErrorCode,
-  encodeAck,
-  encodeRequest,
-  fromNetascii,
-  parsePacket,
-  toNetascii,
-} from '../services/provisioner/tftp/packet.js';
+import { ErrorCode, encodeRequest, fromNetascii, toNetascii } from '../services/provisioner/tftp/packet.js';
 import { startTftpServer, type TftpServer, type TftpTransfer } from '../services/provisioner/tftp/server.js';
 import { createLogger } from '../shared/log.js';
+import { type Fetch, type FetchOptions, fetchTftp as tftpFetch } from './helpers/tftp-client.js';
 
 const run = promisify(execFile);
 const log = createLogger('tftp-test', { level: process.env.TEST_LOG ?? 'silent' });
@@ -82,118 +75,11 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-// ---- our own client: RFC 1350 + options + RFC 7440 windows, with loss and duplicate ACKs on demand ----
-
-interface Fetch {
-  data: Buffer;
-  error: { code: number; message: string } | null;
-  oack: Record<string, string> | null;
-  /** Wire block numbers of DATA packets, in arrival order, duplicates included. */
-  blocks: number[];
-}
-
-interface FetchOptions {
-  mode?: string;
-  options?: [string, string | number][];
-  /** Sent as the request instead of one built from the arguments. */
-  raw?: Buffer;
-  /** Pretend the nth DATA packet (counted from 0) never arrived. */
-  lose?: (n: number) => boolean;
-  duplicateAcks?: boolean;
-  /** Resend the last ACK after this much silence (RFC 7440 receivers do). */
-  idleMs?: number;
-}
-
-async function bound(address = '127.0.0.1'): Promise<Socket> {
-  const sock = createSocket('udp4');
-  await new Promise<void>((r) => sock.bind(0, address, r));
-  return sock;
-}
-
+/** Our client against the shared server; what it got counts for the last check. */
 async function fetchTftp(file: string, o: FetchOptions = {}, port = server.port): Promise<Fetch> {
-  const sock = await bound();
-  const out: Fetch = { data: Buffer.alloc(0), error: null, oack: null, blocks: [] };
-  const parts: Buffer[] = [];
-  let blksize = 512;
-  let windowsize = 1;
-  let good = 0; // last in-order block, unwrapped
-  let inWindow = 0;
-  let lastAck: Buffer | null = null;
-  let dallying = false;
-  let tid = 0;
-  let n = 0;
-  const request = o.raw ?? encodeRequest('rrq', file, o.mode ?? 'octet', o.options ?? []);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const deadline = setTimeout(() => reject(new Error(`fetch ${file}: no end within 60 s`)), 60_000);
-      const end = () => {
-        clearTimeout(deadline);
-        clearInterval(idle);
-        resolve();
-      };
-      let heard = Date.now();
-      /** `then` runs once the datagram is out (closing the socket before that would lose it). */
-      const ack = (block: number, then?: () => void) => {
-        lastAck = encodeAck(block);
-        if (o.duplicateAcks) sock.send(lastAck, tid, '127.0.0.1');
-        sock.send(lastAck, tid, '127.0.0.1', then);
-      };
-      const idle = setInterval(() => {
-        if (Date.now() - heard < (o.idleMs ?? 300)) return;
-        heard = Date.now();
-        if (lastAck && tid) sock.send(lastAck, tid);
-      }, 20);
-      sock.on('message', (m, rinfo) => {
-        if (tid === 0) tid = rinfo.port;
-        if (rinfo.port !== tid) return;
-        heard = Date.now();
-        const p = parsePacket(m);
-        if (p.op === 'error') {
-          out.error = { code: p.code, message: p.message };
-          end();
-        } else if (p.op === 'oack') {
-          if (out.oack) return;
-          out.oack = Object.fromEntries(p.options);
-          blksize = Number(out.oack.blksize ?? 512);
-          windowsize = Number(out.oack.windowsize ?? 1);
-          ack(0);
-        } else if (p.op === 'data') {
-          if (dallying) {
-            if (lastAck) sock.send(lastAck, tid, '127.0.0.1');
-            return;
-          }
-          if (o.lose?.(n++)) return;
-          out.blocks.push(p.block);
-          if (p.block !== ((good + 1) & 0xffff)) {
-            // Out of order or a duplicate: tell the server where we are (once per gap).
-            if (inWindow !== -1) ack(good);
-            inWindow = -1;
-            return;
-          }
-          good++;
-          parts.push(Buffer.from(p.data));
-          inWindow = inWindow === -1 ? 1 : inWindow + 1;
-          // RFC 1350 §6: the receiver of the last block dallies, re-ACKing a resent block, so a
-          // retransmission racing its final ACK is not answered by a closed port.
-          if (p.data.length < blksize)
-            ack(good, () => {
-              dallying = true;
-              setTimeout(end, 250);
-            });
-          else if (inWindow >= windowsize) {
-            ack(good);
-            inWindow = 0;
-          }
-        }
-      });
-      sock.send(request, port, '127.0.0.1');
-    });
-  } finally {
-    sock.close();
-  }
-  out.data = Buffer.concat(parts);
-  received.push(out.data);
-  return out;
+  const f = await tftpFetch(file, port, o);
+  received.push(f.data);
+  return f;
 }
 
 /** The server's report of a transfer, which follows the client's last ACK by a moment. */
@@ -436,141 +322,6 @@ describe('our client', () => {
     const r = await fetchTftp('', { raw: encodeRequest('wrq', 'x.bin', 'octet') });
     expect(r.error).toEqual({ code: ErrorCode.ACCESS_VIOLATION, message: 'writes are not allowed' });
     expect(server.stats.dropped.write_refused).toBeGreaterThanOrEqual(1);
-  });
-});
-
-describe('timeouts and limits', () => {
-  /** Sends `request` and collects what comes back for `ms`, never answering. */
-  async function silent(port: number, request: Buffer, ms: number, address = '127.0.0.1', times = 1) {
-    const sock = await bound(address);
-    const got: Buffer[] = [];
-    sock.on('message', (m) => got.push(m));
-    for (let i = 0; i < times; i++) sock.send(request, port, '127.0.0.1');
-    await new Promise((r) => setTimeout(r, ms));
-    sock.close();
-    return got;
-  }
-  const waitIdle = async (s: TftpServer) => {
-    for (let i = 0; i < 100 && s.stats.active > 0; i++) await new Promise((r) => setTimeout(r, 50));
-  };
-
-  it('a client that never ACKs: block 1 (or the OACK) sent 1 + retries times, then dropped', async () => {
-    const done: TftpTransfer[] = [];
-    const s = await startTftpServer({
-      root,
-      address: '127.0.0.1',
-      port: 0,
-      log,
-      retries: 3,
-      timeoutMs: 100,
-      onTransfer: (t) => done.push(t),
-    });
-    try {
-      const [plain, withOptions] = await Promise.all([
-        silent(s.port, encodeRequest('rrq', 'medium.bin', 'octet'), 1000),
-        silent(s.port, encodeRequest('rrq', 'medium.bin', 'octet', [['blksize', 1024]]), 1000),
-      ]);
-      expect(plain.map((m) => m.readUInt16BE(0) * 65536 + m.readUInt16BE(2))).toEqual(
-        Array(4).fill(3 * 65536 + 1),
-      );
-      expect(withOptions.map((m) => parsePacket(m).op)).toEqual(['oack', 'oack', 'oack', 'oack']);
-      await waitIdle(s);
-      expect(s.stats.active).toBe(0);
-      expect(s.stats.dropped.timeout).toBe(2);
-      expect(done).toHaveLength(2);
-      for (const t of done) expect(t).toMatchObject({ ok: false, error: 'no ACK after 3 retransmissions' });
-    } finally {
-      await s.stop();
-    }
-  });
-
-  it('a repeated RRQ from the same port does not start a second transfer', async () => {
-    const s = await startTftpServer({ root, address: '127.0.0.1', port: 0, log, retries: 0, timeoutMs: 300 });
-    try {
-      const got = await silent(s.port, encodeRequest('rrq', 'small.bin', 'octet'), 200, '127.0.0.1', 3);
-      expect(got).toHaveLength(1);
-      expect(s.stats.dropped.duplicate_request).toBe(2);
-      await waitIdle(s);
-    } finally {
-      await s.stop();
-    }
-  });
-
-  it('per-client and total limits: requests over them get nothing and are counted', async () => {
-    const s = await startTftpServer({
-      root,
-      address: '0.0.0.0',
-      port: 0,
-      log,
-      maxTransfers: 3,
-      maxPerClient: 2,
-      retries: 1,
-      timeoutMs: 400,
-    });
-    try {
-      const rrq = encodeRequest('rrq', 'small.bin', 'octet');
-      const got = await Promise.all([
-        silent(s.port, rrq, 250),
-        silent(s.port, rrq, 250),
-        silent(s.port, rrq, 250),
-        new Promise((r) => setTimeout(r, 50)).then(() => silent(s.port, rrq, 200, '127.0.0.2')),
-        new Promise((r) => setTimeout(r, 100)).then(() => silent(s.port, rrq, 150, '127.0.0.3')),
-      ]);
-      expect(got.map((g) => g.length).sort()).toEqual([0, 0, 1, 1, 1]);
-      expect(s.stats.dropped).toMatchObject({ client_busy: 1, busy: 1 });
-      await waitIdle(s);
-      expect(s.stats.active).toBe(0);
-    } finally {
-      await s.stop();
-    }
-  });
-
-  it('a port in use or a root that is no directory fails the start', async () => {
-    await expect(
-      startTftpServer({ root, address: '127.0.0.1', port: server.port, log }),
-    ).rejects.toMatchObject({
-      code: 'EADDRINUSE',
-    });
-    await expect(
-      startTftpServer({ root: `${root}/small.bin`, address: '127.0.0.1', port: 0, log }),
-    ).rejects.toThrow(/not a directory/);
-  });
-
-  it('transfers run on threads of their own (one per core, at most 4), or on the server thread with threads: 0', async () => {
-    expect(server.threads).toBe(Math.min(4, availableParallelism()));
-    const one = await startTftpServer({ root, address: '127.0.0.1', port: 0, log, threads: 0 });
-    try {
-      expect(one.threads).toBe(0);
-      await run(
-        'curl',
-        ['-sS', '-o', `${dir}/curl-one`, '--tftp-blksize', '1468', `tftp://127.0.0.1:${one.port}/medium.bin`],
-        {
-          timeout: 60_000,
-        },
-      );
-      expect(output('curl-one').equals(files['medium.bin']!)).toBe(true);
-      expect(one.stats).toMatchObject({ served: 1, failed: 0, active: 0 });
-    } finally {
-      await one.stop();
-    }
-  });
-
-  it('stop() ends active transfers and reports them', async () => {
-    const done: TftpTransfer[] = [];
-    const s = await startTftpServer({
-      root,
-      address: '127.0.0.1',
-      port: 0,
-      log,
-      onTransfer: (t) => done.push(t),
-    });
-    const got = silent(s.port, encodeRequest('rrq', 'big.bin', 'octet'), 200);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(s.stats.active).toBe(1);
-    await s.stop();
-    expect(s.stats.active).toBe(0);
-    expect(done).toMatchObject([{ ok: false, error: 'server stopped' }]);
-    expect((await got).length).toBe(1);
   });
 });
 

@@ -1,3 +1,4 @@
+import type { NodeRegistry } from '../../services/provisioner/registry.js';
 import type { NodeSummary } from '../../shared/catalogue/index.js';
 
 /**
@@ -19,4 +20,16 @@ export const nodeSummary = (id: number, name: string, over: Partial<NodeSummary>
   sshHostKey: null,
   addressHints: {},
   ...over,
+});
+
+/** The provisioner's node registry over a fixed list of nodes (no inventory behind it). */
+export const fixedRegistry = (nodes: () => NodeSummary[]): NodeRegistry => ({
+  load: async () => undefined,
+  put: async () => false,
+  byMac: (mac: string) => nodes().find((n) => n.macs.includes(mac)),
+  byName: (name: string) => nodes().find((n) => n.name === name),
+  byId: (id: number) => nodes().find((n) => n.id === id),
+  sawClient: () => undefined,
+  macOfClient: () => null,
+  size: () => nodes().length,
 });

@@ -50,8 +50,12 @@ export function ensureFping(): void {
   ensureTool('/usr/bin/fping', 'fping');
 }
 
-function makeHostKey(dir: string): string {
-  const file = join(dir, 'ssh_host_ed25519_key');
+/**
+ * A new ed25519 key pair in `dir` (`name`, `name.pub`; a random name by default); answers the public
+ * key as `<type> <base64>`, the form registration pins.
+ */
+export function newKeyPair(dir: string, name = `k${Math.random().toString(36).slice(2)}`): string {
+  const file = join(dir, name);
   rmSync(file, { force: true });
   rmSync(`${file}.pub`, { force: true });
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'test-host', '-f', file], {
@@ -60,6 +64,8 @@ function makeHostKey(dir: string): string {
   const [type, b64] = readFileSync(`${file}.pub`, 'utf8').trim().split(/\s+/);
   return `${type} ${b64}`;
 }
+
+const makeHostKey = (dir: string) => newKeyPair(dir, 'ssh_host_ed25519_key');
 
 /** Resolves once the server sends its SSH banner, i.e. really accepts connections. */
 function bannerSeen(host: string, port: number, timeoutMs: number): Promise<boolean> {
