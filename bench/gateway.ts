@@ -9,7 +9,11 @@
  *   and answering the same JSON; `ratio` = gateway / plain (goal ≥ 0.5).
  * - `plain`: the gateway's cheapest answer that goes through its whole middleware chain — an
  *   unauthenticated `GET /api/v2/nodes`, refused with 401 before any service is asked — next to a
- *   `node:http` process answering the same 401 JSON; `ratio_plain` = gateway / plain (goal ≥ 0.9).
+ *   `node:http` process answering the same 401 JSON; `ratio_plain` = gateway / plain (goal ≥ 0.9). A
+ *   third member, a bare Hono app on @hono/node-server answering the same 401 from one handler, is the
+ *   framework's own floor: `ratio_hono` = bare Hono / plain (the best the gateway could do on the
+ *   framework it is built on) and `gateway_of_hono` = gateway / bare Hono (what the gateway's own
+ *   middleware and routes cost).
  * `--pairs nodes` or `--pairs json` measures one pair only. Both answers of each pair are checked to be the same before anything is measured. With `--profile`,
  * the gateway, inventory and the plain server write V8 CPU profiles (bench/_cpu-profile.mjs) into DIR
  * when they stop.
@@ -20,6 +24,8 @@ import { mkdirSync } from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
+import { serve } from '@hono/node-server';
+import { Hono } from 'hono';
 import pg from 'pg';
 import { ensureDebianProgram } from '../infra/packages.js';
 import { pickPort } from '../infra/ports.js';
@@ -96,10 +102,21 @@ async function servePlain(databaseUrl: string): Promise<void> {
     res.writeHead(401, { 'content-type': 'application/json' }).end(unauthorizedBody);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const addr = server.address();
-  say(`plain listening ${typeof addr === 'object' && addr ? addr.port : 0}`);
+  // The framework's own floor: a bare Hono app on @hono/node-server, as the gateway is served, with
+  // one handler answering the same 401 and nothing else (no middleware, no routes to match).
+  const bare = new Hono();
+  bare.all('*', (c) => c.body(unauthorizedBody, 401, { 'content-type': 'application/json' }));
+  const honoServer = await new Promise<ReturnType<typeof serve>>((resolve) => {
+    const s = serve({ fetch: bare.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s));
+  });
+  const portOf = (x: http.Server | ReturnType<typeof serve>) => {
+    const a = x.address();
+    return typeof a === 'object' && a ? a.port : 0;
+  };
+  say(`plain listening ${portOf(server)} hono ${portOf(honoServer)}`);
   process.on('SIGTERM', () => {
     server.close();
+    honoServer.close();
     void pool.end().then(() => process.exit(0));
   });
 }
@@ -211,38 +228,42 @@ async function main(): Promise<void> {
     );
 
     // The plain baseline, a process of its own like the gateway.
-    const plainProc = await new Promise<{ port: number; stop(): Promise<void> }>((resolve, reject) => {
-      const child = execFile(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          fileURLToPath(import.meta.url),
-          '--serve-plain',
-          env.databaseUrl,
-          '--pool-max',
-          String(POOL_MAX),
-        ],
-        { env: { ...process.env, ...profile } },
-      );
-      const exited = new Promise<void>((r) => child.once('exit', () => r()));
-      let out = '';
-      child.stdout?.on('data', (b: Buffer) => {
-        out += b.toString();
-        const m = /plain listening (\d+)/.exec(out);
-        if (m)
-          resolve({
-            port: Number(m[1]),
-            stop: async () => {
-              child.kill('SIGTERM');
-              await exited;
-            },
-          });
-      });
-      child.once('exit', (code) => reject(new Error(`the plain server exited (${code}) before listening`)));
-    });
+    const plainProc = await new Promise<{ port: number; honoPort: number; stop(): Promise<void> }>(
+      (resolve, reject) => {
+        const child = execFile(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            fileURLToPath(import.meta.url),
+            '--serve-plain',
+            env.databaseUrl,
+            '--pool-max',
+            String(POOL_MAX),
+          ],
+          { env: { ...process.env, ...profile } },
+        );
+        const exited = new Promise<void>((r) => child.once('exit', () => r()));
+        let out = '';
+        child.stdout?.on('data', (b: Buffer) => {
+          out += b.toString();
+          const m = /plain listening (\d+) hono (\d+)/.exec(out);
+          if (m)
+            resolve({
+              port: Number(m[1]),
+              honoPort: Number(m[2]),
+              stop: async () => {
+                child.kill('SIGTERM');
+                await exited;
+              },
+            });
+        });
+        child.once('exit', (code) => reject(new Error(`the plain server exited (${code}) before listening`)));
+      },
+    );
     scope.defer(() => plainProc.stop());
     const plain = `http://127.0.0.1:${plainProc.port}`;
+    const bareHono = `http://127.0.0.1:${plainProc.honoPort}`;
 
     // Same answers first: the nodes list (same nodes, same fields) and the 401.
     const auth = `authorization: Bearer ${token}`;
@@ -262,19 +283,22 @@ async function main(): Promise<void> {
     const refusedBody = await refused.text();
     if (refused.status !== 401 || refusedBody !== unauthorizedBody)
       throw new Error(`the gateway's 401 is not the baseline's: ${refused.status} ${refusedBody}`);
+    const bare = await fetch(`${bareHono}/api/v2/nodes`);
+    if (bare.status !== 401 || (await bare.text()) !== unauthorizedBody)
+      throw new Error(`the bare Hono app's 401 is not the baseline's: ${bare.status}`);
 
     /**
-     * One pair: a second of warm-up each, then `SLICES` turns of DURATION/SLICES seconds, ours and the
-     * baseline in turn, so a neighbour's load on this machine falls on both alike. req/s is all the
-     * requests over all the time; p99 the worst turn's.
+     * One group: a second of warm-up each, then `SLICES` turns of DURATION/SLICES seconds, each member
+     * in turn, so a neighbour's load on this machine falls on all alike. req/s is all the requests over
+     * all the time; p99 the worst turn's.
      */
-    const pair = async (what: [string, string], urls: [string, string], headers: string[][], ok: number) => {
-      for (let i = 0; i < 2; i++) await wrk(wrkPath, urls[i]!, 1, headers[i]);
-      const sums = [0, 0].map(() => ({ requests: 0, seconds: 0, p50: [] as number[], p99: 0 }));
+    const turns = async (what: string[], urls: string[], headers: string[][], ok: number) => {
+      for (const [i, url] of urls.entries()) await wrk(wrkPath, url, 1, headers[i]);
+      const sums = urls.map(() => ({ requests: 0, seconds: 0, p50: [] as number[], p99: 0 }));
       for (let turn = 0; turn < SLICES; turn++)
-        for (let i = 0; i < 2; i++) {
+        for (const [i, url] of urls.entries()) {
           const seconds = DURATION / SLICES;
-          const r = await wrk(wrkPath, urls[i]!, seconds, headers[i]);
+          const r = await wrk(wrkPath, url, seconds, headers[i]);
           const wrong = ok === 200 ? r.non2xx : r.requests - r.non2xx;
           if (r.errors > 0 || wrong > 0)
             throw new Error(
@@ -293,28 +317,28 @@ async function main(): Promise<void> {
           `${what[i]!.padEnd(28)} ${rps.toFixed(0).padStart(7)} req/s  p50 ${p50.toFixed(2)} ms  p99 ${sum.p99.toFixed(2)} ms`,
         );
         return { rps, p99Ms: sum.p99 };
-      }) as [{ rps: number; p99Ms: number }, { rps: number; p99Ms: number }];
+      });
     };
     say(
       `wrk -t1 -c${CONNECTIONS}, ${DURATION} s for each (${SLICES} turns of ${DURATION / SLICES} s, taking turns); nodes list ${(bytes / 1024).toFixed(0)} KiB`,
     );
     const none = { rps: Number.NaN, p99Ms: Number.NaN };
-    const [gwNodes, plainNodes] = PAIRS.has('nodes')
-      ? await pair(
+    const [gwNodes = none, plainNodes = none] = PAIRS.has('nodes')
+      ? await turns(
           ['gateway nodes list', 'plain node:http + pg'],
           [listUrl, `${plain}/nodes?limit=${NODES}`],
           [[auth], []],
           200,
         )
-      : [none, none];
-    const [gwJson, plainJson] = PAIRS.has('json')
-      ? await pair(
-          ['gateway 401 (no token)', 'plain node:http 401'],
-          [`${gateway}/nodes`, `${plain}/refused`],
-          [[], []],
+      : [];
+    const [gwJson = none, plainJson = none, honoJson = none] = PAIRS.has('json')
+      ? await turns(
+          ['gateway 401 (no token)', 'plain node:http 401', 'bare hono 401'],
+          [`${gateway}/nodes`, `${plain}/refused`, `${bareHono}/api/v2/nodes`],
+          [[], [], []],
           401,
         )
-      : [none, none];
+      : [];
     const r2 = (x: number) => Math.round(x * 100) / 100;
     say(
       JSON.stringify({
@@ -328,6 +352,9 @@ async function main(): Promise<void> {
         gateway_json_rps: Math.round(gwJson.rps),
         plain_json_rps: Math.round(plainJson.rps),
         ratio_plain: r2(gwJson.rps / plainJson.rps),
+        hono_json_rps: Math.round(honoJson.rps),
+        ratio_hono: r2(honoJson.rps / plainJson.rps),
+        gateway_of_hono: r2(gwJson.rps / honoJson.rps),
         gateway_nodes_p99_ms: r2(gwNodes.p99Ms),
         plain_nodes_p99_ms: r2(plainNodes.p99Ms),
         goal_ratio: 0.5,

@@ -167,7 +167,7 @@ describe('webhooks: redelivering every dead-lettered event', () => {
     let hold = true;
     r.respond = (_n, body) => (hold && reasonOf(body) === 'bulk-dead-1' ? 503 : 200);
     const before = r.got.length;
-    const first = await call('POST', `/webhooks/${hook.id}/deliveries/redeliver?status=dead-lettered`);
+    const first = await call('POST', `/webhooks/${hook.id}/redeliver?status=dead-lettered`);
     expect(first.status, JSON.stringify(first.body)).toBe(202);
     expect(first.body).toEqual({
       webhook: hook.id,
@@ -177,7 +177,7 @@ describe('webhooks: redelivering every dead-lettered event', () => {
       inFlight: [],
     });
     // Asked again while they are being sent: none is queued twice.
-    const again = await call('POST', `/webhooks/${hook.id}/deliveries/redeliver?status=dead-lettered`);
+    const again = await call('POST', `/webhooks/${hook.id}/redeliver?status=dead-lettered`);
     await until('the held one was tried', () => r.got.slice(before).some((x) => x.seq === dead[1]));
     hold = false;
     expect(again.status).toBe(202);
@@ -213,7 +213,7 @@ describe('webhooks: redelivering every dead-lettered event', () => {
     );
     expect((await row(hook.id, dead[3]!)).redeliveries).toBe(1);
     expect(await row(hook.id, dead[0]!)).toMatchObject({ status: 'dead-lettered', redeliveries: 0 });
-    const after = await call('POST', `/webhooks/${hook.id}/deliveries/redeliver?status=dead-lettered`);
+    const after = await call('POST', `/webhooks/${hook.id}/redeliver?status=dead-lettered`);
     expect(after.body).toEqual({
       webhook: hook.id,
       queued: 0,
@@ -223,11 +223,11 @@ describe('webhooks: redelivering every dead-lettered event', () => {
     });
 
     for (const [path, status, field] of [
-      [`/webhooks/${hook.id}/deliveries/redeliver`, 422, 'status'],
-      [`/webhooks/${hook.id}/deliveries/redeliver?status=failed`, 422, 'status'],
-      [`/webhooks/${hook.id}/deliveries/redeliver?status=dead-lettered&limit=3`, 422, 'limit'],
-      ['/webhooks/x1/deliveries/redeliver?status=dead-lettered', 422, 'id'],
-      ['/webhooks/999/deliveries/redeliver?status=dead-lettered', 404, 'id'],
+      [`/webhooks/${hook.id}/redeliver`, 422, 'status'],
+      [`/webhooks/${hook.id}/redeliver?status=failed`, 422, 'status'],
+      [`/webhooks/${hook.id}/redeliver?status=dead-lettered&limit=3`, 422, 'limit'],
+      ['/webhooks/x1/redeliver?status=dead-lettered', 422, 'id'],
+      ['/webhooks/999/redeliver?status=dead-lettered', 404, 'id'],
     ] as const) {
       const bad = await call('POST', path);
       expect([bad.status, bad.body.field], path).toEqual([status, field]);
@@ -236,14 +236,14 @@ describe('webhooks: redelivering every dead-lettered event', () => {
     const n = r.got.length;
     const ro = await call(
       'POST',
-      `/webhooks/${hook.id}/deliveries/redeliver?status=dead-lettered`,
+      `/webhooks/${hook.id}/redeliver?status=dead-lettered`,
       undefined,
       testReadOnlyToken,
     );
     expect(ro.status).toBe(403);
     // A purged event cannot be sent by anyone; an admin's bulk redelivery now sends nothing either.
     expect(
-      (await call('POST', `/webhooks/${hook.id}/deliveries/redeliver?status=dead-lettered`)).body.queued,
+      (await call('POST', `/webhooks/${hook.id}/redeliver?status=dead-lettered`)).body.queued,
     ).toBe(0);
     expect(r.got.slice(n).filter((x) => dead.includes(x.seq))).toEqual([]);
   });

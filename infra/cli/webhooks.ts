@@ -127,7 +127,7 @@ export function addWebhookCommands(program: Command, deps: WebhookCommandDeps): 
           .client(cmd)
           .call<{ queued: number; deliveries: string[]; missing: string[]; inFlight: string[] }>(
             'POST',
-            `/webhooks/${id(raw)}/deliveries/redeliver?status=dead-lettered`,
+            `/webhooks/${id(raw)}/redeliver?status=dead-lettered`,
           );
         // The table lists the delivery ids in a cell each (cut at 100 characters; --format json has all).
         const list = (ids: string[]) => ids.join(', ');

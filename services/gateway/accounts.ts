@@ -37,6 +37,8 @@ export class TokenCache {
   }
 }
 
+/** The methods whose calls the audit log records (the app routes only these through auditLog). */
+export const auditedMethods = ['POST', 'PUT', 'PATCH', 'DELETE'];
 const readOnlyMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /**

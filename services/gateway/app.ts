@@ -4,7 +4,7 @@ import type { Bus } from '../../shared/bus/bus.js';
 import type { Clock } from '../../shared/clock.js';
 import { CrowbarError, httpStatus, isDatabaseUnavailable } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
-import { auditLog, type TokenCache } from './accounts.js';
+import { auditedMethods, auditLog, type TokenCache } from './accounts.js';
 import { operatorAuth } from './auth.js';
 import type { GatewayStore } from './db/store.js';
 import { openApiRoutes } from './openapi.js';
@@ -64,7 +64,8 @@ export function createApp(deps: GatewayDeps): Hono {
     '/api/v2/node-api/*',
     rateLimitBySource(deps.nodeApiRate ?? { perSecond: 20, burst: 100 }, deps.clock, deps.log),
   );
-  if (deps.accounts) app.use('/api/*', auditLog(deps.accounts.store, deps.log));
+  // Only calls that may change something are audited; reads never enter it.
+  if (deps.accounts) app.on(auditedMethods, '/api/*', auditLog(deps.accounts.store, deps.log));
   app.use(
     '/api/*',
     operatorAuth({

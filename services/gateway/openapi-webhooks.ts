@@ -119,7 +119,7 @@ export const webhookRouteDocs: Record<string, RouteDoc> = {
     query: logQuery,
     response: ex(deliveryPage, { deliveries: [delivered, deadLettered], next: '1843' }),
   },
-  'POST /api/v2/webhooks/:id/deliveries/redeliver': {
+  'POST /api/v2/webhooks/:id/redeliver': {
     tag,
     summary: 'Send every dead-lettered event of a webhook again, in event order (admin)',
     description:

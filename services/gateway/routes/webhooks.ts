@@ -88,7 +88,7 @@ export const deliveryRow = z.object({
   /** Times an operator asked for it again. */
   redeliveries: z.number().int().nonnegative(),
 });
-/** What `POST …/deliveries/redeliver?status=dead-lettered` queued: delivery ids, in event order. */
+/** What `POST …/redeliver?status=dead-lettered` queued: delivery ids, in event order. */
 export const bulkRedelivery = z.object({
   webhook: z.number().int().positive(),
   /** How many events were queued (the length of `deliveries`). */
@@ -253,7 +253,7 @@ export function webhookRoutes(deps: WebhookRouteDeps | undefined): Hono<{
     await d.store.get(id);
     return c.json(await d.store.listDeliveries({ webhookId: id, ...q }));
   });
-  app.post('/webhooks/:id/deliveries/redeliver', async (c) => {
+  app.post('/webhooks/:id/redeliver', async (c) => {
     const d = need();
     const id = webhookId(c.req.param('id'));
     bulkQuery(c.req.query());
