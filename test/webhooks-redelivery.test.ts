@@ -242,9 +242,7 @@ describe('webhooks: redelivering every dead-lettered event', () => {
     );
     expect(ro.status).toBe(403);
     // A purged event cannot be sent by anyone; an admin's bulk redelivery now sends nothing either.
-    expect(
-      (await call('POST', `/webhooks/${hook.id}/redeliver?status=dead-lettered`)).body.queued,
-    ).toBe(0);
+    expect((await call('POST', `/webhooks/${hook.id}/redeliver?status=dead-lettered`)).body.queued).toBe(0);
     expect(r.got.slice(n).filter((x) => dead.includes(x.seq))).toEqual([]);
   });
 });
