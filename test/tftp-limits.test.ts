@@ -1,6 +1,7 @@
 /**
  * The provisioner's TFTP server at its limits: a client that never ACKs, a repeated request, per-client
- * and total caps, start failures, its transfer threads, and stop() with transfers under way.
+ * and total caps, start failures, its transfer threads and the loss of one, and stop() with transfers
+ * under way.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDebianPrograms } from '../infra/packages.js';
 import { encodeRequest, parsePacket } from '../services/provisioner/tftp/packet.js';
 import { startTftpServer, type TftpServer, type TftpTransfer } from '../services/provisioner/tftp/server.js';
+import { TransferThreads, threadProgram } from '../services/provisioner/tftp/transfer-threads.js';
 import { createLogger } from '../shared/log.js';
 import { silent } from './helpers/tftp-client.js';
 
@@ -152,6 +154,45 @@ describe('timeouts and limits', () => {
       expect(one.stats).toMatchObject({ served: 1, failed: 0, active: 0 });
     } finally {
       await one.stop();
+    }
+  });
+
+  it('a transfer thread that dies fails its transfers; later ones run on the server thread', async () => {
+    // The real thread program, which ends its thread (exit code 7) 100 ms into its first transfer.
+    const crashing = `${threadProgram()}
+require('node:worker_threads').parentPort.on('message', (m) => {
+  if (m.type === 'start') setTimeout(() => process.exit(7), 100);
+});`;
+    const pool = await TransferThreads.start(1, log, crashing);
+    expect(pool?.size).toBe(1);
+    const done: TftpTransfer[] = [];
+    const s = await startTftpServer({
+      root,
+      address: '127.0.0.1',
+      port: 0,
+      log,
+      threads: pool,
+      timeoutMs: 2000,
+      onTransfer: (t) => done.push(t),
+    });
+    try {
+      expect(s.threads).toBe(1);
+      // A client that never ACKs keeps the transfer under way (block 1 resent every 2 s) when the thread dies.
+      const got = await silent(s.port, encodeRequest('rrq', 'big.bin', 'octet'), 300);
+      expect(got.map((m) => m.readUInt16BE(0))).toEqual([3]);
+      for (let i = 0; i < 100 && done.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(done).toMatchObject([
+        { file: 'big.bin', ok: false, bytes: 0, error: 'transfer thread lost: exited with code 7' },
+      ]);
+      expect(s.threads).toBe(0);
+      expect(s.stats).toMatchObject({ active: 0, failed: 1, dropped: { thread_lost: 1 } });
+      await run('curl', ['-sS', '-o', `${dir}/curl-after`, `tftp://127.0.0.1:${s.port}/medium.bin`], {
+        timeout: 60_000,
+      });
+      expect(output('curl-after').equals(files['medium.bin']!)).toBe(true);
+      expect(s.stats).toMatchObject({ served: 1, active: 0 });
+    } finally {
+      await s.stop();
     }
   });
 

@@ -38,8 +38,8 @@ export interface TftpStats {
 
 export interface TftpServer {
   port: number;
-  /** Transfer threads moving the blocks (0: transfers run on the server's thread). */
-  threads: number;
+  /** Transfer threads moving the blocks now (0: transfers run on the server's thread; fewer after a thread is lost). */
+  readonly threads: number;
   stats: TftpStats;
   stop(): Promise<void>;
 }
@@ -65,9 +65,10 @@ export interface TftpServerOptions {
   maxWindowBytes?: number;
   /**
    * Threads that move the blocks (requests are taken on the server's own): default one per core, at
-   * most 4; 0 runs every transfer on the server's thread.
+   * most 4; 0 runs every transfer on the server's thread. A pool already started (TransferThreads.start)
+   * is used as it is and stopped with the server.
    */
-  threads?: number;
+  threads?: number | TransferThreads | null;
 }
 
 /** A running server's settings, counters and transfers under way, shared by its parts. */
@@ -116,7 +117,10 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     pending: new Set(),
     stopping: false,
     main: createSocket({ type: family }),
-    threads: await TransferThreads.start(opts.threads ?? Math.min(4, availableParallelism()), log),
+    threads:
+      typeof opts.threads === 'object'
+        ? opts.threads
+        : await TransferThreads.start(opts.threads ?? Math.min(4, availableParallelism()), log),
     // A flood of `../` requests gives ten lines a minute per reason, not one per request.
     refusedLog: rateLimitedLog(log, 'warn', 'tftp request refused'),
   };
@@ -128,7 +132,9 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
 
   return {
     port,
-    threads: ctx.threads?.size ?? 0,
+    get threads() {
+      return ctx.threads?.size ?? 0;
+    },
     stats: ctx.stats,
     async stop() {
       if (ctx.stopping) return;

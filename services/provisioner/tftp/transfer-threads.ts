@@ -30,7 +30,7 @@ let workerSource: string | undefined;
  * services run under (Node 20 with tsx hooks in the main thread loads none in the worker), so the thread
  * is given plain JavaScript instead.
  */
-function threadProgram(): string {
+export function threadProgram(): string {
   workerSource ??= buildSync({
     entryPoints: [fileURLToPath(new URL('./transfer-worker.ts', import.meta.url))],
     bundle: true,
@@ -81,13 +81,16 @@ export class TransferThreads {
     });
   }
 
-  /** `n` threads, started and answering; null (logged) when they cannot be, so transfers stay in-thread. */
-  static async start(n: number, log: Logger): Promise<TransferThreads | null> {
+  /**
+   * `n` threads, started and answering; null (logged) when they cannot be, so transfers stay in-thread.
+   * `program` is the threads' JavaScript (threadProgram(), the transfer worker, unless given).
+   */
+  static async start(n: number, log: Logger, program?: string): Promise<TransferThreads | null> {
     if (n <= 0) return null;
     const workers: Worker[] = [];
     try {
       for (let i = 0; i < n; i++) {
-        const w = new Worker(threadProgram(), { eval: true, execArgv: [] });
+        const w = new Worker(program ?? threadProgram(), { eval: true, execArgv: [] });
         workers.push(w);
         await ready(w);
       }
