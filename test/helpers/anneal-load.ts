@@ -52,6 +52,14 @@ export async function expectSurvived(opts: {
     services: Object.fromEntries([...s.services].map(([name, h]) => [name, h.detail()])),
     ...(opts.diagnose ? await opts.diagnose() : {}),
   }));
+  // The anneal can settle before the stack answers writes again (a write in flight at the fault waits up
+  // to 15 s for its answer): wait for a write answered 2xx, not for the loop's luck.
+  if (opts.acked)
+    await until(`a write answered 2xx after ${opts.fault}`, () => writes.acked.length > 0, 90_000, 100).catch(
+      (err: Error) => {
+        throw new Error(`${err.message}: ${JSON.stringify(writes.outcomes())}`);
+      },
+    );
   await writes.stop();
   const missing = await missingNodes(databaseUrl, writes.acked);
   reportFault(opts.fault, outcome, {

@@ -188,13 +188,4 @@ export function createDhcpLab(opts: { serverAddress: string; prefix: number }) {
 }
 export type DhcpLab = ReturnType<typeof createDhcpLab>;
 
-/** Waits for `f` to return something truthy, polling every 50 ms; fails naming `what`. */
-export async function until<T>(what: string, f: () => T | Promise<T>, ms = 15_000): Promise<NonNullable<T>> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+export { until } from './inventory.js';

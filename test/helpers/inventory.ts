@@ -5,11 +5,17 @@ import { type InventoryOp, type InventoryOpRequest, inventoryOpRpcs } from '../.
 export const op = <K extends InventoryOp>(bus: Bus, name: K, args: InventoryOpRequest<K>) =>
   bus.request(inventoryOpRpcs[name], args, { timeoutMs: 20_000 });
 
-export async function until<T>(what: string, f: () => T | Promise<T>, ms = 20_000, everyMs = 50): Promise<T> {
+/** Waits for `f` to return something truthy, polling every `everyMs`; fails naming `what`. */
+export async function until<T>(
+  what: string,
+  f: () => T | Promise<T>,
+  ms = 20_000,
+  everyMs = 50,
+): Promise<NonNullable<T>> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await f();
-    if (v) return v;
+    if (v) return v as NonNullable<T>;
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }

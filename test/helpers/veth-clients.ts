@@ -1,6 +1,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
+import { until as sharedUntil } from './inventory.js';
 
 /**
  * Namespaces behind veths of the root namespace, for tests of sockets that live there: each "client"
@@ -36,14 +37,8 @@ export interface Frame {
   payload: string;
 }
 
-/** Waits for something that must happen; its absence after 5 s is a failure, never a pass. */
-export async function until(done: () => boolean, what: string, ms = 5000) {
-  const deadline = Date.now() + ms;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+/** Waits for something that must happen; its absence after `ms` is a failure, never a pass. */
+export const until = (done: () => boolean, what: string, ms = 5000) => sharedUntil(what, done, ms, 5);
 
 /** Sends `count` datagrams "<text>#<i>" from the client's eth0, port 68. */
 const SEND = `
