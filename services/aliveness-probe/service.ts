@@ -6,6 +6,7 @@ import { ConfigError, intFromEnv } from '../../shared/config.js';
 import { startOutboxRelay } from '../../shared/db/outbox.js';
 import { NotFoundError } from '../../shared/errors.js';
 import { createFaults } from '../../shared/fault.js';
+import type { Logger } from '../../shared/log.js';
 import type { ServiceDef } from '../../shared/service/host.js';
 import { isUsablePrivateKey } from '../../shared/ssh/index.js';
 import { outbox } from './db/schema.js';
@@ -58,6 +59,42 @@ function loadClusterKey(path: string | undefined): string | null {
   return text;
 }
 
+/** The prober's settings from the service's config (no SSH stage without the cluster key). */
+function proberOptions(
+  config: Parameters<ServiceDef<typeof probeConfig>['start']>[0]['config'],
+  log: Logger,
+  privateKey: string | null,
+): Parameters<typeof startProber>[0]['options'] {
+  return {
+    intervalMs: config.CROWBAR_PROBE_INTERVAL_MS,
+    sshEvery: config.CROWBAR_PROBE_SSH_EVERY,
+    failuresToDead: config.CROWBAR_PROBE_FAILURES,
+    historyKeep: config.CROWBAR_PROBE_HISTORY,
+    leaderTimeoutMs: config.CROWBAR_PROBE_LEADER_TIMEOUT_MS,
+    faults: createFaults(config, log),
+    pipeline: {
+      icmp: {
+        timeoutMs: config.CROWBAR_PROBE_ICMP_TIMEOUT_MS,
+        retries: config.CROWBAR_PROBE_ICMP_RETRIES,
+        intervalMs: config.CROWBAR_PROBE_ICMP_INTERVAL_MS,
+      },
+      stability: {
+        count: config.CROWBAR_PROBE_RECOVERY_ECHOES,
+        periodMs: config.CROWBAR_PROBE_RECOVERY_SPACING_MS,
+        timeoutMs: config.CROWBAR_PROBE_ICMP_TIMEOUT_MS,
+      },
+      ssh: privateKey
+        ? {
+            privateKey,
+            port: config.CROWBAR_PROBE_SSH_PORT,
+            timeoutMs: config.CROWBAR_PROBE_SSH_TIMEOUT_MS,
+            concurrency: config.CROWBAR_PROBE_CONCURRENCY,
+          }
+        : null,
+    },
+  };
+}
+
 export const alivenessProbeService: ServiceDef<typeof probeConfig> = {
   name: 'aliveness-probe',
   config: probeConfig,
@@ -81,34 +118,7 @@ export const alivenessProbeService: ServiceDef<typeof probeConfig> = {
       database: db,
       log,
       clock,
-      options: {
-        intervalMs: config.CROWBAR_PROBE_INTERVAL_MS,
-        sshEvery: config.CROWBAR_PROBE_SSH_EVERY,
-        failuresToDead: config.CROWBAR_PROBE_FAILURES,
-        historyKeep: config.CROWBAR_PROBE_HISTORY,
-        leaderTimeoutMs: config.CROWBAR_PROBE_LEADER_TIMEOUT_MS,
-        faults: createFaults(config, log),
-        pipeline: {
-          icmp: {
-            timeoutMs: config.CROWBAR_PROBE_ICMP_TIMEOUT_MS,
-            retries: config.CROWBAR_PROBE_ICMP_RETRIES,
-            intervalMs: config.CROWBAR_PROBE_ICMP_INTERVAL_MS,
-          },
-          stability: {
-            count: config.CROWBAR_PROBE_RECOVERY_ECHOES,
-            periodMs: config.CROWBAR_PROBE_RECOVERY_SPACING_MS,
-            timeoutMs: config.CROWBAR_PROBE_ICMP_TIMEOUT_MS,
-          },
-          ssh: privateKey
-            ? {
-                privateKey,
-                port: config.CROWBAR_PROBE_SSH_PORT,
-                timeoutMs: config.CROWBAR_PROBE_SSH_TIMEOUT_MS,
-                concurrency: config.CROWBAR_PROBE_CONCURRENCY,
-              }
-            : null,
-        },
-      },
+      options: proberOptions(config, log, privateKey),
     });
 
     const known = async (nodeId: number) => {

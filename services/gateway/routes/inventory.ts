@@ -39,10 +39,9 @@ const jsonType = { 'Content-Type': 'application/json' };
 /** Path ids may be numbers or names (reference §1.1). */
 const ref = (v: string): number | string => (/^\d+$/.test(v) ? Number(v) : v);
 
-/** REST resources of inventory (nodes, roles, node_roles, deployments, deployment_roles, attribs, anneal). */
-export function inventoryRoutes(deps: GatewayDeps): Hono {
-  const app = new Hono();
-  const call = async <K extends InventoryOp>(
+/** Answers a request with inventory's answer to `op`, checked here first (a 422 before it leaves). */
+function inventoryCaller(deps: GatewayDeps) {
+  return async <K extends InventoryOp>(
     c: Context,
     op: K,
     args: Record<string, unknown>,
@@ -58,26 +57,36 @@ export function inventoryRoutes(deps: GatewayDeps): Hono {
     });
     return c.body(json, status, jsonType);
   };
+}
+type Caller = ReturnType<typeof inventoryCaller>;
+
+/** GET/PUT `<base>/:id/attribs/:attrib` (`{"value": …}`) for one kind of attrib holder. */
+function attribRoutes(
+  app: Hono,
+  call: Caller,
+  base: string,
+  target: 'node' | 'noderole' | 'deployment_role',
+  key: (c: Context) => number | string,
+) {
+  app.get(`${base}/:id/attribs/:attrib`, (c) =>
+    call(c, 'attrib.get', { target, id: key(c), attrib: c.req.param('attrib') }),
+  );
+  app.put(`${base}/:id/attribs/:attrib`, async (c) =>
+    call(c, 'attrib.set', {
+      target,
+      id: key(c),
+      attrib: c.req.param('attrib'),
+      value: (await body(c)).value,
+    }),
+  );
+}
+
+/** REST resources of inventory (nodes, roles, node_roles, deployments, deployment_roles, attribs, anneal). */
+export function inventoryRoutes(deps: GatewayDeps): Hono {
+  const app = new Hono();
+  const call = inventoryCaller(deps);
   const id = (c: Context) => ref(c.req.param('id') ?? '');
   const num = (c: Context) => Number(c.req.param('id'));
-  /** GET/PUT `<base>/:id/attribs/:attrib` (`{"value": …}`) for one kind of attrib holder. */
-  const attribRoutes = (
-    base: string,
-    target: 'node' | 'noderole' | 'deployment_role',
-    key: (c: Context) => number | string,
-  ) => {
-    app.get(`${base}/:id/attribs/:attrib`, (c) =>
-      call(c, 'attrib.get', { target, id: key(c), attrib: c.req.param('attrib') }),
-    );
-    app.put(`${base}/:id/attribs/:attrib`, async (c) =>
-      call(c, 'attrib.set', {
-        target,
-        id: key(c),
-        attrib: c.req.param('attrib'),
-        value: (await body(c)).value,
-      }),
-    );
-  };
 
   // nodes
   app.get('/nodes', (c) => call(c, 'node.list', pageQuery(c)));
@@ -91,7 +100,7 @@ export function inventoryRoutes(deps: GatewayDeps): Hono {
   app.get('/nodes/:id/node_roles/:role', (c) =>
     call(c, 'noderole.get', { node: id(c), role: c.req.param('role') }),
   );
-  attribRoutes('/nodes', 'node', id);
+  attribRoutes(app, call, '/nodes', 'node', id);
 
   // roles (read-only)
   app.get('/roles', (c) => call(c, 'role.list', {}));
@@ -117,7 +126,7 @@ export function inventoryRoutes(deps: GatewayDeps): Hono {
   for (const action of ['retry', 'propose', 'commit'] as const) {
     app.put(`/node_roles/:id/${action}`, (c) => call(c, `noderole.${action}`, { noderole: num(c) }));
   }
-  attribRoutes('/node_roles', 'noderole', num);
+  attribRoutes(app, call, '/node_roles', 'noderole', num);
 
   // deployments
   app.get('/deployments', (c) => call(c, 'deployment.list', {}));
@@ -143,7 +152,7 @@ export function inventoryRoutes(deps: GatewayDeps): Hono {
   );
   app.put('/deployment_roles/:id/commit', (c) => call(c, 'deployment_role.commit', { id: num(c) }));
   app.put('/deployment_roles/:id/propose', (c) => call(c, 'deployment_role.propose', { id: num(c) }));
-  attribRoutes('/deployment_roles', 'deployment_role', num);
+  attribRoutes(app, call, '/deployment_roles', 'deployment_role', num);
 
   app.get('/attribs', (c) => call(c, 'attrib.list', {}));
 
