@@ -2,6 +2,7 @@ import type { Subscription } from '@nats-io/transport-node';
 import { eq } from 'drizzle-orm';
 import { z } from 'zod';
 import { ipamMessages, ipamRpcs, type RpcDef, roleRun } from '../../shared/catalogue/index.js';
+import { asJsonObject } from '../../shared/catalogue/json.js';
 import { NotFoundError, UnavailableError, ValidationError } from '../../shared/errors.js';
 import { allocate, release, resolveNode } from './allocate.js';
 import { type Ctx, globalId, inTx, pgCode } from './context.js';
@@ -300,7 +301,7 @@ async function runNetworkRole(
     const log = parsedNics.success
       ? 'conduit resolved against the node NICs'
       : 'node NICs not known; conduit left unresolved';
-    return { wall, log };
+    return { wall: asJsonObject(wall), log };
   } catch (err) {
     if (err instanceof ConduitError) throw new ValidationError(err.message, { field: 'conduit' });
     throw err;

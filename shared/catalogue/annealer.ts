@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { command, event, rpc, type StreamDecl } from './define.js';
+import { wireJsonObject } from './json.js';
 
 /**
  * The annealer and the jig runners: the annealer claims runs (one per node, under a global cap) and puts
@@ -7,7 +8,8 @@ import { command, event, rpc, type StreamDecl } from './define.js';
  * ANNEALER work queue. A fencing token per attempt makes late or duplicate results harmless.
  */
 const id = z.number().int().positive();
-const blob = z.record(z.string(), z.unknown());
+/** Run data, hints and walls: JSON objects, not walked on the hot path. */
+const blob = wireJsonObject;
 
 export const jigJob = z.object({
   runId: id,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { event, recordRef, rpc, type StreamDecl } from './define.js';
+import { jsonObject, wireJsonObject } from './json.js';
 
 /** Noderole states, codes as in the original (reference §2.1). */
 export const noderoleStates = ['error', 'active', 'todo', 'transition', 'blocked', 'proposed'] as const;
@@ -182,7 +183,7 @@ export const inventoryRpcs = {
       jig: z.string(),
       requires: z.array(z.string()).default([]),
       flags: z.array(z.string()).default([]),
-      template: z.record(z.string(), z.unknown()).default({}),
+      template: jsonObject.default({}),
       /** The service that answers this role's runs (service-provided jig) and sysdata. */
       owner: z.string().nullable().default(null),
     }),
@@ -248,7 +249,8 @@ export const inventoryRpcs = {
 export const inventoryStreams: StreamDecl[] = [];
 
 const runRequest = z.object({ noderoleId: id, token: z.string().min(1).max(200) });
-const jsonBlob = z.record(z.string(), z.unknown());
+/** Run data, hints and walls: JSON objects, not walked on the hot path. */
+const jsonBlob = wireJsonObject;
 
 const startRunRequest = runRequest.extend({ rerun: z.boolean().default(false) });
 const startRunResponse = z.object({

@@ -21,3 +21,22 @@ function isJson(v: unknown): v is Json {
  */
 export const json = z.custom<Json>(isJson, { message: 'must be a JSON value' });
 export const jsonObject = z.record(z.string(), json);
+
+/**
+ * A JSON object whose values are typed as JSON but not walked: for the anneal's hot path (a run's staged
+ * data, a node's hint, a wall), large trees that arrive off the bus, where JSON.parse made them and so
+ * they are JSON already, and that the sender built as typed JSON.
+ */
+export const wireJsonObject = z.record(
+  z.string(),
+  z.custom<Json>(() => true),
+);
+
+/**
+ * `v` as the JSON it is sent as: what JSON.stringify keeps (a Date becomes its ISO string; undefined,
+ * functions and symbols go). For objects built in code (health details, a service's wall) before they
+ * cross the bus as a JSON object.
+ */
+export function asJsonObject(v: object): JsonObject {
+  return JSON.parse(JSON.stringify(v)) as JsonObject;
+}

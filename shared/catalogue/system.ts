@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { command, event, rpc } from './define.js';
+import { jsonObject, wireJsonObject } from './json.js';
 
 export const serviceNames = [
   'gateway',
@@ -22,7 +23,7 @@ export const healthReport = z.object({
   status: z.enum(['up', 'degraded']),
   startedAt: z.string(),
   uptimeSeconds: z.number().nonnegative(),
-  detail: z.record(z.string(), z.unknown()).default({}),
+  detail: jsonObject.default({}),
 });
 export type HealthReport = z.infer<typeof healthReport>;
 
@@ -113,10 +114,10 @@ export const roleRunRequest = z.object({
   nodeId: z.number().int().positive(),
   node: z.string(),
   /** The staged run data (merged attribs), as the script jig's attrs.json. */
-  data: z.record(z.string(), z.unknown()),
+  data: wireJsonObject,
 });
 export const roleRunResponse = z.object({
-  wall: z.record(z.string(), z.unknown()).default({}),
+  wall: jsonObject.default({}),
   log: z.string().max(65_536).default(''),
 });
 const roleRunFor = (s: ServiceName) =>

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { streamsOf } from '../bus/access.js';
 import { Bus } from '../bus/bus.js';
 import { health, type ServiceName, streams, system } from '../catalogue/index.js';
+import { asJsonObject } from '../catalogue/json.js';
 import { type Clock, systemClock } from '../clock.js';
 import { type BaseConfig, baseConfigSchema, parseConfig } from '../config.js';
 import { checkReachable, type Database, migrateSchema, openDatabase } from '../db/database.js';
@@ -129,7 +130,8 @@ export async function hostService<S extends z.ZodObject>(
     status: 'up' as const,
     startedAt: startedAt.toISOString(),
     uptimeSeconds: (clock.now().getTime() - startedAt.getTime()) / 1000,
-    detail: { ...r.detail?.(), nats: bus.natsLink() },
+    // Sent as JSON: what a service's stats hold (a Date, an unset field) as JSON.stringify writes it.
+    detail: asJsonObject({ ...r.detail?.(), nats: bus.natsLink() }),
   }));
   await bus.publish(system.serviceStarted, { service: def.name, instance, version });
   log.info({ version }, 'service started');

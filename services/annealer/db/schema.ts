@@ -10,6 +10,7 @@ import {
   timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core';
+import type { JsonObject } from '../../../shared/catalogue/json.js';
 import { outboxTable } from '../../../shared/db/outbox.js';
 
 /** The annealer schema: run claims, written only by the annealer service. */
@@ -37,7 +38,7 @@ export const runs = annealerSchema.table(
     destructive: boolean('destructive').notNull().default(false),
     data: jsonb('data').$type<Record<string, unknown>>(),
     /** The runner's result ({ok, wall, runlog}) as it arrived, kept until inventory has taken it. */
-    outcome: jsonb('outcome').$type<{ ok: boolean; wall: Record<string, unknown> | null; runlog: string }>(),
+    outcome: jsonb('outcome').$type<{ ok: boolean; wall: JsonObject | null; runlog: string }>(),
     /** How many times a jig runner began this run (a second begin means the first runner died). */
     begins: integer('begins').notNull().default(0),
     reason: text('reason').notNull().default(''),

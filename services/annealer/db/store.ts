@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
+import type { JsonObject } from '../../../shared/catalogue/json.js';
 import type { Db } from '../../../shared/db/database.js';
 import { type Queryable, queryRows, queryText } from '../../../shared/db/prepared.js';
 
@@ -12,7 +13,7 @@ export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 /** What a jig runner reported for a run, kept with the run until inventory has taken it. */
 export interface Outcome {
   ok: boolean;
-  wall: Record<string, unknown> | null;
+  wall: JsonObject | null;
   runlog: string;
 }
 

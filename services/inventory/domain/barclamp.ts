@@ -41,7 +41,7 @@ const roleSpec = z.object({
   'wants-attribs': z.array(name).default([]),
   provides: z.array(name).default([]),
   conflicts: z.array(name).default([]),
-  template: z.record(z.string(), z.unknown()).default({}),
+  template: jsonObject.default({}),
   attribs: z.array(attribSpec).default([]),
   timeout: z.number().int().positive().max(86_400).default(600),
 });

@@ -1,6 +1,7 @@
 import { type BarclampSpec, checkRoleGraph, type RoleSpec } from '../domain/barclamp.js';
 import { upsertAttribRow } from '../store/attribs.js';
 import { roleGraph, upsertBarclamp, upsertRoleRow } from '../store/roles.js';
+import type { JsonObject } from './data.js';
 import type { GraphTx } from './tx.js';
 
 type RoleInput = Pick<
@@ -66,7 +67,7 @@ export async function defineRole(
     jig: string;
     requires: string[];
     flags: string[];
-    template: Record<string, unknown>;
+    template: JsonObject;
     owner: string | null;
   },
 ): Promise<number> {

@@ -131,8 +131,8 @@ export interface RunResult {
   noderoleId: number;
   token: string;
   ok: boolean;
-  /** As the annealer's `runs.finish` carries it (an object, its values not checked on the hot path). */
-  wall: Record<string, unknown> | null;
+  /** As the annealer's `runs.finish` carries it. */
+  wall: JsonObject | null;
   runlog: string;
   /** The claim was lost before dispatch: nothing ran, back in line. */
   requeue?: boolean;

@@ -1,5 +1,6 @@
 import type { SQL } from 'drizzle-orm';
 import { inventoryEvents, type NoderoleState } from '../../../shared/catalogue/index.js';
+import type { JsonObject } from '../../../shared/catalogue/json.js';
 import { InvalidTransitionError } from '../../../shared/errors.js';
 import { descendantsToBlock, lockChildren, shareLockParentStates } from '../store/graph.js';
 import {
@@ -189,7 +190,7 @@ export interface Succeeded {
   nr: NoderoleRow;
   runlog: string;
   /** Attributes the run wrote (the wall); null leaves the wall as it was. */
-  wall: Record<string, unknown> | null;
+  wall: JsonObject | null;
   reason: string;
 }
 

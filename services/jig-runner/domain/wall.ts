@@ -1,3 +1,4 @@
+import type { JsonObject } from '../../../shared/catalogue/json.js';
 import { type Json, setPathInto } from './paths.js';
 
 /**
@@ -27,7 +28,7 @@ export function typeWallValue(raw: string): unknown {
  * Builds the wall from the runner's listing: one line per written attribute, `<path>\t<base64 value>`.
  * Paths must be plain slash-separated names; anything else is rejected by name, never trusted.
  */
-export function parseWallListing(listing: string): { wall: Json; rejected: string[] } {
+export function parseWallListing(listing: string): { wall: JsonObject; rejected: string[] } {
   const wall: Json = {};
   const rejected: string[] = [];
   for (const line of listing.split('\n')) {
@@ -41,5 +42,6 @@ export function parseWallListing(listing: string): { wall: Json; rejected: strin
     const value = typeWallValue(Buffer.from(line.slice(tab + 1), 'base64').toString('utf8'));
     if (value !== undefined) setPathInto(wall, path, value);
   }
-  return { wall, rejected };
+  // Every value is JSON: a boolean, a safe integer, a string or what JSON.parse made.
+  return { wall: wall as JsonObject, rejected };
 }

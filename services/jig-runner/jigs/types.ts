@@ -1,6 +1,7 @@
+import type { JsonObject } from '../../../shared/catalogue/json.js';
 /** What any jig hands back: success, the wall (null keeps the previous one) and a log for the runlog. */
 export interface JigResult {
   ok: boolean;
-  wall: Record<string, unknown> | null;
+  wall: JsonObject | null;
   log: string;
 }
