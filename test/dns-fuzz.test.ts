@@ -10,6 +10,7 @@ import { type DnsListener, listenDns, waitListening } from '../services/dns-db/s
 import { createLogger } from '../shared/log.js';
 import { dig, ensureTool } from './helpers/dig.js';
 import { nodeSummary } from './helpers/fixtures.js';
+import { prng } from './helpers/prng.js';
 
 /**
  * Mutation fuzzing over loopback: 100,000 datagrams and 1,000 TCP frames derived from valid queries by
@@ -21,18 +22,7 @@ const SEED = Number(process.env.DNS_FUZZ_SEED ?? 20261125);
 const DATAGRAMS = 100_000;
 const TCP_FRAMES = 1_000;
 
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = prng(SEED);
-const int = (n: number) => Math.floor(rand() * n);
+const { int } = prng(SEED);
 
 const seeds: Buffer[] = (() => {
   const names = [

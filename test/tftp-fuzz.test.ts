@@ -22,6 +22,7 @@ import {
 } from '../services/provisioner/tftp/packet.js';
 import { startTftpServer, type TftpServer } from '../services/provisioner/tftp/server.js';
 import { createLogger } from '../shared/log.js';
+import { prng } from './helpers/prng.js';
 
 const run = promisify(execFile);
 const log = createLogger('tftp-fuzz-test', { level: process.env.TEST_LOG ?? 'silent' });
@@ -30,19 +31,7 @@ const DATAGRAMS = 50_000;
 const SOCKETS = 8;
 const MARKER = 'OUTSIDE-THE-ROOT-fuzz';
 
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = prng(SEED);
-const int = (n: number) => Math.floor(rand() * n);
-const pick = <T>(l: readonly T[]): T => l[int(l.length)]!;
+const { int, pick, bytes } = prng(SEED);
 
 const names = [
   'small.bin',
@@ -88,7 +77,7 @@ function mutate(src: Buffer): Buffer {
         b = b.subarray(0, int(b.length + 1));
         break;
       case 3: // append junk or padding
-        b = Buffer.concat([b, int(2) ? Buffer.alloc(1 + int(40)) : randomish(1 + int(40))]);
+        b = Buffer.concat([b, int(2) ? Buffer.alloc(1 + int(40)) : bytes(1 + int(40))]);
         break;
       case 4: // opcode
         if (b.length >= 2) b.writeUInt16BE(int(4) === 0 ? int(65536) : int(8), 0);
@@ -112,17 +101,11 @@ function mutate(src: Buffer): Buffer {
         ]);
         break;
       default: // pure noise
-        b = randomish(int(600));
+        b = bytes(int(600));
     }
   }
   return b;
 }
-function randomish(n: number): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  for (let i = 0; i < n; i++) b[i] = int(256);
-  return b;
-}
-
 let dir: string;
 let root: string;
 let server: TftpServer;

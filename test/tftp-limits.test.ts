@@ -11,9 +11,15 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDebianPrograms } from '../infra/packages.js';
 import { encodeRequest, parsePacket } from '../services/provisioner/tftp/packet.js';
-import { startTftpServer, type TftpServer, type TftpTransfer } from '../services/provisioner/tftp/server.js';
+import {
+  startTftpServer,
+  type TftpServer,
+  type TftpServerOptions,
+  type TftpTransfer,
+} from '../services/provisioner/tftp/server.js';
 import { TransferThreads, threadProgram } from '../services/provisioner/tftp/transfer-threads.js';
 import { createLogger } from '../shared/log.js';
+import { until } from './helpers/inventory.js';
 import { silent } from './helpers/tftp-client.js';
 
 const run = promisify(execFile);
@@ -41,7 +47,7 @@ beforeAll(async () => {
     files[name] = randomBytes(size);
     writeFileSync(`${root}/${name}`, files[name]);
   }
-  server = await startTftpServer({ root, address: '127.0.0.1', port: 0, log });
+  server = await serve();
 });
 
 afterAll(async () => {
@@ -50,6 +56,9 @@ afterAll(async () => {
 });
 
 const output = (name: string) => readFileSync(`${dir}/${name}`);
+/** A server of its own on the shared root, on 127.0.0.1 and any free port, with `o` changed. */
+const serve = (o: Partial<TftpServerOptions> = {}) =>
+  startTftpServer({ root, address: '127.0.0.1', port: 0, log, ...o });
 
 describe('timeouts and limits', () => {
   const waitIdle = async (s: TftpServer) => {
@@ -58,11 +67,7 @@ describe('timeouts and limits', () => {
 
   it('a client that never ACKs: block 1 (or the OACK) sent 1 + retries times, then dropped', async () => {
     const done: TftpTransfer[] = [];
-    const s = await startTftpServer({
-      root,
-      address: '127.0.0.1',
-      port: 0,
-      log,
+    const s = await serve({
       retries: 3,
       timeoutMs: 100,
       onTransfer: (t) => done.push(t),
@@ -87,7 +92,7 @@ describe('timeouts and limits', () => {
   });
 
   it('a repeated RRQ from the same port does not start a second transfer', async () => {
-    const s = await startTftpServer({ root, address: '127.0.0.1', port: 0, log, retries: 0, timeoutMs: 300 });
+    const s = await serve({ retries: 0, timeoutMs: 300 });
     try {
       const got = await silent(s.port, encodeRequest('rrq', 'small.bin', 'octet'), 200, '127.0.0.1', 3);
       expect(got).toHaveLength(1);
@@ -99,11 +104,8 @@ describe('timeouts and limits', () => {
   });
 
   it('per-client and total limits: requests over them get nothing and are counted', async () => {
-    const s = await startTftpServer({
-      root,
+    const s = await serve({
       address: '0.0.0.0',
-      port: 0,
-      log,
       maxTransfers: 3,
       maxPerClient: 2,
       retries: 1,
@@ -128,19 +130,15 @@ describe('timeouts and limits', () => {
   });
 
   it('a port in use or a root that is no directory fails the start', async () => {
-    await expect(
-      startTftpServer({ root, address: '127.0.0.1', port: server.port, log }),
-    ).rejects.toMatchObject({
+    await expect(serve({ port: server.port })).rejects.toMatchObject({
       code: 'EADDRINUSE',
     });
-    await expect(
-      startTftpServer({ root: `${root}/small.bin`, address: '127.0.0.1', port: 0, log }),
-    ).rejects.toThrow(/not a directory/);
+    await expect(serve({ root: `${root}/small.bin` })).rejects.toThrow(/not a directory/);
   });
 
   it('transfers run on threads of their own (one per core, at most 4), or on the server thread with threads: 0', async () => {
     expect(server.threads).toBe(Math.min(4, availableParallelism()));
-    const one = await startTftpServer({ root, address: '127.0.0.1', port: 0, log, threads: 0 });
+    const one = await serve({ threads: 0 });
     try {
       expect(one.threads).toBe(0);
       await run(
@@ -166,11 +164,7 @@ require('node:worker_threads').parentPort.on('message', (m) => {
     const pool = await TransferThreads.start(1, log, crashing);
     expect(pool?.size).toBe(1);
     const done: TftpTransfer[] = [];
-    const s = await startTftpServer({
-      root,
-      address: '127.0.0.1',
-      port: 0,
-      log,
+    const s = await serve({
       threads: pool,
       timeoutMs: 2000,
       onTransfer: (t) => done.push(t),
@@ -180,7 +174,7 @@ require('node:worker_threads').parentPort.on('message', (m) => {
       // A client that never ACKs keeps the transfer under way (block 1 resent every 2 s) when the thread dies.
       const got = await silent(s.port, encodeRequest('rrq', 'big.bin', 'octet'), 300);
       expect(got.map((m) => m.readUInt16BE(0))).toEqual([3]);
-      for (let i = 0; i < 100 && done.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      await until('the transfer reported after its thread died', () => done.length > 0, 5000);
       expect(done).toMatchObject([
         { file: 'big.bin', ok: false, bytes: 0, error: 'transfer thread lost: exited with code 7' },
       ]);
@@ -198,11 +192,7 @@ require('node:worker_threads').parentPort.on('message', (m) => {
 
   it('stop() ends active transfers and reports them', async () => {
     const done: TftpTransfer[] = [];
-    const s = await startTftpServer({
-      root,
-      address: '127.0.0.1',
-      port: 0,
-      log,
+    const s = await serve({
       onTransfer: (t) => done.push(t),
     });
     const got = silent(s.port, encodeRequest('rrq', 'big.bin', 'octet'), 200);

@@ -37,12 +37,11 @@ export class TokenCache {
   }
 }
 
-/** The methods whose calls the audit log records (the app routes only these through auditLog). */
+/** The methods whose calls may change something: the app routes only these through auditLog. */
 export const auditedMethods = ['POST', 'PUT', 'PATCH', 'DELETE'];
-const readOnlyMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /**
- * The audit log: every call that may change something (not GET/HEAD), refused ones included, with the
+ * The audit log: every call that may change something (`auditedMethods`), refused ones included, with the
  * token's name and role, what was called, the status and error code, and the correlation id (the
  * caller's `x-correlation-id`, else one made up and answered in that header). Written before the answer
  * leaves, so a client that got its answer finds the entry.
@@ -54,7 +53,6 @@ export function auditLog(
   Variables: { operator: OperatorRole; tokenName: string };
 }> {
   return async (c, next) => {
-    if (readOnlyMethods.has(c.req.method)) return next();
     const correlationId = c.req.header('x-correlation-id') ?? crypto.randomUUID();
     await next();
     const status = c.res.status;

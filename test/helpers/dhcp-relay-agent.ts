@@ -9,11 +9,11 @@ import {
   fuzzPacket,
   macOf,
   parseReply,
-  prng,
   REQUEST,
   type Reply,
   randomMac,
 } from './dhcp-wire.js';
+import { prng } from './prng.js';
 
 /**
  * The relay agent's own side (test/helpers/dhcp-relay.ts starts it): run as

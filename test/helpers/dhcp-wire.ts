@@ -1,4 +1,5 @@
 import { parsePacket } from '../../services/dhcp-db/domain/packet.js';
+import type { Rng } from './prng.js';
 
 /**
  * DHCPv4 packets for tests: requests as a client or relay sends them, replies read with the server's
@@ -96,22 +97,6 @@ export function parseReply(buf: Buffer): Reply | null {
     return null;
   }
 }
-
-/** mulberry32: small, fast, good enough to make a fuzz run repeatable from its seed. */
-export function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => int(256)));
-  return { next, int, bytes, pick: <T>(xs: readonly T[]) => xs[int(xs.length)]! };
-}
-export type Rng = ReturnType<typeof prng>;
 
 export const macOf = (base: string, i: number) =>
   `${base}:${[(i >>> 16) & 255, (i >>> 8) & 255, i & 255].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;

@@ -4,6 +4,7 @@
  * is read, classified and answered without throwing, the reply carrying the options back intact.
  */
 import { describe, expect, it } from 'vitest';
+import { prng, type Rng } from '../../../test/helpers/prng.js';
 import { chooseBoot, classifyClient } from './boot.js';
 import { OVERLOAD } from './options.js';
 import {
@@ -26,25 +27,6 @@ import {
   userClass,
   vendorClass,
 } from './packet.js';
-
-/** mulberry32: small, fast, good enough to spread mutations. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const bytes = (n: number) => {
-    const b = Buffer.allocUnsafe(n);
-    for (let i = 0; i < n; i++) b[i] = int(256);
-    return b;
-  };
-  return { next, int, bytes };
-}
 
 const opt = (code: number, ...value: number[]) => [code, value.length, ...value];
 const optS = (code: number, s: string) => opt(code, ...Buffer.from(s, 'latin1'));
@@ -105,7 +87,7 @@ const MAP = {
   localBootenvs: ['local'],
 };
 
-function mutate(r: ReturnType<typeof prng>, src: Buffer): Buffer {
+function mutate(r: Rng, src: Buffer): Buffer {
   let b: Buffer = Buffer.from(src);
   const rounds = 1 + r.int(4);
   for (let k = 0; k < rounds; k++) {

@@ -1,6 +1,5 @@
 import type { SQL } from 'drizzle-orm';
 import { inventoryEvents, type NoderoleState } from '../../../shared/catalogue/index.js';
-import type { JsonObject } from '../../../shared/catalogue/json.js';
 import { InvalidTransitionError } from '../../../shared/errors.js';
 import { descendantsToBlock, lockChildren, shareLockParentStates } from '../store/graph.js';
 import {
@@ -17,6 +16,7 @@ import {
   settleNoderoleRun,
   touchNoderole,
 } from '../store/noderoles.js';
+import type { JsonObject } from './data.js';
 import { legalFrom, type Operation } from './states.js';
 import type { GraphTx } from './tx.js';
 
